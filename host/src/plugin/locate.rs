@@ -1,0 +1,307 @@
+//! Finding plugin libraries: a `.so` path, a plugin crate directory (built on
+//! demand), or a name on the search path (`./plugins`, `DEMO_HOST_PLUGIN_PATH`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+pub const PATH_VAR: &str = "DEMO_HOST_PLUGIN_PATH";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("plugin `{arg}` does not exist (looked at {looked}); give a .so file, a plugin crate directory such as plugins/ratelimiter, or a name found by `demo-host list`")]
+    NotFound { arg: String, looked: String },
+    #[error("directory {0} holds no plugin: no Cargo.toml of a cdylib crate and no lib*.so file; point --plugin at a plugin crate or its built library")]
+    NoPluginInDir(PathBuf),
+    #[error("directory {dir} holds several libraries ({names}); name the one to load")]
+    Ambiguous { dir: PathBuf, names: String },
+    #[error("plugin crate {dir} is not built (no {lib} in {searched}); build it with:\n    {command}\nor run demo-host with --build")]
+    NotBuilt {
+        dir: PathBuf,
+        lib: String,
+        searched: String,
+        command: String,
+    },
+    #[error("building plugin crate {dir} failed (`{command}` exited with {status}); fix the build errors above and try again")]
+    BuildFailed { dir: PathBuf, command: String, status: String },
+    #[error("could not read {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path} is not a valid Cargo.toml: {err}")]
+    BadManifest { path: PathBuf, err: String },
+}
+
+/// A plugin crate directory: what cargo builds and what the library is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginCrate {
+    pub dir: PathBuf,
+    pub package: String,
+    /// File name of the built library (`libsubject_x.so`).
+    pub lib_file: String,
+}
+
+impl PluginCrate {
+    /// Reads `dir/Cargo.toml`; `None` when it is not a cdylib crate.
+    pub fn read(dir: &Path) -> Result<Option<PluginCrate>, LocateError> {
+        let path = dir.join("Cargo.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(LocateError::Io { path, err }),
+        };
+        let manifest: toml::Value = text.parse().map_err(|e: toml::de::Error| LocateError::BadManifest {
+            path: path.clone(),
+            err: e.to_string(),
+        })?;
+        let Some(package) = manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()) else {
+            return Ok(None);
+        };
+        let lib = manifest.get("lib");
+        let is_cdylib = lib
+            .and_then(|l| l.get("crate-type"))
+            .and_then(|t| t.as_array())
+            .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("cdylib")));
+        if !is_cdylib {
+            return Ok(None);
+        }
+        let lib_name = lib
+            .and_then(|l| l.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| package.replace('-', "_"));
+        Ok(Some(PluginCrate {
+            dir: dir.to_path_buf(),
+            package: package.to_string(),
+            lib_file: format!("lib{lib_name}.so"),
+        }))
+    }
+
+    pub fn build_command(&self) -> String {
+        let release = if cfg!(debug_assertions) { "" } else { " --release" };
+        format!("cargo build{release} -p {}", self.package)
+    }
+
+    /// The built library, newest first among the profile directories.
+    pub fn built_library(&self) -> Option<PathBuf> {
+        target_dirs(&self.dir)
+            .into_iter()
+            .map(|d| d.join(&self.lib_file))
+            .filter(|p| p.is_file())
+            .max_by_key(|p| mtime(p))
+    }
+
+    /// True when a source file of the crate is newer than the built library.
+    pub fn is_stale(&self, lib: &Path) -> bool {
+        let built = mtime(lib);
+        newest_source(&self.dir) > built
+    }
+
+    pub fn build(&self) -> Result<PathBuf, LocateError> {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.arg("build").arg("-p").arg(&self.package).current_dir(&self.dir);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().map_err(|e| LocateError::BuildFailed {
+            dir: self.dir.clone(),
+            command: self.build_command(),
+            status: e.to_string(),
+        })?;
+        if !status.success() {
+            return Err(LocateError::BuildFailed {
+                dir: self.dir.clone(),
+                command: self.build_command(),
+                status: status.to_string(),
+            });
+        }
+        self.built_library().ok_or_else(|| self.not_built())
+    }
+
+    fn not_built(&self) -> LocateError {
+        LocateError::NotBuilt {
+            dir: self.dir.clone(),
+            lib: self.lib_file.clone(),
+            searched: target_dirs(&self.dir)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            command: self.build_command(),
+        }
+    }
+}
+
+/// Whether to run cargo for a plugin crate whose library is missing or stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPolicy {
+    /// Build when missing or older than its sources.
+    IfNeeded,
+    /// Never build; a missing library is an error naming the build command.
+    Never,
+}
+
+/// Resolves `--plugin` to a library file.
+pub fn resolve(arg: &Path, policy: BuildPolicy) -> Result<PathBuf, LocateError> {
+    let candidates = candidates(arg);
+    let Some(found) = candidates.iter().find(|p| p.exists()) else {
+        return Err(LocateError::NotFound {
+            arg: arg.display().to_string(),
+            looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        });
+    };
+    if found.is_file() {
+        return Ok(found.clone());
+    }
+    if let Some(krate) = PluginCrate::read(found)? {
+        return match (krate.built_library(), policy) {
+            (Some(lib), BuildPolicy::IfNeeded) if krate.is_stale(&lib) => krate.build(),
+            (Some(lib), _) => Ok(lib),
+            (None, BuildPolicy::IfNeeded) => krate.build(),
+            (None, BuildPolicy::Never) => Err(krate.not_built()),
+        };
+    }
+    let libs = libraries_in(found);
+    match libs.len() {
+        0 => Err(LocateError::NoPluginInDir(found.clone())),
+        1 => Ok(libs[0].clone()),
+        _ => Err(LocateError::Ambiguous {
+            dir: found.clone(),
+            names: libs
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// The places a bare name may refer to, in order.
+fn candidates(arg: &Path) -> Vec<PathBuf> {
+    let mut out = vec![arg.to_path_buf()];
+    let is_bare = arg.components().count() == 1 && arg.extension().is_none();
+    if is_bare {
+        let name = arg.to_string_lossy();
+        for dir in search_path() {
+            out.push(dir.join(&*name));
+            out.push(dir.join(format!("libsubject_{name}.so")));
+        }
+    }
+    out
+}
+
+/// `./plugins`, then each entry of `DEMO_HOST_PLUGIN_PATH`, then the host binary's directory.
+pub fn search_path() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("plugins")];
+    if let Some(var) = std::env::var_os(PATH_VAR) {
+        dirs.extend(std::env::split_paths(&var).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(exe_dir);
+    }
+    dirs
+}
+
+/// A plugin found on the search path, for `demo-host list` and the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    /// What to pass to `--plugin`.
+    pub location: PathBuf,
+    /// The library, when built.
+    pub library: Option<PathBuf>,
+    pub build_command: Option<String>,
+}
+
+/// Every plugin on the search path: crate directories and `libsubject_*.so` files.
+pub fn discover() -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    for dir in search_path() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                if let Ok(Some(krate)) = PluginCrate::read(&path) {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    found.push(Found {
+                        name,
+                        location: path.clone(),
+                        library: krate.built_library(),
+                        build_command: Some(krate.build_command()),
+                    });
+                }
+            } else if let Some(name) = subject_name(&path) {
+                let canonical = path.canonicalize().ok();
+                let duplicate = found
+                    .iter()
+                    .any(|f| f.library.as_ref().and_then(|l| l.canonicalize().ok()) == canonical);
+                if !duplicate {
+                    found.push(Found {
+                        name,
+                        location: path.clone(),
+                        library: Some(path),
+                        build_command: None,
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+fn subject_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    file.strip_prefix("libsubject_")?.strip_suffix(".so").map(str::to_string)
+}
+
+fn libraries_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut libs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "so"))
+        .collect();
+    libs.sort();
+    libs
+}
+
+/// `target/{debug,release}` of the enclosing workspace (or `CARGO_TARGET_DIR`).
+fn target_dirs(crate_dir: &Path) -> Vec<PathBuf> {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(t),
+        None => workspace_root(crate_dir).join("target"),
+    };
+    let profiles: [&str; 2] = if cfg!(debug_assertions) { ["debug", "release"] } else { ["release", "debug"] };
+    profiles.iter().map(|p| target.join(p)).collect()
+}
+
+fn workspace_root(crate_dir: &Path) -> PathBuf {
+    let start = crate_dir.canonicalize().unwrap_or_else(|_| crate_dir.to_path_buf());
+    start
+        .ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .unwrap_or(&start)
+        .to_path_buf()
+}
+
+fn mtime(path: &Path) -> SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = mtime(&dir.join("Cargo.toml"));
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                newest = newest.max(mtime(&p));
+            }
+        }
+    }
+    newest
+}

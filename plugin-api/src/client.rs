@@ -1,0 +1,86 @@
+//! The host side of the boundary: plain-typed calls into a loaded plugin.
+
+use crate::error::PluginError;
+use crate::ffi::*;
+use crate::model::{ActiveFault, HealthSnapshot, Level, ParamValue, SubjectDescription};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RStr, RString};
+use std::path::Path;
+
+/// A loaded root module.
+#[derive(Clone, Copy)]
+pub struct Module(SubjectModRef);
+
+impl Module {
+    pub fn new(root: SubjectModRef) -> Self {
+        Module(root)
+    }
+
+    /// The plugin-api version the plugin was built against.
+    pub fn api_version(&self) -> String {
+        (self.0.api_version())().to_string()
+    }
+
+    pub fn describe(&self) -> Result<SubjectDescription, PluginError> {
+        from_ffi_result((self.0.describe())())
+    }
+
+    /// Creates an instance; log lines from the plugin reach `log`.
+    pub fn create(
+        &self,
+        config: &str,
+        library_dir: &Path,
+        log: impl Fn(Level, &str) + Send + Sync + 'static,
+    ) -> Result<Instance, PluginError> {
+        let ctx = FfiInstanceContext {
+            config: config.into(),
+            library_dir: library_dir.to_string_lossy().into_owned().into(),
+            log: FfiLog_TO::from_value(HostLog(log), TD_Opaque),
+        };
+        match (self.0.create())(ctx) {
+            abi_stable::std_types::RResult::ROk(inner) => Ok(Instance(inner)),
+            abi_stable::std_types::RResult::RErr(e) => Err(PluginError::from_ffi(e)),
+        }
+    }
+}
+
+struct HostLog<F>(F);
+
+impl<F: Fn(Level, &str) + Send + Sync> FfiLog for HostLog<F> {
+    fn log(&self, level: FfiLevel, message: RStr<'_>) {
+        (self.0)(Level::from_ffi(level), message.as_str())
+    }
+}
+
+/// A running instance. Calls block; the host makes them off its render loop.
+pub struct Instance(FfiSubjectBox);
+
+impl Instance {
+    pub fn setup(&self) -> Result<(), PluginError> {
+        from_ffi_result(self.0.setup())
+    }
+
+    pub fn teardown(&self) -> Result<(), PluginError> {
+        from_ffi_result(self.0.teardown())
+    }
+
+    pub fn health(&self) -> Result<HealthSnapshot, PluginError> {
+        from_ffi_result(self.0.health())
+    }
+
+    pub fn inject(&self, action: &str, params: &[(String, ParamValue)]) -> Result<ActiveFault, PluginError> {
+        from_ffi_result(self.0.inject(RStr::from_str(action), params.to_vec().into_ffi()))
+    }
+
+    pub fn recover(&self, fault_id: &str) -> Result<(), PluginError> {
+        from_ffi_result(self.0.recover(RStr::from_str(fault_id)))
+    }
+
+    pub fn run_step(&self, step: &str) -> Result<String, PluginError> {
+        from_ffi_result::<RString, String>(self.0.run_step(RStr::from_str(step)))
+    }
+
+    pub fn recover_leftover(&self, undo: &str) -> Result<(), PluginError> {
+        from_ffi_result(self.0.recover_leftover(RStr::from_str(undo)))
+    }
+}
