@@ -1,5 +1,17 @@
 //! demo-host: a terminal host for narrated chaos demos of distributed systems.
 //!
-//! The binary (`main.rs`) only wires these modules together.
+//! `plugin` finds, checks, loads and calls subject plugins; `engine` is the
+//! demo's plain state and rules; `runtime` is where I/O happens; `ui` draws the
+//! state; `journal` records a run. The binary (`main.rs`) only wires them.
 
+pub mod app;
+pub mod cli;
+pub mod diagnosis;
+pub mod engine;
+pub mod journal;
+pub mod keys;
+pub mod leftovers;
 pub mod plugin;
+pub mod runtime;
+pub mod terminal;
+pub mod ui;

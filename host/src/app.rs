@@ -1,0 +1,195 @@
+//! Wiring for `demo-host run`: resolve and load the plugin, create the session,
+//! offer leftover recovery, then hand over to the headless or interactive loop.
+
+use crate::cli::args::RunArgs;
+use crate::diagnosis::{BackendConfig, DiagnoseOptions, DiagnoserFlags};
+use crate::engine::Action;
+use crate::leftovers::Leftovers;
+use crate::plugin::loader::{LoadedPlugin, Loader};
+use crate::plugin::locate::{self, BuildPolicy};
+use crate::plugin::session::{Session, Timeouts};
+use crate::runtime::effects::Executor;
+use crate::runtime::headless::{self, HeadlessOptions};
+use crate::runtime::interactive::{self, InteractiveOptions};
+use futures::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+/// Resolves `--plugin` and loads it.
+pub fn load_plugin(loader: &Loader, arg: Option<&Path>, no_build: bool) -> Result<LoadedPlugin> {
+    let arg = arg.ok_or_else(|| {
+        anyhow!("no plugin given: pass --plugin plugins/ratelimiter (or a .so file); `demo-host list` shows the plugins found")
+    })?;
+    let policy = if no_build { BuildPolicy::Never } else { BuildPolicy::IfNeeded };
+    let path = locate::resolve(arg, policy)?;
+    Ok(loader.load(&path)?)
+}
+
+/// The environment named by `env=` in the config, else the plugin's first.
+pub fn environment(plugin: &LoadedPlugin, config: &str) -> String {
+    plugin_api::Config::parse(config)
+        .ok()
+        .and_then(|c| c.get("env").map(str::to_string))
+        .or_else(|| plugin.description.info.environments.first().cloned())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Creates a session whose plugin log lines become actions on `tx`.
+pub async fn create_session(plugin: LoadedPlugin, config: &str, tx: &UnboundedSender<Action>) -> Result<Session> {
+    let log_tx = tx.clone();
+    let id = plugin.description.info.id.clone();
+    Session::create(plugin, config, Timeouts::default(), move |level, message| {
+        let _ = log_tx.send(Action::Log {
+            level,
+            source: "plugin",
+            message: message.to_string(),
+        });
+    })
+    .await
+    .with_context(|| format!("creating an instance of plugin `{id}` with config `{config}`"))
+}
+
+/// Undoes faults an earlier host recorded but did not live to recover.
+pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bool) -> Result<()> {
+    let orphaned = leftovers.orphaned(session.subject_id());
+    if orphaned.is_empty() {
+        return Ok(());
+    }
+    eprintln!("An earlier demo-host run left {} fault(s) in effect:", orphaned.len());
+    for l in &orphaned {
+        eprintln!("  - {} ({}) since {}", l.fault.summary, l.fault.action_id, l.fault.started_ms);
+    }
+    if ask && !confirm("Recover them now? [Y/n] ")? {
+        eprintln!("left as they are; they stay recorded in {}", leftovers.path().display());
+        return Ok(());
+    }
+    for l in orphaned {
+        match session.recover_leftover(&l.fault.undo).await {
+            Ok(()) => {
+                eprintln!("  recovered {}", l.fault.summary);
+                let _ = leftovers.remove(&l.fault.fault_id);
+            }
+            Err(e) => eprintln!("  could not recover {}: {e}", l.fault.summary),
+        }
+    }
+    Ok(())
+}
+
+fn confirm(prompt: &str) -> Result<bool> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let answer = line.trim().to_lowercase();
+    Ok(answer.is_empty() || answer == "y" || answer == "yes")
+}
+
+/// Everything a loop needs, built from the run arguments.
+pub struct Prepared {
+    pub loader: Loader,
+    pub exec: Executor,
+    pub rx: UnboundedReceiver<Action>,
+    pub environment: String,
+}
+
+pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
+    let loader = Loader::new(Loader::default_cache_dir());
+    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
+    let environment = environment(&plugin, &args.config);
+    let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
+        backend: Some(args.diagnoser.clone()),
+        model: args.model.clone(),
+        base_url: args.llm_url.clone(),
+    })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let session = create_session(plugin, &args.config, &tx).await?;
+    let leftovers = Arc::new(Leftovers::new(Leftovers::default_path()));
+    let interactive_prompt = !args.headless && !args.recover_leftovers;
+    if args.recover_leftovers || interactive_prompt {
+        recover_leftovers(&session, &leftovers, interactive_prompt).await?;
+    } else if !leftovers.orphaned(session.subject_id()).is_empty() {
+        eprintln!(
+            "warning: an earlier run left faults in effect (see {}); rerun with --recover-leftovers to undo them",
+            leftovers.path().display()
+        );
+    }
+    let exec = Executor {
+        session,
+        tx,
+        diagnoser: Arc::new(diagnoser),
+        diagnose_options: DiagnoseOptions {
+            mask_identities: args.mask,
+            ..DiagnoseOptions::default()
+        },
+        leftovers,
+    };
+    Ok(Prepared {
+        loader,
+        exec,
+        rx,
+        environment,
+    })
+}
+
+/// `demo-host run --headless`: returns the process exit code.
+pub async fn run_headless(args: &RunArgs) -> Result<i32> {
+    let p = prepare(args).await?;
+    let current = Arc::new(Mutex::new(p.exec.clone()));
+    let opts = HeadlessOptions {
+        poll: Duration::from_millis(args.poll_ms),
+        chapter_timeout: Duration::from_secs(args.chapter_timeout),
+        countdown: Duration::from_secs(args.countdown),
+        events_json: args.events_json,
+        environment: p.environment,
+    };
+    let journal = guarded(async { Ok(headless::run(p.exec, p.rx, opts).await) }, &current).await?;
+    let text = serde_json::to_string_pretty(&journal)?;
+    std::fs::write(&args.journal, text).with_context(|| format!("writing the journal to {}", args.journal.display()))?;
+    eprintln!("journal written to {}", args.journal.display());
+    Ok(journal.outcome.exit_code())
+}
+
+/// `demo-host run` with a terminal.
+pub async fn run_interactive(args: &RunArgs) -> Result<i32> {
+    let p = prepare(args).await?;
+    let current = Arc::new(Mutex::new(p.exec.clone()));
+    let opts = InteractiveOptions {
+        poll: Duration::from_millis(args.poll_ms),
+        countdown: Duration::from_secs(args.countdown),
+        environment: p.environment,
+    };
+    guarded(interactive::run(p.loader, Arc::clone(&current), p.rx, opts), &current).await?;
+    Ok(0)
+}
+
+/// Runs a loop; if it panics, restores the terminal and recovers the chaos it
+/// left in effect (as recorded for leftover recovery) before reporting the panic.
+async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mutex<Executor>>) -> Result<T> {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            crate::terminal::restore();
+            let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mine = exec.leftovers.all().into_iter().filter(|l| l.host_pid == std::process::id());
+            for l in mine {
+                match exec.session.recover(&l.fault.fault_id).await {
+                    Ok(()) => {
+                        let _ = exec.leftovers.remove(&l.fault.fault_id);
+                        eprintln!("recovered {} after the panic", l.fault.summary);
+                    }
+                    Err(e) => eprintln!("could not recover {}: {e}; it stays recorded for leftover recovery", l.fault.summary),
+                }
+            }
+            if let Err(e) = exec.session.teardown().await {
+                eprintln!("teardown after the panic failed: {e}");
+            }
+            Err(anyhow!("demo-host panicked (the message is above); active chaos was recovered"))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Arguments of `demo-host`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo-host",
+    version,
+    about = "Plays narrated chaos demos of distributed systems from subject plugins",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a command: play the demo interactively.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play the demo (interactive unless --headless).
+    Run(RunArgs),
+    /// List the plugins found in ./plugins, $DEMO_HOST_PLUGIN_PATH and beside the host binary.
+    List,
+    /// Print a plugin's info, chapters and chaos actions.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    /// A plugin: a .so file, a plugin crate directory (plugins/ratelimiter) or a name from `demo-host list`.
+    #[arg(long, short = 'p', env = "DEMO_HOST_PLUGIN")]
+    pub plugin: Option<PathBuf>,
+    /// Never run cargo to build a missing or stale plugin crate.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+    /// Plugin config: key=value pairs (e.g. "env=local,mode=cached").
+    #[arg(long, short = 'c', default_value = "", env = "DEMO_HOST_CONFIG")]
+    pub config: String,
+    /// Play every chapter without a terminal, auto-advancing, and write a journal.
+    #[arg(long)]
+    pub headless: bool,
+    /// Where the headless run writes its JSON journal.
+    #[arg(long, default_value = "demo-journal.json")]
+    pub journal: PathBuf,
+    /// Stream NDJSON events to stdout (headless).
+    #[arg(long)]
+    pub events_json: bool,
+    /// Longest a chapter may take in a headless run before the run fails, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub chapter_timeout: u64,
+    /// Health poll interval in milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub poll_ms: u64,
+    /// Seconds of the 3-2-1 countdown before a chaos action (0 to skip).
+    #[arg(long, default_value_t = 3)]
+    pub countdown: u64,
+    /// Diagnosis backend: builtin (offline, default), anthropic or openai.
+    #[arg(long, env = "DEMO_HOST_DIAGNOSER", default_value = "builtin")]
+    pub diagnoser: String,
+    /// Model for an LLM backend.
+    #[arg(long, env = "DEMO_HOST_MODEL")]
+    pub model: Option<String>,
+    /// Base URL of an OpenAI-compatible server (Ollama, llama.cpp, vLLM) or of the Anthropic API.
+    #[arg(long, env = "DEMO_HOST_LLM_URL")]
+    pub llm_url: Option<String>,
+    /// Mask node names and addresses before sending observations to a remote model.
+    #[arg(long)]
+    pub mask: bool,
+    /// Undo faults recorded by an earlier run that did not live to recover them, without asking.
+    #[arg(long)]
+    pub recover_leftovers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The plugin to inspect.
+    pub plugin: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Never run cargo to build a missing or stale plugin crate.
+    #[arg(long)]
+    pub no_build: bool,
+}

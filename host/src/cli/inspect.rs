@@ -1,0 +1,108 @@
+//! `demo-host inspect`: a plugin's info, chapters and chaos actions.
+
+use super::table;
+use plugin_api::{Chapter, ChaosAction, Component, OnEnter, Recovery, SubjectDescription};
+
+/// The description as human-readable tables.
+pub fn render_text(d: &SubjectDescription) -> String {
+    let i = &d.info;
+    let mut out = format!(
+        "{} ({}) {}\n{}\nplugin-api {} · environments: {}\n\nChapters\n",
+        i.name,
+        i.id,
+        i.version,
+        i.description,
+        i.api_version,
+        i.environments.join(", ")
+    );
+    let rows: Vec<Vec<String>> = d
+        .chapters
+        .iter()
+        .enumerate()
+        .map(|(n, c)| vec![(n + 1).to_string(), c.title.clone(), on_enter(c), advance(c), expects(c)])
+        .collect();
+    out.push_str(&table::render(&["#", "title", "on enter", "advance", "expects"], &rows));
+    out.push_str("\n\nChaos actions\n");
+    let rows: Vec<Vec<String>> = d.chaos_actions.iter().map(action_row).collect();
+    out.push_str(&table::render(&["id", "name", "kind", "recovery", "parameters"], &rows));
+    out.push_str("\n\nComponents: ");
+    out.push_str(&d.diagnosis.components.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    out.push('\n');
+    out
+}
+
+fn on_enter(c: &Chapter) -> String {
+    match &c.on_enter {
+        None => "-".into(),
+        Some(OnEnter::Chaos { action, params }) if params.is_empty() => format!("chaos {action}"),
+        Some(OnEnter::Chaos { action, params }) => format!(
+            "chaos {action} ({})",
+            params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        ),
+        Some(OnEnter::Recover) => "recover all".into(),
+        Some(OnEnter::Step { id }) => format!("step {id}"),
+        Some(OnEnter::Diagnose) => "diagnose".into(),
+    }
+}
+
+fn advance(c: &Chapter) -> String {
+    let mut parts = Vec::new();
+    if c.blocks_advance {
+        parts.push("blocks".to_string());
+    }
+    if let Some(ms) = c.auto_advance_ms {
+        parts.push(format!("auto {:.1}s", ms as f64 / 1000.0));
+    }
+    if parts.is_empty() {
+        "key".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn expects(c: &Chapter) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = &c.expect_violation {
+        parts.push(format!("violation: {v}"));
+    }
+    if let Some(e) = &c.expect_diagnosis {
+        let component = match &e.component {
+            Component::Any => String::new(),
+            Component::Named(n) => format!(" on {n}"),
+            Component::ChaosTarget => " on the chaos target".into(),
+        };
+        parts.push(format!("diagnosis: {}{component}", e.anomaly));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn action_row(a: &ChaosAction) -> Vec<String> {
+    let params = a
+        .params
+        .iter()
+        .map(|p| {
+            let range = match (p.min, p.max) {
+                (Some(lo), Some(hi)) => format!(" [{lo}..{hi}]"),
+                (Some(lo), None) => format!(" [>= {lo}]"),
+                (None, Some(hi)) => format!(" [<= {hi}]"),
+                (None, None) => String::new(),
+            };
+            format!("{}={}{}{range}", p.name, p.default, p.unit)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        a.id.clone(),
+        a.name.clone(),
+        a.kind.to_string(),
+        match a.recovery {
+            Recovery::SelfRecovering => "by itself".into(),
+            Recovery::ExplicitRecover => "needs recover".into(),
+        },
+        if params.is_empty() { "-".into() } else { params },
+    ]
+}

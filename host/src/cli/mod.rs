@@ -1,0 +1,6 @@
+//! Command-line interface: argument definitions and the non-interactive commands.
+
+pub mod args;
+pub mod inspect;
+pub mod list;
+pub mod table;

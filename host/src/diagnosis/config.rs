@@ -1,0 +1,159 @@
+//! Which diagnoser to use, chosen by flag, then environment, then default.
+
+use super::error::DiagnosisError;
+use std::fmt;
+use std::time::Duration;
+
+/// Environment variables the diagnoser reads.
+pub const ENV_BACKEND: &str = "DEMO_HOST_DIAGNOSER";
+pub const ENV_MODEL: &str = "DEMO_HOST_MODEL";
+pub const ENV_ANTHROPIC_KEY: &str = "ANTHROPIC_API_KEY";
+pub const ENV_ANTHROPIC_BASE_URL: &str = "ANTHROPIC_BASE_URL";
+pub const ENV_OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
+pub const ENV_OPENAI_KEY: &str = "OPENAI_API_KEY";
+
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// A local Ollama, the most common OpenAI-compatible server.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "http://127.0.0.1:11434";
+
+/// An API key. It prints as `***` everywhere; only the HTTP layer reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The key itself, for the request header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// Offline, deterministic, evidence-based reasoning in the host.
+    Builtin,
+    /// Anthropic Messages API.
+    Anthropic {
+        model: String,
+        api_key: Secret,
+        base_url: String,
+    },
+    /// Any OpenAI-compatible `/v1/chat/completions` server (Ollama, llama.cpp, vLLM).
+    OpenAi {
+        base_url: String,
+        model: String,
+        api_key: Option<Secret>,
+    },
+}
+
+/// Command-line choices; each overrides its environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiagnoserFlags {
+    /// `builtin`, `anthropic` or `openai`.
+    pub backend: Option<String>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+}
+
+impl BackendConfig {
+    /// Flags first, then the process environment, then the builtin default.
+    pub fn from_env_and_flags(flags: &DiagnoserFlags) -> Result<Self, DiagnosisError> {
+        Self::from_lookup(flags, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// As [`Self::from_env_and_flags`] with an explicit environment (tests).
+    pub fn from_lookup(
+        flags: &DiagnoserFlags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, DiagnosisError> {
+        let backend = flags
+            .backend
+            .clone()
+            .or_else(|| env(ENV_BACKEND))
+            .unwrap_or_else(|| "builtin".into());
+        let model = flags.model.clone().or_else(|| env(ENV_MODEL));
+        match backend.trim().to_ascii_lowercase().as_str() {
+            "builtin" => Ok(BackendConfig::Builtin),
+            "anthropic" => {
+                let api_key = env(ENV_ANTHROPIC_KEY).map(Secret::new).ok_or_else(|| {
+                    DiagnosisError::Config(format!(
+                        "the anthropic diagnoser needs an API key in {ENV_ANTHROPIC_KEY}"
+                    ))
+                })?;
+                Ok(BackendConfig::Anthropic {
+                    model: model.unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into()),
+                    api_key,
+                    base_url: flags
+                        .base_url
+                        .clone()
+                        .or_else(|| env(ENV_ANTHROPIC_BASE_URL))
+                        .unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.into()),
+                })
+            }
+            "openai" => Ok(BackendConfig::OpenAi {
+                base_url: flags
+                    .base_url
+                    .clone()
+                    .or_else(|| env(ENV_OPENAI_BASE_URL))
+                    .unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.into()),
+                model: model.ok_or_else(|| {
+                    DiagnosisError::Config(format!(
+                        "the openai diagnoser needs a model: pass --model or set {ENV_MODEL} (e.g. llama3.1)"
+                    ))
+                })?,
+                api_key: env(ENV_OPENAI_KEY).map(Secret::new),
+            }),
+            other => Err(DiagnosisError::Config(format!(
+                "unknown diagnoser `{other}`: choose builtin, anthropic or openai ({ENV_BACKEND})"
+            ))),
+        }
+    }
+
+    /// Short name for the panel and journal, e.g. `anthropic:claude-sonnet-4-5`.
+    pub fn label(&self) -> String {
+        match self {
+            BackendConfig::Builtin => "builtin".into(),
+            BackendConfig::Anthropic { model, .. } => format!("anthropic:{model}"),
+            BackendConfig::OpenAi { model, .. } => format!("openai:{model}"),
+        }
+    }
+
+    /// Whether the window leaves this machine (masking applies only then).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, BackendConfig::Builtin)
+    }
+}
+
+/// How one diagnosis is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnoseOptions {
+    pub timeout: Duration,
+    /// Replace node names and addresses before a window leaves the machine,
+    /// and restore them in the answer.
+    pub mask_identities: bool,
+}
+
+impl Default for DiagnoseOptions {
+    fn default() -> Self {
+        DiagnoseOptions {
+            timeout: Duration::from_secs(60),
+            mask_identities: false,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Why a diagnosis could not be had. Messages are shown in the panel and the
+//! journal as they are, so they say what to do and never include an API key.
+
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DiagnosisError {
+    #[error("{backend} rejected the API key (HTTP 401): check {key_var}")]
+    Unauthorized {
+        backend: String,
+        key_var: &'static str,
+    },
+    #[error("{backend} is rate limiting us (HTTP 429){}; wait and ask again", retry_hint(.retry_after))]
+    RateLimited {
+        backend: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{backend} failed on its side (HTTP {status}): {message}")]
+    Server {
+        backend: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{backend} refused the request (HTTP {status}): {message}")]
+    Rejected {
+        backend: String,
+        status: u16,
+        message: String,
+    },
+    #[error("no diagnosis within {}s; the demo can move on", .0.as_secs())]
+    Timeout(Duration),
+    #[error("the reply stream was malformed: {0}")]
+    MalformedStream(String),
+    #[error("the reply does not match the diagnosis schema: {0}")]
+    SchemaMismatch(String),
+    #[error("could not reach {backend}: {message}")]
+    Transport { backend: String, message: String },
+    #[error("diagnoser configuration: {0}")]
+    Config(String),
+}
+
+fn retry_hint(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(", retry after {}s", d.as_secs()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,183 @@
+//! The diagnosis engine: an AI (or the builtin reasoner) diagnoses an anomaly
+//! from an [`ObservationWindow`] alone, with the subject supplying only its
+//! vocabulary. It never learns which chaos action was injected; the host
+//! knows, and uses that only to [`score`] the answer.
+//!
+//! See `docs/diagnosis.md` for backends, the schema, masking and scoring.
+
+mod anthropic;
+pub mod builtin;
+mod config;
+mod error;
+mod http;
+pub mod mask;
+mod openai;
+pub mod prompt;
+mod report;
+mod score;
+pub mod sse;
+mod window;
+
+pub use config::{
+    BackendConfig, DiagnoseOptions, DiagnoserFlags, Secret, DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_MODEL,
+    DEFAULT_OPENAI_BASE_URL, ENV_ANTHROPIC_BASE_URL, ENV_ANTHROPIC_KEY, ENV_BACKEND, ENV_MODEL, ENV_OPENAI_BASE_URL,
+    ENV_OPENAI_KEY,
+};
+pub use error::DiagnosisError;
+pub use prompt::{build_prompt, Prompt};
+pub use report::{
+    answer_schema, parse_answer, Alternative, Diagnosis, Evidence, MetricReading, Severity, TimelineEntry,
+    ANSWER_NAME, NO_ANOMALY,
+};
+pub use score::{score, Score};
+pub use window::{changes_between, InvariantChange, ObservationWindow};
+
+/// The request bodies the model backends send, for contract tests and `--dry-run` style inspection.
+pub mod request {
+    pub use super::anthropic::{request_body as anthropic_body, API_VERSION as ANTHROPIC_VERSION};
+    pub use super::openai::{endpoint as openai_endpoint, request_body as openai_body};
+}
+
+use http::RawAnswer;
+use mask::Masker;
+use plugin_api::InvariantStatus;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Diagnoses a window with the configured backend.
+///
+/// `progress` receives text as it arrives (streamed model output, or the
+/// builtin's narrative) so the panel can show it live. The whole call is
+/// bounded by `opts.timeout`; the caller may also drop the future to move on.
+pub async fn diagnose(
+    cfg: &BackendConfig,
+    window: &ObservationWindow,
+    opts: &DiagnoseOptions,
+    progress: UnboundedSender<String>,
+) -> Result<Diagnosis, DiagnosisError> {
+    let findings = rule_findings(window);
+    let work = async {
+        match cfg {
+            BackendConfig::Builtin => {
+                let mut d = builtin::diagnose(window);
+                let _ = progress.send(d.narrative.clone());
+                d.rule_findings = findings;
+                Ok(d)
+            }
+            BackendConfig::Anthropic {
+                model,
+                api_key,
+                base_url,
+            } => {
+                let masker = opts.mask_identities.then(|| Masker::for_window(window));
+                let prompt = prompt_for(window, masker.as_ref());
+                let raw = anthropic::ask(base_url, model, api_key, &prompt, &progress).await?;
+                finish(raw, masker.as_ref(), cfg.label(), findings)
+            }
+            BackendConfig::OpenAi {
+                base_url,
+                model,
+                api_key,
+            } => {
+                let masker = opts.mask_identities.then(|| Masker::for_window(window));
+                let prompt = prompt_for(window, masker.as_ref());
+                let raw = openai::ask(base_url, model, api_key.as_ref(), &prompt, &progress).await?;
+                finish(raw, masker.as_ref(), cfg.label(), findings)
+            }
+        }
+    };
+    tokio::time::timeout(opts.timeout, work)
+        .await
+        .map_err(|_| DiagnosisError::Timeout(opts.timeout))?
+}
+
+fn prompt_for(window: &ObservationWindow, masker: Option<&Masker>) -> Prompt {
+    match masker {
+        Some(m) => build_prompt(&m.mask_window(window)),
+        None => build_prompt(window),
+    }
+}
+
+/// Schema-checks a model's answer after restoring masked names.
+fn finish(
+    raw: RawAnswer,
+    masker: Option<&Masker>,
+    backend: String,
+    findings: Vec<String>,
+) -> Result<Diagnosis, DiagnosisError> {
+    let mut value = match raw {
+        RawAnswer::Json(v) => v,
+        RawAnswer::Text(text) => serde_json::from_str(text.trim()).map_err(|e| {
+            DiagnosisError::SchemaMismatch(format!("the answer is not JSON ({e}): {}", report::excerpt(&text)))
+        })?,
+    };
+    if let Some(m) = masker {
+        m.unmask_value(&mut value);
+    }
+    report::parse_answer_value(value, backend, findings)
+}
+
+/// What the subject's own invariant checks found in the window, stated
+/// without any interpretation: the rules' side of the panel.
+pub fn rule_findings(window: &ObservationWindow) -> Vec<String> {
+    let origin = window.snapshots.first().map(|s| s.at_ms).unwrap_or(0);
+    let rel = |t: u64| format!("+{:.1}s", t.saturating_sub(origin) as f64 / 1000.0);
+    let mut findings = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let latest = window.snapshots.last();
+    for c in window
+        .invariant_changes
+        .iter()
+        .filter(|c| c.to == InvariantStatus::Violated)
+    {
+        if seen.contains(&c.invariant.as_str()) {
+            continue;
+        }
+        seen.push(&c.invariant);
+        let now = latest
+            .and_then(|s| s.invariant(&c.invariant))
+            .map(|i| (i.status, i.detail.as_str(), i.observed, i.bound));
+        let state = match now {
+            Some((InvariantStatus::Violated, detail, observed, bound)) => {
+                format!("still violated: {detail}{}", reading(observed, bound))
+            }
+            Some((InvariantStatus::Ok, ..)) => "holds again".to_string(),
+            Some((InvariantStatus::Unknown, ..)) => "now unknown".to_string(),
+            None => c.detail.clone(),
+        };
+        let on = if c.components.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", c.components.join(", "))
+        };
+        findings.push(format!(
+            "{} ({}) violated at {}{on}: {}; {state}",
+            c.invariant,
+            c.class.label(),
+            rel(c.at_ms),
+            c.detail
+        ));
+    }
+    if let Some(snap) = latest {
+        for inv in snap
+            .invariants
+            .iter()
+            .filter(|i| i.status == InvariantStatus::Violated && !seen.contains(&i.name.as_str()))
+        {
+            findings.push(format!(
+                "{} ({}) violated: {}{}",
+                inv.name,
+                inv.class.label(),
+                inv.detail,
+                reading(inv.observed, inv.bound)
+            ));
+        }
+    }
+    findings
+}
+
+fn reading(observed: Option<f64>, bound: Option<f64>) -> String {
+    match (observed, bound) {
+        (Some(o), Some(b)) => format!(" (observed {o}, bound {b})"),
+        _ => String::new(),
+    }
+}

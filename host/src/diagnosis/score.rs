@@ -1,0 +1,67 @@
+//! Scoring a diagnosis against what its chapter expects.
+//!
+//! Chaos targets are used here only, never shown to a diagnoser: the host
+//! knows which fault it injected, so it can check the diagnosis exactly.
+
+use super::report::Diagnosis;
+use plugin_api::{Component, ExpectedDiagnosis};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Score {
+    pub anomaly_ok: bool,
+    pub component_ok: bool,
+    pub detail: String,
+}
+
+impl Score {
+    pub fn passed(&self) -> bool {
+        self.anomaly_ok && self.component_ok
+    }
+}
+
+fn normalize(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The anomaly matches when it contains the expected term (case and spacing
+/// ignored); a component matches when an affected component contains it.
+pub fn score(d: &Diagnosis, expected: &ExpectedDiagnosis, chaos_targets: &[String]) -> Score {
+    let want = normalize(&expected.anomaly);
+    let got = normalize(&d.anomaly);
+    let anomaly_ok = !want.is_empty() && got.contains(&want);
+    let names_any = |wanted: &[String]| {
+        d.affected_components.iter().any(|c| {
+            let c = normalize(c);
+            wanted.iter().any(|w| {
+                let w = normalize(w);
+                !w.is_empty() && c.contains(&w)
+            })
+        })
+    };
+    let (component_ok, component_want) = match &expected.component {
+        Component::Any => (true, "any component".to_string()),
+        Component::Named(name) => (names_any(std::slice::from_ref(name)), format!("`{name}`")),
+        Component::ChaosTarget => (
+            names_any(chaos_targets),
+            format!("the chaos target ({})", chaos_targets.join(", ")),
+        ),
+    };
+    let detail = format!(
+        "anomaly {}: expected `{}`, diagnosed `{}`; component {}: expected {}, diagnosed [{}]",
+        if anomaly_ok { "ok" } else { "MISSED" },
+        expected.anomaly,
+        d.anomaly,
+        if component_ok { "ok" } else { "MISSED" },
+        component_want,
+        d.affected_components.join(", ")
+    );
+    Score {
+        anomaly_ok,
+        component_ok,
+        detail,
+    }
+}

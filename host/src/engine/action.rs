@@ -1,0 +1,52 @@
+//! What changes the demo (actions) and what the demo asks the runtime to do (effects).
+
+use crate::diagnosis::{Diagnosis, ObservationWindow};
+use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Tick,
+    Next,
+    Prev,
+    /// Quit after recovering active chaos.
+    Quit,
+    ToggleHelp,
+    /// The presenter asked to switch subject: the runtime discovers plugins.
+    SwitchSubject,
+    OpenPicker(Vec<(String, PathBuf)>),
+    PickerMove(i32),
+    PickerChoose,
+    Reload,
+    RecoverAll,
+    Diagnose,
+    FilterStart,
+    FilterInput(char),
+    FilterBackspace,
+    FilterEnd { keep: bool },
+    ScrollLog(i32),
+    /// Escape: closes the topmost overlay.
+    Back,
+    HealthPolled(Result<HealthSnapshot, String>),
+    StepDone { chapter: usize, result: Result<String, String> },
+    Injected { chapter: usize, action: String, result: Result<ActiveFault, String> },
+    Recovered { fault_id: String, result: Result<(), String> },
+    DiagnosisChunk(String),
+    DiagnosisDone(Result<Diagnosis, String>),
+    Log { level: Level, source: &'static str, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Inject { chapter: usize, action: String, params: Vec<(String, ParamValue)> },
+    Recover { fault_id: String },
+    RunStep { chapter: usize, id: String },
+    Diagnose(Box<ObservationWindow>),
+    /// Find the plugins on the search path for the picker.
+    Discover,
+    /// Swap to another plugin file (or reload this one when it is the same path).
+    Swap(PathBuf),
+    Reload,
+    /// Every fault is recovered (or none was active): the runtime may exit.
+    Exit,
+}

@@ -1,0 +1,16 @@
+//! The chapter engine: plain state, the actions that change it, and the
+//! effects it asks the runtime to perform. No I/O happens here, so every rule
+//! of the demo (countdowns, blocking chapters, auto-advance, incidents,
+//! scoring) is unit-tested without a terminal or a plugin.
+
+pub mod action;
+pub mod chaos;
+pub mod incidents;
+pub mod log;
+pub mod state;
+pub mod timeline;
+pub mod update;
+
+pub use action::{Action, Effect};
+pub use state::{ChapterPhase, Demo, Mode};
+pub use update::{start, update};

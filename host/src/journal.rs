@@ -1,0 +1,188 @@
+//! The JSON journal of a run: chapters, chaos windows, the health timeline,
+//! invariant verdicts, detections, diagnoses, incidents and the outcome.
+
+use crate::diagnosis::{Diagnosis, Score};
+use crate::engine::chaos::ChaosWindow;
+use crate::engine::incidents::Incident;
+use crate::engine::state::{ChapterRecord, Demo, InvariantVerdict};
+use plugin_api::{HealthSnapshot, InvariantStatus, NodeStatus, SubjectInfo};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    AnomalyNotDetected,
+    AnomalyNotDiagnosed,
+    Error,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Passed => 0,
+            Outcome::AnomalyNotDetected => 2,
+            Outcome::AnomalyNotDiagnosed => 3,
+            Outcome::Error => 1,
+        }
+    }
+}
+
+/// One health poll, reduced to what a timeline needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthPoint {
+    pub at_ms: u64,
+    pub nodes: BTreeMap<String, NodeStatus>,
+    pub metrics: BTreeMap<String, f64>,
+    pub invariants: BTreeMap<String, InvariantStatus>,
+}
+
+impl From<&HealthSnapshot> for HealthPoint {
+    fn from(s: &HealthSnapshot) -> Self {
+        HealthPoint {
+            at_ms: s.at_ms,
+            nodes: s.nodes.iter().map(|n| (n.id.clone(), n.status)).collect(),
+            metrics: s.metrics.iter().map(|m| (m.name.clone(), m.value)).collect(),
+            invariants: s.invariants.iter().map(|i| (i.name.clone(), i.status)).collect(),
+        }
+    }
+}
+
+/// The time from a fault taking effect to the host seeing the expected violation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    pub chapter: usize,
+    pub invariant: String,
+    pub fault_started_ms: Option<u64>,
+    pub detected_ms: Option<u64>,
+    pub latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiagnosisRecord {
+    pub chapter: usize,
+    pub diagnosis: Diagnosis,
+    pub score: Option<Score>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Journal {
+    pub host_version: String,
+    pub subject: SubjectInfo,
+    pub environment: String,
+    pub diagnoser: String,
+    pub started_ms: u64,
+    pub ended_ms: u64,
+    pub chapters: Vec<ChapterRecord>,
+    pub chaos_windows: Vec<ChaosWindow>,
+    pub health_timeline: Vec<HealthPoint>,
+    pub invariants: BTreeMap<String, InvariantVerdict>,
+    pub detections: Vec<Detection>,
+    pub diagnoses: Vec<DiagnosisRecord>,
+    pub incidents: Vec<Incident>,
+    pub failures: Vec<String>,
+    pub outcome: Outcome,
+}
+
+impl Journal {
+    /// Builds the journal from the final state; `failures` are the runtime's own
+    /// (setup errors, chapter timeouts) and force an `error` outcome.
+    pub fn from_demo(
+        demo: &Demo,
+        diagnoser: String,
+        started_ms: u64,
+        health_timeline: Vec<HealthPoint>,
+        mut failures: Vec<String>,
+    ) -> Journal {
+        let chapters = &demo.subject.chapters;
+        let mut detections = Vec::new();
+        let mut outcome = Outcome::Passed;
+        let mut worst = |o: Outcome| {
+            let rank = |o: Outcome| match o {
+                Outcome::Passed => 0,
+                Outcome::AnomalyNotDiagnosed => 1,
+                Outcome::AnomalyNotDetected => 2,
+                Outcome::Error => 3,
+            };
+            if rank(o) > rank(outcome) {
+                outcome = o;
+            }
+        };
+        if !failures.is_empty() {
+            worst(Outcome::Error);
+        }
+        for (i, chapter) in chapters.iter().enumerate() {
+            let record = demo.chapters.iter().rev().find(|r| r.index == i);
+            if let Some(err) = record.and_then(|r| r.action_error.as_ref()) {
+                failures.push(format!("chapter {} ({}): {err}", i + 1, chapter.title));
+                worst(if err.starts_with("diagnosis failed") { Outcome::AnomalyNotDiagnosed } else { Outcome::Error });
+            }
+            if let Some(inv) = &chapter.expect_violation {
+                let detected = record.and_then(|r| r.detected_ms);
+                let fault_started = record.and_then(|r| {
+                    demo.chaos.windows.iter().filter(|w| w.started_ms <= r.ended_ms.unwrap_or(u64::MAX)).map(|w| w.started_ms).max()
+                });
+                if detected.is_none() {
+                    failures.push(format!("chapter {} ({}): `{inv}` was never seen violated", i + 1, chapter.title));
+                    worst(Outcome::AnomalyNotDetected);
+                }
+                detections.push(Detection {
+                    chapter: i,
+                    invariant: inv.clone(),
+                    fault_started_ms: fault_started,
+                    detected_ms: detected,
+                    latency_ms: detected.zip(fault_started).map(|(d, f)| d.saturating_sub(f)),
+                });
+            }
+            if let Some(expected) = &chapter.expect_diagnosis {
+                let hit = demo
+                    .diagnoses
+                    .iter()
+                    .any(|(c, _, s)| *c == i && s.as_ref().is_some_and(|s| s.anomaly_ok && s.component_ok));
+                if !hit {
+                    let got = demo.diagnoses.iter().rev().find(|(c, _, _)| *c == i);
+                    failures.push(match got {
+                        Some((_, _, Some(s))) => format!("chapter {} ({}): diagnosis missed: {}", i + 1, chapter.title, s.detail),
+                        _ => format!("chapter {} ({}): no diagnosis named `{}`", i + 1, chapter.title, expected.anomaly),
+                    });
+                    worst(Outcome::AnomalyNotDiagnosed);
+                }
+            }
+        }
+        if !demo.finished {
+            failures.push(format!(
+                "the run stopped in chapter {} of {}",
+                demo.chapter + 1,
+                demo.chapter_count()
+            ));
+            worst(Outcome::Error);
+        }
+        failures.dedup();
+        Journal {
+            host_version: env!("CARGO_PKG_VERSION").to_string(),
+            subject: demo.subject.info.clone(),
+            environment: demo.environment.clone(),
+            diagnoser,
+            started_ms,
+            ended_ms: demo.now_ms,
+            chapters: demo.chapters.clone(),
+            chaos_windows: demo.chaos.windows.clone(),
+            health_timeline,
+            invariants: demo.verdicts.clone(),
+            detections,
+            diagnoses: demo
+                .diagnoses
+                .iter()
+                .map(|(chapter, diagnosis, score)| DiagnosisRecord {
+                    chapter: *chapter,
+                    diagnosis: diagnosis.clone(),
+                    score: score.clone(),
+                })
+                .collect(),
+            incidents: demo.incidents.list.clone(),
+            failures,
+            outcome,
+        }
+    }
+}

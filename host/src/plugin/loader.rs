@@ -1,0 +1,267 @@
+//! Loading plugin libraries, several per process, and rebuilt ones without restart.
+//!
+//! abi_stable never unloads a library, and `RootModule::load_from` caches one
+//! module per type, so each file is loaded on its own (`lib_header_from_path` +
+//! `init_root_module`). glibc's `dlopen` returns the cached handle for a path it
+//! has opened before, so a rebuilt file at the same path would come back as the
+//! old code: each file is therefore loaded from a copy named by its content hash.
+//! An unchanged file maps to the same copy and is not loaded twice.
+//!
+//! What a swap leaks, by design: the old library's code and static data stay
+//! mapped (one copy per distinct build loaded), typically 5-20 MB of address
+//! space that is mostly shared clean pages. Instances, their runtimes and their
+//! threads are dropped at swap; only a call stuck past its timeout keeps its
+//! instance alive (see `session`).
+
+use super::elf::{self, ElfProblem};
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
+use plugin_api::client::Module;
+use plugin_api::ffi::SubjectModRef;
+use plugin_api::{PluginError, SubjectDescription};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin file {0} does not exist; check the path, or run `demo-host list` to see the plugins found")]
+    NotFound(PathBuf),
+    #[error("could not read plugin file {path}: {err}")]
+    Unreadable { path: PathBuf, err: std::io::Error },
+    #[error("{path} {problem}")]
+    NotAPlugin { path: PathBuf, problem: ElfProblem },
+    #[error("could not copy {path} into the plugin cache {cache}: {err}; set DEMO_HOST_CACHE_DIR to a writable directory")]
+    Cache {
+        path: PathBuf,
+        cache: PathBuf,
+        err: std::io::Error,
+    },
+    #[error("the dynamic loader refused {path}: {detail}; a library it links to may be missing (check with `ldd {path}`)")]
+    Open { path: PathBuf, detail: String },
+    #[error("{path} was built against plugin-api {plugin}, but this host uses plugin-api {host}; rebuild the plugin against plugin-api {host_major_minor}.x (or use a host built for {plugin})")]
+    IncompatibleVersion {
+        path: PathBuf,
+        plugin: String,
+        host: String,
+        host_major_minor: String,
+    },
+    #[error("{path} was built against plugin-api {plugin} whose types do not match this host's plugin-api {host} (layout mismatch); rebuild the plugin against plugin-api {host}.\nabi_stable's report:\n{report}")]
+    LayoutMismatch {
+        path: PathBuf,
+        plugin: String,
+        host: String,
+        report: String,
+    },
+    #[error("{path} was built with an incompatible abi_stable ({detail}); rebuild it against plugin-api {host}")]
+    AbiHeader { path: PathBuf, detail: String, host: String },
+    #[error("{path}: the plugin's root module failed while loading: {detail}")]
+    RootModule { path: PathBuf, detail: String },
+    #[error("{path}: the plugin could not describe itself: {err}")]
+    Describe { path: PathBuf, err: PluginError },
+}
+
+/// A library that loaded and described itself.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The path the user gave (after resolution), not the hashed copy.
+    pub source: PathBuf,
+    pub copy: PathBuf,
+    pub hash: String,
+    pub module: Module,
+    pub description: Arc<SubjectDescription>,
+    /// Time from reading the file to a described module (zero when served from the registry).
+    pub load_time: Duration,
+}
+
+impl LoadedPlugin {
+    /// Where binaries built with the plugin live: the directory of the original file.
+    pub fn library_dir(&self) -> PathBuf {
+        self.source.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("source", &self.source)
+            .field("hash", &self.hash)
+            .field("id", &self.description.info.id)
+            .finish()
+    }
+}
+
+/// Loads plugins into this process and remembers them by content hash.
+pub struct Loader {
+    cache_dir: PathBuf,
+    loaded: Mutex<HashMap<String, LoadedPlugin>>,
+}
+
+impl Loader {
+    pub fn new(cache_dir: PathBuf) -> Self {
+        Loader {
+            cache_dir,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache directory from `DEMO_HOST_CACHE_DIR`, or one per user under the temp dir.
+    pub fn default_cache_dir() -> PathBuf {
+        std::env::var_os("DEMO_HOST_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("demo-host-{}", whoami())).join("plugins"))
+    }
+
+    /// Loads `path`: preflight, hash, copy, `dlopen`, ABI checks, describe.
+    pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound(path.to_path_buf()),
+            _ => LoadError::Unreadable {
+                path: path.to_path_buf(),
+                err,
+            },
+        })?;
+        elf::check(path, &bytes).map_err(|problem| LoadError::NotAPlugin {
+            path: path.to_path_buf(),
+            problem,
+        })?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        if let Some(known) = self.registry().get(&hash) {
+            let mut again = known.clone();
+            again.source = path.to_path_buf();
+            again.load_time = Duration::ZERO;
+            return Ok(again);
+        }
+        let copy = self.copy_into_cache(path, &hash, &bytes)?;
+        let module = open(path, &copy)?;
+        let description = module.describe().map_err(|err| LoadError::Describe {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        let plugin = LoadedPlugin {
+            source: path.to_path_buf(),
+            copy,
+            hash: hash.clone(),
+            module,
+            description: Arc::new(description),
+            load_time: started.elapsed(),
+        };
+        self.registry().insert(hash, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// How many distinct library files this process has loaded (each stays mapped).
+    pub fn loaded_count(&self) -> usize {
+        self.registry().len()
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedPlugin>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn copy_into_cache(&self, path: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, LoadError> {
+        let cache_err = |err| LoadError::Cache {
+            path: path.to_path_buf(),
+            cache: self.cache_dir.clone(),
+            err,
+        };
+        std::fs::create_dir_all(&self.cache_dir).map_err(cache_err)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+        let copy = self.cache_dir.join(format!("{stem}-{}.so", &hash[..16]));
+        let intact = std::fs::read(&copy).is_ok_and(|existing| existing == bytes);
+        if !intact {
+            // Write beside and rename, so a concurrent host never maps a half-written file.
+            let tmp = self.cache_dir.join(format!(".{stem}-{}.{}.tmp", &hash[..16], std::process::id()));
+            std::fs::write(&tmp, bytes).map_err(cache_err)?;
+            std::fs::rename(&tmp, &copy).map_err(cache_err)?;
+        }
+        Ok(copy)
+    }
+}
+
+fn open(source: &Path, copy: &Path) -> Result<Module, LoadError> {
+    let header = lib_header_from_path(copy).map_err(|e| map_error(source, None, e))?;
+    let plugin_version = header.version_strings().version.to_string();
+    let root = header
+        .init_root_module::<SubjectModRef>()
+        .map_err(|e| map_error(source, Some(&plugin_version), e))?;
+    Ok(Module::new(root))
+}
+
+fn map_error(path: &Path, plugin_version: Option<&str>, err: LibraryError) -> LoadError {
+    let path = path.to_path_buf();
+    let host = plugin_api::API_VERSION.to_string();
+    let plugin = plugin_version.unwrap_or("an unknown version").to_string();
+    match err {
+        LibraryError::OpenError { err, .. } => LoadError::Open {
+            path,
+            detail: err.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
+            path,
+            problem: ElfProblem::NoRootModule {
+                symbol: abi_stable::library::ROOT_MODULE_LOADER_NAME.to_string(),
+            },
+        },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::IncompatibleVersion {
+            path,
+            plugin: actual_version.to_string(),
+            host: expected_version.to_string(),
+            host_major_minor: format!("{}.{}", expected_version.major, expected_version.minor),
+        },
+        LibraryError::AbiInstability(report) => LoadError::LayoutMismatch {
+            path,
+            plugin,
+            host,
+            report: truncate(&report.to_string(), 2000),
+        },
+        LibraryError::InvalidAbiHeader(h) => LoadError::AbiHeader {
+            path,
+            detail: format!("{h:?}"),
+            host,
+        },
+        LibraryError::InvalidCAbi { expected, found } => LoadError::AbiHeader {
+            path,
+            detail: format!("C ABI differs: expected {expected}, found {found}"),
+            host,
+        },
+        LibraryError::RootModule { err, .. } => LoadError::RootModule {
+            path,
+            detail: match err {
+                RootModuleError::Unwound => "it panicked".to_string(),
+                RootModuleError::Returned(e) => e.to_string(),
+            },
+        },
+        LibraryError::ParseVersionError(e) => LoadError::RootModule {
+            path,
+            detail: format!("its version string does not parse: {e}"),
+        },
+        LibraryError::Many(errors) => {
+            let first = errors.into_iter().next();
+            match first {
+                Some(e) => map_error(&path, plugin_version, e),
+                None => LoadError::RootModule {
+                    path,
+                    detail: "unknown loading error".into(),
+                },
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "user".into())
+}

@@ -1,0 +1,104 @@
+//! Carries out the engine's effects in background tasks that report back as actions.
+
+use crate::diagnosis::{self, BackendConfig, DiagnoseOptions};
+use crate::engine::{Action, Effect};
+use crate::leftovers::Leftovers;
+use crate::plugin::session::Session;
+use plugin_api::Level;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+/// What the loop itself must handle: the effects that replace the session or end the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Swap(PathBuf),
+    Reload,
+    Exit,
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    pub session: Session,
+    pub tx: UnboundedSender<Action>,
+    pub diagnoser: Arc<BackendConfig>,
+    pub diagnose_options: DiagnoseOptions,
+    pub leftovers: Arc<Leftovers>,
+}
+
+impl Executor {
+    pub fn run(&self, effects: Vec<Effect>) -> Vec<Control> {
+        effects.into_iter().filter_map(|e| self.run_one(e)).collect()
+    }
+
+    fn run_one(&self, effect: Effect) -> Option<Control> {
+        let session = self.session.clone();
+        let tx = self.tx.clone();
+        match effect {
+            Effect::Inject { chapter, action, params } => {
+                let leftovers = Arc::clone(&self.leftovers);
+                tokio::spawn(async move {
+                    let result = session.inject(&action, params).await.map_err(|e| e.to_string());
+                    if let Ok(fault) = &result {
+                        if let Err(e) = leftovers.record(session.subject_id(), &session.config, fault) {
+                            let _ = tx.send(Action::Log {
+                                level: Level::Warn,
+                                source: "host",
+                                message: format!("could not record the fault for leftover recovery at {}: {e}", leftovers.path().display()),
+                            });
+                        }
+                    }
+                    let _ = tx.send(Action::Injected { chapter, action, result });
+                });
+            }
+            Effect::Recover { fault_id } => {
+                let leftovers = Arc::clone(&self.leftovers);
+                tokio::spawn(async move {
+                    let result = session.recover(&fault_id).await.map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        let _ = leftovers.remove(&fault_id);
+                    }
+                    let _ = tx.send(Action::Recovered { fault_id, result });
+                });
+            }
+            Effect::RunStep { chapter, id } => {
+                tokio::spawn(async move {
+                    let result = session.run_step(&id).await.map_err(|e| e.to_string());
+                    let _ = tx.send(Action::StepDone { chapter, result });
+                });
+            }
+            Effect::Diagnose(window) => {
+                let cfg = Arc::clone(&self.diagnoser);
+                let opts = self.diagnose_options.clone();
+                tokio::spawn(async move {
+                    let (chunk_tx, mut chunk_rx) = mpsc::unbounded_channel::<String>();
+                    let forward = {
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            while let Some(chunk) = chunk_rx.recv().await {
+                                let _ = tx.send(Action::DiagnosisChunk(chunk));
+                            }
+                        })
+                    };
+                    let result = diagnosis::diagnose(&cfg, &window, &opts, chunk_tx).await;
+                    let _ = forward.await;
+                    let _ = tx.send(Action::DiagnosisDone(result.map_err(|e| e.to_string())));
+                });
+            }
+            Effect::Discover => {
+                tokio::spawn(async move {
+                    let found = tokio::task::spawn_blocking(crate::plugin::locate::discover).await.unwrap_or_default();
+                    let entries = found
+                        .into_iter()
+                        .map(|f| (f.name, f.library.unwrap_or(f.location)))
+                        .collect();
+                    let _ = tx.send(Action::OpenPicker(entries));
+                });
+            }
+            Effect::Swap(path) => return Some(Control::Swap(path)),
+            Effect::Reload => return Some(Control::Reload),
+            Effect::Exit => return Some(Control::Exit),
+        }
+        None
+    }
+}

@@ -1,0 +1,196 @@
+//! Headless runs: every chapter played without a terminal, progress printed,
+//! a JSON journal written, and an exit code that says whether every expected
+//! anomaly was detected and diagnosed.
+
+use super::effects::{Control, Executor};
+use super::poller;
+use crate::engine::{self, Action, Demo, Mode};
+use crate::journal::{HealthPoint, Journal};
+use plugin_api::{now_ms, Level};
+use serde_json::json;
+use std::io::Write;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+#[derive(Debug, Clone)]
+pub struct HeadlessOptions {
+    pub poll: Duration,
+    pub chapter_timeout: Duration,
+    pub countdown: Duration,
+    /// NDJSON events on stdout (progress lines then go to stderr).
+    pub events_json: bool,
+    pub environment: String,
+}
+
+/// How long teardown may take at the end of a run before the host gives up on it.
+const TICK: Duration = Duration::from_millis(25);
+
+/// Plays the demo to its end (or until interrupted) and returns the journal.
+/// The caller created the session (and its log channel); this sets it up and tears it down.
+pub async fn run(exec: Executor, mut rx: UnboundedReceiver<Action>, opts: HeadlessOptions) -> Journal {
+    let session = exec.session.clone();
+    let started = now_ms();
+    let mut out = Progress::new(opts.events_json);
+    let mut demo = Demo::new(
+        session.plugin.description.clone(),
+        opts.environment.clone(),
+        Mode::Headless,
+        opts.countdown.as_millis() as u64,
+        started,
+    );
+    let mut failures = Vec::new();
+    let mut timeline = Vec::new();
+    let diagnoser = exec.diagnoser.label();
+
+    out.line("setup", &format!("setting up {} ({})", demo.subject.info.name, opts.environment));
+    if let Err(e) = session.setup().await {
+        failures.push(format!("setup failed: {e}"));
+        out.line("error", &format!("setup failed: {e}"));
+        if let Err(e) = session.teardown().await {
+            out.line("error", &format!("teardown failed: {e}"));
+        }
+        return Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+    }
+
+    let poll = poller::spawn(session.clone(), opts.poll, exec.tx.clone());
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let mut tick = tokio::time::interval(TICK);
+    let mut shown_log = 0usize;
+    let mut shown_chapter = usize::MAX;
+    let mut quitting = false;
+    let mut interrupted = false;
+    let fx = engine::start(&mut demo);
+    let mut controls = exec.run(fx);
+
+    loop {
+        if controls.contains(&Control::Exit) {
+            break;
+        }
+        let action = tokio::select! {
+            _ = tick.tick() => Action::Tick,
+            Some(a) = rx.recv() => a,
+            _ = tokio::signal::ctrl_c() => {
+                if quitting {
+                    out.line("error", "second interrupt: exiting without waiting for recovery");
+                    std::process::exit(130);
+                }
+                interrupted = true;
+                Action::Quit
+            }
+            _ = recv_term(&mut sigterm) => { interrupted = true; Action::Quit }
+        };
+        if let Action::HealthPolled(Ok(s)) = &action {
+            timeline.push(HealthPoint::from(s));
+        }
+        if matches!(action, Action::Quit) {
+            quitting = true;
+        }
+        let now = now_ms();
+        let fx = engine::update(&mut demo, now, action);
+        controls = exec.run(fx);
+
+        // A chapter that takes too long is a failure; move on so recovery chapters still run.
+        let chapter_started = demo.chapters.last().map(|r| r.started_ms).unwrap_or(started);
+        if !quitting && !demo.finished && now.saturating_sub(chapter_started) > opts.chapter_timeout.as_millis() as u64 {
+            let title = demo.current().map(|c| c.title.clone()).unwrap_or_default();
+            let msg = format!("chapter {} ({title}) timed out after {:?}", demo.chapter + 1, opts.chapter_timeout);
+            demo.log.push(now, Level::Error, "host", msg.clone());
+            let mut fx = Vec::new();
+            let next = demo.chapter + 1;
+            if next < demo.chapter_count() {
+                engine::update::enter(&mut demo, next, &mut fx);
+            } else {
+                demo.finished = true;
+            }
+            failures.push(msg);
+            controls.extend(exec.run(fx));
+        }
+
+        if demo.chapter != shown_chapter {
+            shown_chapter = demo.chapter;
+            if let Some(c) = demo.current() {
+                out.chapter(demo.chapter, demo.chapter_count(), &c.title);
+            }
+        }
+        let entries: Vec<_> = demo.log.iter().skip(shown_log).cloned().collect();
+        shown_log = demo.log.len();
+        for e in entries.iter().filter(|e| e.level >= Level::Info) {
+            out.log(e);
+        }
+        if demo.finished && !quitting {
+            quitting = true;
+            controls.extend(exec.run(engine::update(&mut demo, now, Action::Quit)));
+        }
+    }
+    poll.abort();
+    if interrupted {
+        failures.push("interrupted".into());
+    }
+    if let Err(e) = session.teardown().await {
+        failures.push(format!("teardown failed: {e}"));
+    }
+    let journal = Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+    out.outcome(&journal);
+    journal
+}
+
+async fn recv_term(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Progress lines for people, or NDJSON events for machines.
+struct Progress {
+    json: bool,
+}
+
+impl Progress {
+    fn new(json: bool) -> Self {
+        Progress { json }
+    }
+
+    fn emit(&mut self, value: serde_json::Value, human: String) {
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{value}");
+            let _ = stdout.flush();
+            eprintln!("{human}");
+        } else {
+            println!("{human}");
+        }
+    }
+
+    fn line(&mut self, kind: &str, message: &str) {
+        self.emit(
+            json!({"type": kind, "at_ms": now_ms(), "message": message}),
+            format!("[{kind}] {message}"),
+        );
+    }
+
+    fn chapter(&mut self, index: usize, count: usize, title: &str) {
+        self.emit(
+            json!({"type": "chapter", "at_ms": now_ms(), "index": index, "count": count, "title": title}),
+            format!("[{:>2}/{count}] {title}", index + 1),
+        );
+    }
+
+    fn log(&mut self, e: &crate::engine::log::LogEntry) {
+        self.emit(
+            json!({"type": "log", "at_ms": e.at_ms, "level": e.level, "source": e.source, "message": e.message}),
+            format!("        {:<9} {}", e.source, e.message),
+        );
+    }
+
+    fn outcome(&mut self, j: &Journal) {
+        let human = match j.failures.is_empty() {
+            true => format!("outcome: {:?}", j.outcome),
+            false => format!("outcome: {:?}\n  - {}", j.outcome, j.failures.join("\n  - ")),
+        };
+        self.emit(json!({"type": "outcome", "outcome": j.outcome, "failures": j.failures}), human);
+    }
+}

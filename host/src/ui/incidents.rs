@@ -1,0 +1,43 @@
+//! Incidents: violations deduplicated by invariant and component.
+
+use super::format;
+use crate::engine::incidents::IncidentState;
+use crate::engine::Demo;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::widgets::{Block, Cell, Row, Table};
+use ratatui::Frame;
+
+pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
+    let block = Block::bordered().title(format!(" Incidents · {} open ", demo.incidents.open_count())).title_style(format::title());
+    let rows = demo.incidents.list.iter().rev().map(|i| {
+        let (state, style) = match i.state {
+            IncidentState::Open => ("open", Style::new().fg(Color::Red)),
+            IncidentState::Diagnosed => ("diagnosed", Style::new().fg(Color::Magenta)),
+            IncidentState::Resolved => ("resolved", Style::new().fg(Color::Green)),
+        };
+        Row::new(vec![
+            Cell::from(format!("#{}", i.id)),
+            Cell::from(i.invariant.clone()),
+            Cell::from(i.components.join(",")),
+            Cell::from(state).style(style),
+            Cell::from(format!("×{}", i.occurrences)),
+            Cell::from(format!("{} → {} ago", format::ago(demo.now_ms, i.first_seen_ms), format::ago(demo.now_ms, i.last_seen_ms))),
+            Cell::from(i.diagnosis.clone().unwrap_or_default()),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(4),
+            Constraint::Length(18),
+            Constraint::Length(14),
+            Constraint::Length(9),
+            Constraint::Length(4),
+            Constraint::Length(16),
+            Constraint::Min(8),
+        ],
+    )
+    .block(block);
+    frame.render_widget(table, area);
+}

@@ -1,0 +1,80 @@
+//! Drawing: `render(&Demo, &mut Frame)` is a pure function of the state, so
+//! every panel state is snapshot-tested with ratatui's `TestBackend`.
+
+mod diagnosis;
+mod format;
+mod header;
+mod health;
+mod incidents;
+mod log;
+mod metrics;
+mod narration;
+mod overlays;
+
+use crate::engine::Demo;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// Below this the panels cannot be read; a message says so instead.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+pub fn render(demo: &Demo, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([Constraint::Length(2), Constraint::Min(10), Constraint::Length(1)]).areas(area);
+    header::render(demo, frame, header);
+    footer_line(demo, frame, footer);
+
+    let left_width = (body.width * 2 / 5).clamp(40, 70);
+    let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
+    let node_rows = demo.timeline.latest().map_or(1, |s| s.nodes.len().max(1)) as u16;
+    let inv_rows = demo.timeline.latest().map_or(1, |s| s.invariants.len().max(1)) as u16;
+    let [narr, nodes, invs] = Layout::vertical([
+        Constraint::Min(6),
+        Constraint::Length(node_rows + 3),
+        Constraint::Length(inv_rows * 2 + 2),
+    ])
+    .areas(left);
+    narration::render(demo, frame, narr);
+    health::nodes(demo, frame, nodes);
+    health::invariants(demo, frame, invs);
+
+    let tall = right.height >= 40;
+    let metric_rows = demo.timeline.latest().map_or(1, |s| s.metrics.len().clamp(1, if tall { 8 } else { 4 })) as u16;
+    let [chart, diag, incidents, log] = Layout::vertical([
+        Constraint::Length(metric_rows * 2 + 2),
+        Constraint::Min(7),
+        Constraint::Length((demo.incidents.list.len().clamp(1, 4) as u16) + 3),
+        Constraint::Min(5),
+    ])
+    .areas(right);
+    metrics::render(demo, frame, chart);
+    diagnosis::render(demo, frame, diag);
+    incidents::render(demo, frame, incidents);
+    log::render(demo, frame, log);
+
+    overlays::render(demo, frame, area);
+}
+
+fn too_small(frame: &mut Frame, area: Rect) {
+    let text = vec![
+        Line::from("terminal too small"),
+        Line::from(format!("need at least {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}", area.width, area.height)),
+        Line::from("enlarge the window or reduce the font size · q quits"),
+    ];
+    let y = area.height.saturating_sub(3) / 2;
+    let rect = Rect::new(area.x, area.y + y, area.width, area.height.min(3));
+    frame.render_widget(Paragraph::new(text).centered(), rect);
+}
+
+fn footer_line(demo: &Demo, frame: &mut Frame, area: Rect) {
+    let hint = demo.current().map(|c| c.key_hint.as_str()).unwrap_or("");
+    let text = format!(" {hint} │ ? help · s switch · r reload · x recover · d diagnose · / filter · q quit");
+    frame.render_widget(Paragraph::new(text).style(format::dim()), area);
+}
