@@ -1,1 +1,128 @@
+//! Support for the workspace-level end-to-end tests: where things are built,
+//! and builds of plugin variants (rebuilt, incompatible) made during a test.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Serialises the cargo builds that tests start (they share a target directory).
+static BUILD: Mutex<()> = Mutex::new(());
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The directory of the profile these tests were built with (`target/debug`).
+pub fn profile_dir() -> PathBuf {
+    target_dir().join(if cfg!(debug_assertions) { "debug" } else { "release" })
+}
+
+/// A directory for the builds tests make themselves, kept between runs so they are incremental.
+pub fn fixture_dir() -> PathBuf {
+    target_dir().join("test-fixtures")
+}
+
+/// Runs `cargo build` and panics with its output when it fails.
+pub fn cargo_build(dir: &Path, args: &[&str], target: &Path, envs: &[(&str, &str)]) {
+    let _g = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").args(args).current_dir(dir).env("CARGO_TARGET_DIR", target);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The built library of a workspace plugin (`example`, `ratelimiter`, `tikv`), built if missing.
+pub fn plugin_library(name: &str) -> PathBuf {
+    let lib = profile_dir().join(format!("libsubject_{name}.so"));
+    if !lib.exists() {
+        cargo_build(&workspace_root(), &["-p", &format!("subject-{name}")], &target_dir(), &[]);
+    }
+    assert!(lib.exists(), "{} was not built", lib.display());
+    lib
+}
+
+/// Builds the example plugin with a build tag in its version, in a target
+/// directory of its own, and returns the library. Different tags give
+/// different files, as a developer's rebuild would.
+pub fn build_tagged_example(tag: &str) -> PathBuf {
+    let target = fixture_dir().join("tagged");
+    cargo_build(&workspace_root(), &["-p", "subject-example"], &target, &[("EXAMPLE_PLUGIN_BUILD_TAG", tag)]);
+    let lib = target.join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("libsubject_example.so");
+    let copy = fixture_dir().join(format!("libsubject_example-{tag}.so"));
+    std::fs::copy(&lib, &copy).expect("copy the tagged build");
+    copy
+}
+
+/// Builds the example plugin against a modified copy of plugin-api: `version`
+/// replaces its package version and `patch_ffi` edits its `ffi.rs`. This is
+/// how a plugin built against another plugin-api looks to the host.
+pub fn build_example_against(variant: &str, version: &str, patch_ffi: impl Fn(&str) -> String) -> PathBuf {
+    let root = workspace_root();
+    let ws = fixture_dir().join(variant);
+    let api = ws.join("plugin-api");
+    let example = ws.join("example");
+    for d in [&api, &example] {
+        let _ = std::fs::remove_dir_all(d.join("src"));
+        std::fs::create_dir_all(d.join("src")).expect("fixture dirs");
+    }
+    copy_dir(&root.join("plugin-api/src"), &api.join("src"));
+    copy_dir(&root.join("plugins/example/src"), &example.join("src"));
+    let ffi = api.join("src/ffi.rs");
+    let text = std::fs::read_to_string(&ffi).expect("read ffi.rs");
+    std::fs::write(&ffi, patch_ffi(&text)).expect("write ffi.rs");
+    let write = |p: PathBuf, s: String| std::fs::write(p, s).expect("write fixture file");
+    write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"example\"]\n".into(),
+    );
+    write(
+        api.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"plugin-api\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nthiserror = \"2\"\n"
+        ),
+    );
+    write(
+        example.join("Cargo.toml"),
+        "[package]\nname = \"subject-example\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\nname = \"subject_example\"\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplugin-api = { path = \"../plugin-api\" }\nabi_stable = \"0.11.3\"\n".into(),
+    );
+    // The main lock file pins the same dependency versions, so the shared target directory is reused.
+    let _ = std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock"));
+    let target = fixture_dir().join("variants-target");
+    cargo_build(&ws, &["-p", "subject-example"], &target, &[]);
+    let lib = target.join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("libsubject_example.so");
+    let copy = fixture_dir().join(format!("libsubject_example-{variant}.so"));
+    std::fs::copy(&lib, &copy).expect("copy the variant build");
+    copy
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read source dir").flatten() {
+        let p = entry.path();
+        let dest = to.join(entry.file_name());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy source file");
+        }
+    }
+}

@@ -113,6 +113,8 @@ struct MetricDelta {
     during: f64,
     /// When `during` was first reached (its peak poll).
     at_ms: u64,
+    /// The change stands out from the noise seen before the anomaly.
+    significant: bool,
 }
 
 impl MetricDelta {
@@ -408,28 +410,19 @@ fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
 
 /// Mean of each metric before the anomaly against its most extreme value during it.
 fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<MetricDelta> {
-    let split = match start_ms {
-        Some(start) => snapshots.iter().take_while(|s| s.at_ms < start).count(),
-        None => snapshots.len(),
-    };
-    let (before, during) = snapshots.split_at(split);
-    if before.is_empty() || during.is_empty() {
+    let Some(start) = start_ms else {
         return Vec::new();
-    }
+    };
     let mut keys: Vec<(Option<String>, String, String)> = Vec::new();
     for s in snapshots {
-        for m in &s.metrics {
-            let key = (None, m.name.clone(), m.unit.clone());
+        let node_metrics = s
+            .nodes
+            .iter()
+            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.clone()), m)));
+        for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
+            let key = (node, m.name.clone(), m.unit.clone());
             if !keys.contains(&key) {
                 keys.push(key);
-            }
-        }
-        for n in &s.nodes {
-            for m in &n.metrics {
-                let key = (Some(n.id.clone()), m.name.clone(), m.unit.clone());
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
             }
         }
     }
@@ -444,34 +437,61 @@ fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<Met
                 .map(|m| m.value),
         }
     };
-    let mut deltas = Vec::new();
-    for (node, name, unit) in keys {
-        let b: Vec<f64> = before.iter().filter_map(|s| value(s, &node, &name)).collect();
-        let d: Vec<(u64, f64)> = during
-            .iter()
-            .filter_map(|s| value(s, &node, &name).map(|v| (s.at_ms, v)))
-            .collect();
-        if b.is_empty() || d.is_empty() {
-            continue;
-        }
-        let mean = b.iter().sum::<f64>() / b.len() as f64;
-        let Some(&(at_ms, peak)) = d
-            .iter()
-            .max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))
-        else {
-            continue;
-        };
-        deltas.push(MetricDelta {
-            name,
-            node,
-            unit,
-            before: mean,
-            during: peak,
-            at_ms,
-        });
-    }
+    let mut deltas: Vec<MetricDelta> = keys
+        .into_iter()
+        .filter_map(|(node, name, unit)| {
+            let series: Vec<(u64, f64)> = snapshots
+                .iter()
+                .filter_map(|s| value(s, &node, &name).map(|v| (s.at_ms, v)))
+                .collect();
+            match as_rates(&series, start) {
+                Some(rates) => delta(node, format!("{name} rate"), format!("{unit}/s").trim_start_matches('/').to_string(), &rates, start),
+                None => delta(node, name, unit, &series, start),
+            }
+        })
+        .collect();
     deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
     deltas
+}
+
+/// A counter that keeps growing says more through its rate: per-second rates
+/// between consecutive polls, or `None` when the series is not such a counter
+/// (it must never fall, and rise in three of four polls before the anomaly).
+fn as_rates(series: &[(u64, f64)], start: u64) -> Option<Vec<(u64, f64)>> {
+    let baseline: Vec<&[(u64, f64)]> = series.windows(2).filter(|w| w[1].0 < start).collect();
+    let rising = baseline.iter().filter(|w| w[1].1 > w[0].1).count();
+    let grows = baseline.len() >= 3
+        && series.windows(2).all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
+        && rising * 4 >= baseline.len() * 3;
+    grows.then(|| {
+        series
+            .windows(2)
+            .map(|w| (w[1].0, (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64))
+            .collect()
+    })
+}
+
+/// Mean before `start` against the most extreme value from `start` on.
+fn delta(node: Option<String>, name: String, unit: String, series: &[(u64, f64)], start: u64) -> Option<MetricDelta> {
+    let (before, during): (Vec<(u64, f64)>, Vec<(u64, f64)>) = series.iter().partition(|(t, _)| *t < start);
+    if before.is_empty() || during.is_empty() {
+        return None;
+    }
+    let n = before.len() as f64;
+    let mean = before.iter().map(|x| x.1).sum::<f64>() / n;
+    let sd = (before.iter().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let &(at_ms, peak) = during
+        .iter()
+        .max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))?;
+    Some(MetricDelta {
+        name,
+        node,
+        unit,
+        before: mean,
+        during: peak,
+        at_ms,
+        significant: (peak - mean).abs() > (3.0 * sd).max(0.2 * mean.abs()).max(1e-9),
+    })
 }
 
 fn relative_change(d: &MetricDelta) -> f64 {
@@ -588,6 +608,7 @@ impl Hypothesis {
             AnomalyClass::LatencySpike => h.weigh_latency(facts),
             _ => {}
         }
+        h.weigh_component_metrics(facts);
         h.weigh_consequence(facts);
         h.weigh_events(facts);
         h
@@ -647,11 +668,12 @@ impl Hypothesis {
 
     fn weigh_latency(&mut self, facts: &Facts) {
         let timed: Vec<&MetricDelta> = facts.metric_deltas.iter().filter(|d| d.time_like()).collect();
+        let moved = |d: &MetricDelta| d.significant && d.during > d.before;
         let mut jumped = false;
         let mut weight_left: f64 = 0.3;
         for d in &timed {
             let ratio = d.ratio();
-            if ratio >= LATENCY_JUMP {
+            if ratio >= LATENCY_JUMP && moved(d) {
                 jumped = true;
                 let w = 0.2_f64.min(weight_left);
                 weight_left -= w;
@@ -660,7 +682,7 @@ impl Hypothesis {
                     push_unique(&mut self.components, facts.component_label(node));
                 }
                 self.first_seen = Some(self.first_seen.map_or(d.at_ms, |t| t.min(d.at_ms)));
-            } else if ratio >= 1.2 && weight_left > 0.0 {
+            } else if ratio >= 1.2 && moved(d) && weight_left > 0.0 {
                 let w = 0.05_f64.min(weight_left);
                 weight_left -= w;
                 self.add_support(Some(d.at_ms), format!("metric {}", d.name), format!("{} (a modest rise)", d.describe()), w);
@@ -668,6 +690,21 @@ impl Hypothesis {
         }
         if !timed.is_empty() && !jumped {
             self.contradicting.push(item(None, "metrics".into(), "no latency reading even doubled".into(), 0.2));
+        }
+    }
+
+    /// Metrics of the named components that moved well beyond their noise.
+    fn weigh_component_metrics(&mut self, facts: &Facts) {
+        let ids: Vec<&str> = self.components.iter().filter_map(|c| c.split(' ').next()).collect();
+        let moved: Vec<&MetricDelta> = facts
+            .metric_deltas
+            .iter()
+            .filter(|d| d.significant && !d.time_like())
+            .filter(|d| d.node.as_deref().is_some_and(|n| ids.contains(&n)))
+            .take(2)
+            .collect();
+        for d in moved {
+            self.add_support(Some(d.at_ms), format!("metric {}", d.name), d.describe(), 0.1);
         }
     }
 
@@ -740,6 +777,10 @@ fn num(x: f64) -> String {
     }
 }
 
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn unit_suffix(unit: &str) -> String {
     if unit.is_empty() {
         String::new()
@@ -789,7 +830,7 @@ fn confidence(best: &Hypothesis, runner_up: Option<&Hypothesis>) -> (f64, Vec<St
         c = c.min(0.6);
         why.push("only one kind of evidence points at it".into());
     }
-    (c.clamp(0.05, MAX_CONFIDENCE), why)
+    (round2(c.clamp(0.05, MAX_CONFIDENCE)), why)
 }
 
 fn severity(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> Severity {
@@ -840,7 +881,7 @@ fn likely_cause(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> String
     let surge = facts
         .metric_deltas
         .iter()
-        .filter(|d| !d.time_like() && d.ratio() >= 2.0 && d.node.is_none())
+        .filter(|d| !d.time_like() && d.significant && d.ratio() >= 2.0 && d.node.is_none())
         .max_by(|a, b| a.ratio().total_cmp(&b.ratio()));
     match (class, node(class == AnomalyClass::DependencyDown), inv) {
         (AnomalyClass::NodeDown | AnomalyClass::DependencyDown, Some(c), _) => format!(
@@ -918,7 +959,7 @@ fn metric_readings(facts: &Facts) -> Vec<MetricReading> {
     facts
         .metric_deltas
         .iter()
-        .filter(|d| relative_change(d) >= 0.1)
+        .filter(|d| d.significant)
         .take(8)
         .map(|d| MetricReading {
             metric: d.name.clone(),
@@ -970,9 +1011,13 @@ fn anomaly(window: &ObservationWindow, facts: &Facts, best: &Hypothesis, all: &[
     } else {
         why.join("; ")
     };
+    let class_note = if term.eq_ignore_ascii_case(class.label()) {
+        String::new()
+    } else {
+        format!(" ({})", class.label())
+    };
     let narrative = format!(
-        "{term} ({}) on {components}{since}. Likely cause: {cause}. Confidence {:.0}%: {doubt}.",
-        class.label(),
+        "{term}{class_note} on {components}{since}. Likely cause: {cause}. Confidence {:.0}%: {doubt}.",
         confidence * 100.0
     );
     Diagnosis {
@@ -1019,7 +1064,7 @@ fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothesis]) -> Dia
         confidence -= 0.15;
         doubts.push("some weak signals (see alternatives)".to_string());
     }
-    let confidence = confidence.clamp(0.05, MAX_CONFIDENCE);
+    let confidence = round2(confidence.clamp(0.05, MAX_CONFIDENCE));
     let nodes_up = facts.nodes.iter().filter(|n| n.status == NodeStatus::Up).count();
     let evidence = vec![Evidence {
         at_ms: window.snapshots.last().map(|s| s.at_ms),
@@ -1051,5 +1096,118 @@ fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothesis]) -> Dia
         narrative,
         backend: "builtin".into(),
         rule_findings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::{DiagnosisContext, GlossaryEntry, Invariant};
+
+    fn invariant(name: &str, class: AnomalyClass, violated: bool, components: &[&str]) -> Invariant {
+        Invariant {
+            name: name.into(),
+            status: if violated { InvariantStatus::Violated } else { InvariantStatus::Ok },
+            detail: if violated { format!("{name} broken") } else { format!("{name} holds") },
+            since_ms: 0,
+            class,
+            components: if violated { components.iter().map(|c| c.to_string()).collect() } else { vec![] },
+            observed: Some(if violated { 10.0 } else { 0.0 }),
+            bound: Some(3.0),
+        }
+    }
+
+    fn node(id: &str) -> NodeHealth {
+        NodeHealth {
+            id: id.into(),
+            role: "member".into(),
+            address: String::new(),
+            status: NodeStatus::Up,
+            metrics: vec![],
+        }
+    }
+
+    /// Two invariants of different classes break in the same poll, nothing else moves.
+    fn twin_breakage() -> ObservationWindow {
+        let snaps = (0..10u64)
+            .map(|k| {
+                let bad = k >= 5;
+                HealthSnapshot {
+                    at_ms: 1_000 + k * 500,
+                    nodes: vec![node("m-1"), node("m-2"), node("m-3")],
+                    metrics: vec![],
+                    invariants: vec![
+                        invariant("views agree", AnomalyClass::StateDivergence, bad, &["m-2"]),
+                        invariant("count bound", AnomalyClass::BoundExceeded, bad, &["m-2"]),
+                    ],
+                    events: vec![],
+                }
+            })
+            .collect();
+        let context = DiagnosisContext {
+            system: "three members".into(),
+            components: vec![],
+            glossary: vec![GlossaryEntry {
+                term: "split views".into(),
+                meaning: "members disagree".into(),
+                class: Some(AnomalyClass::StateDivergence),
+            }],
+        };
+        ObservationWindow::from_snapshots("s", context, snaps)
+    }
+
+    #[test]
+    fn contested_evidence_gives_low_confidence() {
+        let d = diagnose(&twin_breakage());
+        assert!(d.class.is_some());
+        assert!(d.confidence < 0.5, "confidence {} with an equally supported rival", d.confidence);
+        assert!(d.alternatives.iter().any(|a| a.conclusion.starts_with("possible")));
+    }
+
+    #[test]
+    fn class_label_is_used_when_the_glossary_has_no_term() {
+        let mut w = twin_breakage();
+        w.context.glossary.clear();
+        let d = diagnose(&w);
+        assert_eq!(d.anomaly, d.class.expect("a class").label());
+    }
+
+    #[test]
+    fn empty_window_is_no_anomaly_with_low_confidence() {
+        let w = ObservationWindow::from_snapshots("s", DiagnosisContext::default(), vec![]);
+        let d = diagnose(&w);
+        assert_eq!(d.anomaly, NO_ANOMALY);
+        assert!(d.confidence <= 0.3);
+    }
+
+    #[test]
+    fn changes_alone_are_enough_to_name_the_anomaly() {
+        let mut w = twin_breakage();
+        w.snapshots.clear();
+        w.invariant_changes.retain(|c| c.invariant == "views agree");
+        let d = diagnose(&w);
+        assert_eq!(d.anomaly, "split views");
+        assert_eq!(d.affected_components, vec!["m-2".to_string()]);
+    }
+
+    #[test]
+    fn a_member_going_down_without_an_invariant_is_still_seen() {
+        let snaps = (0..8u64)
+            .map(|k| {
+                let mut nodes = vec![node("m-1"), node("m-2"), node("m-3")];
+                if k >= 4 {
+                    nodes[2].status = NodeStatus::Down;
+                }
+                HealthSnapshot {
+                    at_ms: k * 500,
+                    nodes,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let d = diagnose(&ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps));
+        assert_eq!(d.class, Some(AnomalyClass::NodeDown));
+        assert_eq!(d.affected_components, vec!["m-3".to_string()]);
+        assert!(d.confidence <= 0.6, "one kind of evidence only: {}", d.confidence);
     }
 }

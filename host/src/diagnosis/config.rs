@@ -157,3 +157,63 @@ impl Default for DiagnoseOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn builtin_is_the_default() {
+        let cfg = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[])).unwrap();
+        assert_eq!(cfg, BackendConfig::Builtin);
+    }
+
+    #[test]
+    fn environment_selects_anthropic_and_flags_override_it() {
+        let vars = [(ENV_BACKEND, "anthropic"), (ENV_ANTHROPIC_KEY, "k-123"), (ENV_MODEL, "m-env")];
+        let cfg = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&vars)).unwrap();
+        assert_eq!(
+            cfg,
+            BackendConfig::Anthropic {
+                model: "m-env".into(),
+                api_key: Secret::new("k-123"),
+                base_url: DEFAULT_ANTHROPIC_BASE_URL.into()
+            }
+        );
+        let flags = DiagnoserFlags {
+            backend: Some("openai".into()),
+            model: Some("llama3.1".into()),
+            base_url: Some("http://127.0.0.1:8080".into()),
+        };
+        let cfg = BackendConfig::from_lookup(&flags, env(&vars)).unwrap();
+        assert_eq!(
+            cfg,
+            BackendConfig::OpenAi {
+                base_url: "http://127.0.0.1:8080".into(),
+                model: "llama3.1".into(),
+                api_key: None
+            }
+        );
+    }
+
+    #[test]
+    fn missing_key_model_or_unknown_backend_say_what_to_do() {
+        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "anthropic")])).unwrap_err();
+        assert!(e.to_string().contains(ENV_ANTHROPIC_KEY), "{e}");
+        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "openai")])).unwrap_err();
+        assert!(e.to_string().contains("--model"), "{e}");
+        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "gpt")])).unwrap_err();
+        assert!(e.to_string().contains("builtin, anthropic or openai"), "{e}");
+    }
+
+    #[test]
+    fn secret_prints_as_stars() {
+        let s = Secret::new("sk-live-abc");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose(), "sk-live-abc");
+    }
+}

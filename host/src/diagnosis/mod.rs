@@ -136,26 +136,26 @@ pub fn rule_findings(window: &ObservationWindow) -> Vec<String> {
         let now = latest
             .and_then(|s| s.invariant(&c.invariant))
             .map(|i| (i.status, i.detail.as_str(), i.observed, i.bound));
-        let state = match now {
-            Some((InvariantStatus::Violated, detail, observed, bound)) => {
-                format!("still violated: {detail}{}", reading(observed, bound))
-            }
-            Some((InvariantStatus::Ok, ..)) => "holds again".to_string(),
-            Some((InvariantStatus::Unknown, ..)) => "now unknown".to_string(),
-            None => c.detail.clone(),
-        };
         let on = if c.components.is_empty() {
             String::new()
         } else {
             format!(" [{}]", c.components.join(", "))
         };
-        findings.push(format!(
-            "{} ({}) violated at {}{on}: {}; {state}",
-            c.invariant,
-            c.class.label(),
-            rel(c.at_ms),
-            c.detail
-        ));
+        let head = format!("{} ({})", c.invariant, c.class.label());
+        findings.push(match now {
+            Some((InvariantStatus::Violated, detail, observed, bound)) => format!(
+                "{head} violated since {}{on}: {detail}{}",
+                rel(c.at_ms),
+                reading(observed, bound)
+            ),
+            Some((InvariantStatus::Ok, ..)) => {
+                format!("{head} violated at {}{on}: {}; holds again", rel(c.at_ms), c.detail)
+            }
+            Some((InvariantStatus::Unknown, ..)) => {
+                format!("{head} violated at {}{on}: {}; now unknown", rel(c.at_ms), c.detail)
+            }
+            None => format!("{head} violated at {}{on}: {}", rel(c.at_ms), c.detail),
+        });
     }
     if let Some(snap) = latest {
         for inv in snap

@@ -259,3 +259,61 @@ impl Diagnosis {
         serde_json::to_value(a).unwrap_or(Value::Null)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Value {
+        json!({
+            "anomaly": "split views", "class": "state_divergence", "affected_components": ["m-2"],
+            "timeline": [{"at_ms": 1, "event": "views split"}],
+            "metric_readings": [{"metric": "lag", "component": "m-2", "before": 0, "during": 9, "unit": "ops"}],
+            "evidence": [{"at_ms": 1, "source": "invariant views agree", "observation": "lag 9 > 3"}],
+            "alternatives": [{"hypothesis": "node down", "supporting": [], "contradicting": ["all up"], "conclusion": "rejected"}],
+            "likely_cause": "m-2 missed writes", "severity": "medium", "recommended_action": "reconcile",
+            "confidence": 0.7, "narrative": "m-2 fell behind"
+        })
+    }
+
+    #[test]
+    fn a_valid_answer_parses() {
+        let d = parse_answer(&valid().to_string(), "x".into(), vec!["rule".into()]).unwrap();
+        assert_eq!(d.class, Some(AnomalyClass::StateDivergence));
+        assert_eq!(d.rule_findings, vec!["rule".to_string()]);
+    }
+
+    #[test]
+    fn answers_off_the_schema_are_errors() {
+        let mut bad_conf = valid();
+        bad_conf["confidence"] = json!(1.5);
+        let mut extra = valid();
+        extra["mood"] = json!("sure");
+        let mut bad_class = valid();
+        bad_class["class"] = json!("gremlins");
+        for v in [bad_conf, extra, bad_class] {
+            let e = parse_answer(&v.to_string(), "x".into(), vec![]).unwrap_err();
+            assert!(matches!(e, DiagnosisError::SchemaMismatch(_)), "{e:?}");
+        }
+        let e = parse_answer("```json\n{}\n```", "x".into(), vec![]).unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn schema_is_strict_mode_compatible() {
+        fn check(v: &Value) {
+            if v.get("type") == Some(&json!("object")) {
+                assert_eq!(v["additionalProperties"], json!(false));
+                let props: Vec<&String> = v["properties"].as_object().unwrap().keys().collect();
+                let required: Vec<&str> = v["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+                assert_eq!(props.len(), required.len());
+            }
+            match v {
+                Value::Object(m) => m.values().for_each(check),
+                Value::Array(a) => a.iter().for_each(check),
+                _ => {}
+            }
+        }
+        check(&answer_schema());
+    }
+}

@@ -65,3 +65,42 @@ pub fn score(d: &Diagnosis, expected: &ExpectedDiagnosis, chaos_targets: &[Strin
         detail,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::builtin;
+    use crate::diagnosis::window::ObservationWindow;
+
+    fn diagnosis(anomaly: &str, components: &[&str]) -> Diagnosis {
+        let mut d = builtin::diagnose(&ObservationWindow::from_snapshots("s", Default::default(), vec![]));
+        d.anomaly = anomaly.into();
+        d.affected_components = components.iter().map(|c| c.to_string()).collect();
+        d
+    }
+
+    fn expect(anomaly: &str, component: Component) -> ExpectedDiagnosis {
+        ExpectedDiagnosis {
+            anomaly: anomaly.into(),
+            component,
+        }
+    }
+
+    #[test]
+    fn anomaly_matches_ignoring_case_and_spacing() {
+        let d = diagnosis("Counter  Drift", &["redis"]);
+        assert!(score(&d, &expect("counter drift", Component::Any), &[]).passed());
+        assert!(!score(&d, &expect("ghost allowing", Component::Any), &[]).anomaly_ok);
+    }
+
+    #[test]
+    fn components_match_by_name_or_chaos_target() {
+        let d = diagnosis("store down", &["store-2 (tikv-1:20160)"]);
+        assert!(score(&d, &expect("store down", Component::ChaosTarget), &["tikv-1".into()]).component_ok);
+        assert!(!score(&d, &expect("store down", Component::ChaosTarget), &["tikv-2".into()]).component_ok);
+        assert!(!score(&d, &expect("store down", Component::ChaosTarget), &[]).component_ok);
+        assert!(score(&d, &expect("store down", Component::Named("STORE-2".into())), &[]).component_ok);
+        let miss = score(&d, &expect("store down", Component::Named("pd".into())), &[]);
+        assert!(!miss.passed() && miss.detail.contains("MISSED"), "{}", miss.detail);
+    }
+}

@@ -47,11 +47,13 @@ pub enum LoadError {
         host: String,
         host_major_minor: String,
     },
-    #[error("{path} was built against plugin-api {plugin} whose types do not match this host's plugin-api {host} (layout mismatch); rebuild the plugin against plugin-api {host}.\nabi_stable's report:\n{report}")]
+    #[error("{path} was built against plugin-api {plugin} whose types do not match this host's plugin-api {host} (layout mismatch: {summary}); rebuild the plugin against plugin-api {host}")]
     LayoutMismatch {
         path: PathBuf,
         plugin: String,
         host: String,
+        summary: String,
+        /// abi_stable's full comparison of both layouts (thousands of lines).
         report: String,
     },
     #[error("{path} was built with an incompatible abi_stable ({detail}); rebuild it against plugin-api {host}")]
@@ -215,12 +217,16 @@ fn map_error(path: &Path, plugin_version: Option<&str>, err: LibraryError) -> Lo
             host: expected_version.to_string(),
             host_major_minor: format!("{}.{}", expected_version.major, expected_version.minor),
         },
-        LibraryError::AbiInstability(report) => LoadError::LayoutMismatch {
-            path,
-            plugin,
-            host,
-            report: truncate(&report.to_string(), 2000),
-        },
+        LibraryError::AbiInstability(report) => {
+            let report = report.to_string();
+            LoadError::LayoutMismatch {
+                path,
+                plugin,
+                host,
+                summary: summarize_layout_report(&report),
+                report,
+            }
+        }
         LibraryError::InvalidAbiHeader(h) => LoadError::AbiHeader {
             path,
             detail: format!("{h:?}"),
@@ -255,10 +261,31 @@ fn map_error(path: &Path, plugin_version: Option<&str>, err: LibraryError) -> Lo
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+/// Reduces abi_stable's layout comparison to its error lines:
+/// `unexpected field: expected value: f64, found unit: RString`.
+fn summarize_layout_report(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(kind) = line.strip_prefix("Error:") else { continue };
+        let describe = |label: &str| {
+            let start = lines[i..].iter().position(|l| *l == label)? + i;
+            let field = lines[start..].iter().find_map(|l| l.strip_prefix("field_name:"))?;
+            let ty = lines[start..].iter().find_map(|l| l.strip_prefix("type:"))?;
+            Some(format!("{field}: {ty}"))
+        };
+        let entry = match (describe("Expected:"), describe("Found:")) {
+            (Some(e), Some(f)) => format!("{kind}: expected {e}, found {f}"),
+            _ => kind.to_string(),
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    if out.is_empty() {
+        "the type layouts differ".into()
+    } else {
+        out.join("; ")
     }
 }
 
