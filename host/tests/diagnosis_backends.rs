@@ -10,8 +10,8 @@ use axum::routing::post;
 use axum::Router;
 use demo_host::diagnosis::mask::Masker;
 use demo_host::diagnosis::{
-    answer_schema, builtin, diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError, ObservationWindow,
-    Secret, ANSWER_NAME,
+    answer_schema, builtin, diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError,
+    ObservationWindow, Secret, ANSWER_NAME,
 };
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -46,7 +46,12 @@ struct Fake {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
-async fn handle(State(fake): State<Fake>, uri: axum::http::Uri, headers: HeaderMap, body: String) -> Response {
+async fn handle(
+    State(fake): State<Fake>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     fake.seen.lock().expect("lock").push(Seen {
         path: uri.path().to_string(),
@@ -101,7 +106,9 @@ impl Server {
             .route("/v1/messages", post(handle))
             .route("/v1/chat/completions", post(handle))
             .with_state(fake);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -117,8 +124,12 @@ impl Server {
 }
 
 fn window() -> ObservationWindow {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scenarios/ratelimiter-node-down.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("scenario")).expect("json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/scenarios/ratelimiter-node-down.json"
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("scenario")).expect("json");
     serde_json::from_value(v["window"].clone()).expect("window")
 }
 
@@ -152,7 +163,10 @@ fn opts() -> DiagnoseOptions {
     }
 }
 
-async fn run(cfg: &BackendConfig, o: &DiagnoseOptions) -> (Result<Diagnosis, DiagnosisError>, String) {
+async fn run(
+    cfg: &BackendConfig,
+    o: &DiagnoseOptions,
+) -> (Result<Diagnosis, DiagnosisError>, String) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let result = diagnose(cfg, &window(), o, tx).await;
     let mut streamed = String::new();
@@ -174,8 +188,14 @@ fn sse(event: &str, data: Value) -> String {
 /// The Messages API's streamed tool call, split into small `input_json_delta`s.
 fn anthropic_stream(answer: &str) -> Vec<String> {
     let mut chunks = vec![
-        sse("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL, "content": [], "stop_reason": null, "usage": {"input_tokens": 900, "output_tokens": 1}}})),
-        sse("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": ANSWER_NAME, "input": {}}})),
+        sse(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL, "content": [], "stop_reason": null, "usage": {"input_tokens": 900, "output_tokens": 1}}}),
+        ),
+        sse(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": ANSWER_NAME, "input": {}}}),
+        ),
         sse("ping", json!({"type": "ping"})),
     ];
     let chars: Vec<char> = answer.chars().collect();
@@ -186,7 +206,10 @@ fn anthropic_stream(answer: &str) -> Vec<String> {
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": partial}}),
         ));
     }
-    chunks.push(sse("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    chunks.push(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
     chunks.push(sse("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 400}})));
     chunks.push(sse("message_stop", json!({"type": "message_stop"})));
     chunks
@@ -222,7 +245,10 @@ fn assert_same_conclusion(got: &Diagnosis, want: &Diagnosis) {
     assert_eq!(got.affected_components, want.affected_components);
     assert_eq!(got.alternatives, want.alternatives);
     assert_eq!(got.confidence, want.confidence);
-    assert!(!got.rule_findings.is_empty(), "the host adds the rule findings");
+    assert!(
+        !got.rule_findings.is_empty(),
+        "the host adds the rule findings"
+    );
 }
 
 // ---------- Anthropic ----------
@@ -235,7 +261,10 @@ async fn anthropic_request_has_the_documented_shape_and_stream_is_parsed() {
     let d = result.expect("diagnosis");
     assert_same_conclusion(&d, &want);
     assert_eq!(d.backend, format!("anthropic:{MODEL}"));
-    assert_eq!(streamed, text, "progress carries the streamed JSON as it arrives");
+    assert_eq!(
+        streamed, text,
+        "progress carries the streamed JSON as it arrives"
+    );
 
     let req = server.only_request();
     assert_eq!(req.path, "/v1/messages");
@@ -245,15 +274,22 @@ async fn anthropic_request_has_the_documented_shape_and_stream_is_parsed() {
     let b = &req.body;
     assert_eq!(b["model"], MODEL);
     assert!(b["max_tokens"].as_u64().is_some_and(|n| n >= 1024));
-    assert!(b["system"].as_str().is_some_and(|s| s.contains("observation window")));
+    assert!(b["system"]
+        .as_str()
+        .is_some_and(|s| s.contains("observation window")));
     let messages = b["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["role"], "user");
-    assert!(messages[0]["content"].as_str().is_some_and(|c| c.contains("\"invariant_changes\"")));
+    assert!(messages[0]["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("\"invariant_changes\"")));
     assert_eq!(b["tools"][0]["name"], ANSWER_NAME);
     assert_eq!(b["tools"][0]["input_schema"], answer_schema());
     assert!(b["tools"][0]["description"].is_string());
-    assert_eq!(b["tool_choice"], json!({"type": "tool", "name": ANSWER_NAME}));
+    assert_eq!(
+        b["tool_choice"],
+        json!({"type": "tool", "name": ANSWER_NAME})
+    );
     assert_eq!(b["stream"], true);
 }
 
@@ -272,7 +308,10 @@ async fn anthropic_non_streamed_reply_is_accepted() {
 async fn anthropic_401_is_unauthorized_without_the_key() {
     let body = json!({"type": "error", "error": {"type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}});
     let server = Server::start(Reply::Json(401, body, vec![])).await;
-    let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("401");
+    let e = run(&anthropic(&server.base), &opts())
+        .await
+        .0
+        .expect_err("401");
     assert!(matches!(e, DiagnosisError::Unauthorized { .. }), "{e:?}");
     assert!(e.to_string().contains("ANTHROPIC_API_KEY"), "{e}");
     assert_no_key(&e);
@@ -282,9 +321,14 @@ async fn anthropic_401_is_unauthorized_without_the_key() {
 async fn anthropic_429_carries_retry_after() {
     let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}});
     let server = Server::start(Reply::Json(429, body, vec![("retry-after", "7".into())])).await;
-    let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("429");
+    let e = run(&anthropic(&server.base), &opts())
+        .await
+        .0
+        .expect_err("429");
     match &e {
-        DiagnosisError::RateLimited { retry_after, .. } => assert_eq!(*retry_after, Some(Duration::from_secs(7))),
+        DiagnosisError::RateLimited { retry_after, .. } => {
+            assert_eq!(*retry_after, Some(Duration::from_secs(7)))
+        }
         other => panic!("expected RateLimited, got {other:?}"),
     }
     assert!(e.to_string().contains("retry after 7s"), "{e}");
@@ -296,9 +340,14 @@ async fn anthropic_5xx_is_a_server_error_with_its_message() {
     for status in [500u16, 529] {
         let body = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
         let server = Server::start(Reply::Json(status, body, vec![])).await;
-        let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("5xx");
+        let e = run(&anthropic(&server.base), &opts())
+            .await
+            .0
+            .expect_err("5xx");
         match &e {
-            DiagnosisError::Server { status: s, message, .. } => {
+            DiagnosisError::Server {
+                status: s, message, ..
+            } => {
                 assert_eq!(*s, status);
                 assert_eq!(message, "Overloaded");
             }
@@ -313,10 +362,19 @@ async fn anthropic_error_event_mid_stream_is_reported() {
     let (_, text) = answer();
     let mut chunks = anthropic_stream(&text);
     chunks.truncate(4);
-    chunks.push(sse("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+    chunks.push(sse(
+        "error",
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
     let server = Server::start(Reply::Sse(chunks)).await;
-    let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("error event");
-    assert!(matches!(e, DiagnosisError::Server { status: 529, .. }), "{e:?}");
+    let e = run(&anthropic(&server.base), &opts())
+        .await
+        .0
+        .expect_err("error event");
+    assert!(
+        matches!(e, DiagnosisError::Server { status: 529, .. }),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -328,7 +386,10 @@ async fn anthropic_malformed_streams_are_errors_not_guesses() {
     garbage.insert(3, "event: content_block_delta\ndata: {not json\n\n".into());
     for chunks in [cut, garbage] {
         let server = Server::start(Reply::Sse(chunks)).await;
-        let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("malformed");
+        let e = run(&anthropic(&server.base), &opts())
+            .await
+            .0
+            .expect_err("malformed");
         assert!(matches!(e, DiagnosisError::MalformedStream(_)), "{e:?}");
         assert_no_key(&e);
     }
@@ -339,7 +400,10 @@ async fn anthropic_answer_outside_the_schema_is_rejected() {
     let mut input: Value = serde_json::from_str(&answer().1).expect("json");
     input.as_object_mut().expect("object").remove("confidence");
     let server = Server::start(Reply::Sse(anthropic_stream(&input.to_string()))).await;
-    let e = run(&anthropic(&server.base), &opts()).await.0.expect_err("schema");
+    let e = run(&anthropic(&server.base), &opts())
+        .await
+        .0
+        .expect_err("schema");
     assert!(matches!(e, DiagnosisError::SchemaMismatch(_)), "{e:?}");
     assert!(e.to_string().contains("confidence"), "{e}");
 }
@@ -351,7 +415,10 @@ async fn anthropic_timeout_is_reported() {
         timeout: Duration::from_millis(300),
         ..opts()
     };
-    let e = run(&anthropic(&server.base), &o).await.0.expect_err("timeout");
+    let e = run(&anthropic(&server.base), &o)
+        .await
+        .0
+        .expect_err("timeout");
     assert!(matches!(e, DiagnosisError::Timeout(_)), "{e:?}");
 }
 
@@ -362,7 +429,10 @@ async fn masking_hides_names_in_the_request_and_restores_them_in_the_answer() {
     let (want, text) = answer();
     // A model answering in placeholders, as it would after seeing a masked window.
     let masked_answer = masker.mask_text(&text);
-    assert!(masked_answer.contains("MASKED_NODE_"), "the answer names nodes");
+    assert!(
+        masked_answer.contains("MASKED_NODE_"),
+        "the answer names nodes"
+    );
     let server = Server::start(Reply::Sse(anthropic_stream(&masked_answer))).await;
     let o = DiagnoseOptions {
         mask_identities: true,
@@ -374,7 +444,11 @@ async fn masking_hides_names_in_the_request_and_restores_them_in_the_answer() {
     let sent = server.only_request().body.to_string();
     for node in &w.snapshots[0].nodes {
         assert!(!sent.contains(&node.id), "{} sent unmasked", node.id);
-        assert!(!sent.contains(&node.address), "{} sent unmasked", node.address);
+        assert!(
+            !sent.contains(&node.address),
+            "{} sent unmasked",
+            node.address
+        );
     }
 }
 
@@ -401,11 +475,16 @@ async fn openai_request_has_the_documented_shape_and_stream_is_parsed() {
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["role"], "system");
     assert_eq!(messages[1]["role"], "user");
-    assert!(messages[1]["content"].as_str().is_some_and(|c| c.contains("\"snapshots\"")));
+    assert!(messages[1]["content"]
+        .as_str()
+        .is_some_and(|c| c.contains("\"snapshots\"")));
     assert_eq!(b["response_format"]["type"], "json_schema");
     assert_eq!(b["response_format"]["json_schema"]["name"], ANSWER_NAME);
     assert_eq!(b["response_format"]["json_schema"]["strict"], true);
-    assert_eq!(b["response_format"]["json_schema"]["schema"], answer_schema());
+    assert_eq!(
+        b["response_format"]["json_schema"]["schema"],
+        answer_schema()
+    );
 }
 
 #[tokio::test]
@@ -413,7 +492,10 @@ async fn openai_without_key_sends_no_authorization_and_base_may_end_in_v1() {
     let (want, text) = answer();
     let server = Server::start(Reply::Sse(openai_stream(&text, true))).await;
     let base = format!("{}/v1/", server.base);
-    let d = run(&openai(&base, false), &opts()).await.0.expect("diagnosis");
+    let d = run(&openai(&base, false), &opts())
+        .await
+        .0
+        .expect("diagnosis");
     assert_same_conclusion(&d, &want);
     assert!(server.only_request().headers.get("authorization").is_none());
 }
@@ -424,24 +506,43 @@ async fn openai_non_streamed_reply_is_accepted() {
     let body = json!({"id": "c1", "object": "chat.completion", "model": MODEL,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});
     let server = Server::start(Reply::Json(200, body, vec![])).await;
-    let d = run(&openai(&server.base, false), &opts()).await.0.expect("diagnosis");
+    let d = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect("diagnosis");
     assert_same_conclusion(&d, &want);
 }
 
 #[tokio::test]
 async fn openai_http_errors_are_clear_and_keyless() {
     let err = |m: &str| json!({"error": {"message": m, "type": "invalid_request_error"}});
-    let cases: Vec<(u16, Vec<(&'static str, String)>)> =
-        vec![(401, vec![]), (429, vec![("retry-after", "3".into())]), (503, vec![])];
+    let cases: Vec<(u16, Vec<(&'static str, String)>)> = vec![
+        (401, vec![]),
+        (429, vec![("retry-after", "3".into())]),
+        (503, vec![]),
+    ];
     for (status, headers) in cases {
-        let server = Server::start(Reply::Json(status, err(&format!("bad key {KEY}")), headers)).await;
-        let e = run(&openai(&server.base, true), &opts()).await.0.expect_err("error");
+        let server =
+            Server::start(Reply::Json(status, err(&format!("bad key {KEY}")), headers)).await;
+        let e = run(&openai(&server.base, true), &opts())
+            .await
+            .0
+            .expect_err("error");
         match (status, &e) {
-            (401, DiagnosisError::Unauthorized { .. }) => assert!(e.to_string().contains("OPENAI_API_KEY")),
+            (401, DiagnosisError::Unauthorized { .. }) => {
+                assert!(e.to_string().contains("OPENAI_API_KEY"))
+            }
             (429, DiagnosisError::RateLimited { retry_after, .. }) => {
                 assert_eq!(*retry_after, Some(Duration::from_secs(3)))
             }
-            (503, DiagnosisError::Server { status: 503, message, .. }) => assert!(message.contains("bad key ***")),
+            (
+                503,
+                DiagnosisError::Server {
+                    status: 503,
+                    message,
+                    ..
+                },
+            ) => assert!(message.contains("bad key ***")),
             _ => panic!("HTTP {status} gave {e:?}"),
         }
         assert_no_key(&e);
@@ -456,7 +557,10 @@ async fn openai_malformed_streams_are_errors() {
     garbage.insert(2, "data: {\"choices\": [\n\n".into());
     for chunks in [cut, garbage] {
         let server = Server::start(Reply::Sse(chunks)).await;
-        let e = run(&openai(&server.base, true), &opts()).await.0.expect_err("malformed");
+        let e = run(&openai(&server.base, true), &opts())
+            .await
+            .0
+            .expect_err("malformed");
         assert!(matches!(e, DiagnosisError::MalformedStream(_)), "{e:?}");
         assert_no_key(&e);
     }
@@ -464,8 +568,15 @@ async fn openai_malformed_streams_are_errors() {
 
 #[tokio::test]
 async fn openai_prose_instead_of_json_is_a_schema_error() {
-    let server = Server::start(Reply::Sse(openai_stream("The node-2 seems to be down, I think.", true))).await;
-    let e = run(&openai(&server.base, false), &opts()).await.0.expect_err("not json");
+    let server = Server::start(Reply::Sse(openai_stream(
+        "The node-2 seems to be down, I think.",
+        true,
+    )))
+    .await;
+    let e = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect_err("not json");
     assert!(matches!(e, DiagnosisError::SchemaMismatch(_)), "{e:?}");
 }
 
@@ -476,20 +587,29 @@ async fn openai_timeout_and_unreachable_server() {
         timeout: Duration::from_millis(300),
         ..opts()
     };
-    let e = run(&openai(&server.base, true), &o).await.0.expect_err("timeout");
+    let e = run(&openai(&server.base, true), &o)
+        .await
+        .0
+        .expect_err("timeout");
     assert!(matches!(e, DiagnosisError::Timeout(_)), "{e:?}");
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
-    let e = run(&openai(&closed, true), &opts()).await.0.expect_err("refused");
+    let e = run(&openai(&closed, true), &opts())
+        .await
+        .0
+        .expect_err("refused");
     assert!(matches!(e, DiagnosisError::Transport { .. }), "{e:?}");
     assert_no_key(&e);
 }
 
 #[test]
 fn config_debug_never_shows_the_key() {
-    for cfg in [anthropic("http://127.0.0.1:1"), openai("http://127.0.0.1:1", true)] {
+    for cfg in [
+        anthropic("http://127.0.0.1:1"),
+        openai("http://127.0.0.1:1", true),
+    ] {
         let shown = format!("{cfg:?}");
         assert!(!shown.contains(KEY) && shown.contains("***"), "{shown}");
     }

@@ -42,8 +42,11 @@ pub async fn ask(
         key: Some(api_key),
     };
     let mut headers = HeaderMap::new();
-    let mut key = HeaderValue::from_str(api_key.expose())
-        .map_err(|_| DiagnosisError::Config(format!("{ENV_ANTHROPIC_KEY} contains characters a header cannot carry")))?;
+    let mut key = HeaderValue::from_str(api_key.expose()).map_err(|_| {
+        DiagnosisError::Config(format!(
+            "{ENV_ANTHROPIC_KEY} contains characters a header cannot carry"
+        ))
+    })?;
     key.set_sensitive(true);
     headers.insert("x-api-key", key);
     headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
@@ -56,12 +59,22 @@ pub async fn ask(
             let mut text = String::new();
             read_events(&peer, response, |event| {
                 let data = event_json(&peer, &event)?;
-                match data.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str()) {
+                match data
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or(event.event.as_str())
+                {
                     "content_block_delta" => {
                         let delta = &data["delta"];
                         let chunk = match delta.get("type").and_then(Value::as_str) {
-                            Some("input_json_delta") => delta.get("partial_json").and_then(Value::as_str).map(|c| (c, &mut tool_json)),
-                            Some("text_delta") => delta.get("text").and_then(Value::as_str).map(|c| (c, &mut text)),
+                            Some("input_json_delta") => delta
+                                .get("partial_json")
+                                .and_then(Value::as_str)
+                                .map(|c| (c, &mut tool_json)),
+                            Some("text_delta") => delta
+                                .get("text")
+                                .and_then(Value::as_str)
+                                .map(|c| (c, &mut text)),
                             _ => None,
                         };
                         if let Some((chunk, buffer)) = chunk {
@@ -81,7 +94,9 @@ pub async fn ask(
             } else if !text.trim().is_empty() {
                 Ok(RawAnswer::Text(text))
             } else {
-                Err(DiagnosisError::SchemaMismatch(format!("the model did not call {ANSWER_NAME}")))
+                Err(DiagnosisError::SchemaMismatch(format!(
+                    "the model did not call {ANSWER_NAME}"
+                )))
             }
         }
     }
@@ -106,7 +121,9 @@ fn answer_from_message(reply: &Value) -> Result<RawAnswer, DiagnosisError> {
         .filter_map(|b| b["text"].as_str())
         .collect();
     if text.trim().is_empty() {
-        Err(DiagnosisError::SchemaMismatch(format!("the model did not call {ANSWER_NAME}")))
+        Err(DiagnosisError::SchemaMismatch(format!(
+            "the model did not call {ANSWER_NAME}"
+        )))
     } else {
         Ok(RawAnswer::Text(text))
     }
@@ -114,7 +131,10 @@ fn answer_from_message(reply: &Value) -> Result<RawAnswer, DiagnosisError> {
 
 /// An `error` event inside a stream, mapped like the HTTP status it stands for.
 fn stream_error(peer: &Peer<'_>, data: &Value) -> DiagnosisError {
-    let kind = data.pointer("/error/type").and_then(Value::as_str).unwrap_or("");
+    let kind = data
+        .pointer("/error/type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let status = match kind {
         "authentication_error" => 401,
         "rate_limit_error" => 429,

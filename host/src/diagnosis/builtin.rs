@@ -7,7 +7,9 @@
 //! and then to the class most likely to cause the others. Confidence follows
 //! the weight of evidence and drops when it is thin, brief or contested.
 
-use super::report::{Alternative, Diagnosis, Evidence, MetricReading, Severity, TimelineEntry, NO_ANOMALY};
+use super::report::{
+    Alternative, Diagnosis, Evidence, MetricReading, Severity, TimelineEntry, NO_ANOMALY,
+};
 use super::window::ObservationWindow;
 use plugin_api::{AnomalyClass, HealthSnapshot, InvariantStatus, Level, NodeHealth, NodeStatus};
 use std::collections::BTreeMap;
@@ -42,10 +44,16 @@ pub fn diagnose(window: &ObservationWindow) -> Diagnosis {
     hypotheses.sort_by(|a, b| {
         b.score()
             .total_cmp(&a.score())
-            .then(a.first_seen.unwrap_or(u64::MAX).cmp(&b.first_seen.unwrap_or(u64::MAX)))
+            .then(
+                a.first_seen
+                    .unwrap_or(u64::MAX)
+                    .cmp(&b.first_seen.unwrap_or(u64::MAX)),
+            )
             .then(precedence(a.class).cmp(&precedence(b.class)))
     });
-    let best = hypotheses.first().filter(|h| h.support() >= MIN_SUPPORT && h.score() > 0.0);
+    let best = hypotheses
+        .first()
+        .filter(|h| h.support() >= MIN_SUPPORT && h.score() > 0.0);
     match best {
         Some(best) => anomaly(window, &facts, best, &hypotheses),
         None => healthy(window, &facts, &hypotheses),
@@ -53,7 +61,10 @@ pub fn diagnose(window: &ObservationWindow) -> Diagnosis {
 }
 
 fn precedence(class: AnomalyClass) -> usize {
-    PRECEDENCE.iter().position(|c| *c == class).unwrap_or(PRECEDENCE.len())
+    PRECEDENCE
+        .iter()
+        .position(|c| *c == class)
+        .unwrap_or(PRECEDENCE.len())
 }
 
 /// An invariant's record over the window.
@@ -86,7 +97,13 @@ impl InvariantRecord {
 
     fn reading(&self) -> String {
         match (self.observed, self.bound) {
-            (Some(o), Some(b)) => format!("{}: {} (observed {}, bound {})", self.name, self.detail, num(o), num(b)),
+            (Some(o), Some(b)) => format!(
+                "{}: {} (observed {}, bound {})",
+                self.name,
+                self.detail,
+                num(o),
+                num(b)
+            ),
             _ => format!("{}: {}", self.name, self.detail),
         }
     }
@@ -135,10 +152,21 @@ impl MetricDelta {
         let unit = self.unit.to_ascii_lowercase();
         let name = self.name.to_ascii_lowercase();
         let time_unit = unit.is_empty()
-            || matches!(unit.as_str(), "ms" | "s" | "us" | "µs" | "ns" | "seconds" | "milliseconds");
-        let named = ["latency", "p99", "p95", "p90", "p50", "duration", "response time"]
-            .iter()
-            .any(|w| name.contains(w));
+            || matches!(
+                unit.as_str(),
+                "ms" | "s" | "us" | "µs" | "ns" | "seconds" | "milliseconds"
+            );
+        let named = [
+            "latency",
+            "p99",
+            "p95",
+            "p90",
+            "p50",
+            "duration",
+            "response time",
+        ]
+        .iter()
+        .any(|w| name.contains(w));
         time_unit && named
     }
 
@@ -236,11 +264,16 @@ impl Facts {
     }
 
     fn rel(&self, at_ms: u64) -> String {
-        format!("+{:.1}s", at_ms.saturating_sub(self.origin_ms) as f64 / 1000.0)
+        format!(
+            "+{:.1}s",
+            at_ms.saturating_sub(self.origin_ms) as f64 / 1000.0
+        )
     }
 
     fn violated(&self) -> impl Iterator<Item = &InvariantRecord> {
-        self.invariants.iter().filter(|i| i.first_violated.is_some())
+        self.invariants
+            .iter()
+            .filter(|i| i.first_violated.is_some())
     }
 
     fn first_violation(&self) -> Option<u64> {
@@ -445,7 +478,13 @@ fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<Met
                 .filter_map(|s| value(s, &node, &name).map(|v| (s.at_ms, v)))
                 .collect();
             match as_rates(&series, start) {
-                Some(rates) => delta(node, format!("{name} rate"), format!("{unit}/s").trim_start_matches('/').to_string(), &rates, start),
+                Some(rates) => delta(
+                    node,
+                    format!("{name} rate"),
+                    format!("{unit}/s").trim_start_matches('/').to_string(),
+                    &rates,
+                    start,
+                ),
                 None => delta(node, name, unit, &series, start),
             }
         })
@@ -461,19 +500,33 @@ fn as_rates(series: &[(u64, f64)], start: u64) -> Option<Vec<(u64, f64)>> {
     let baseline: Vec<&[(u64, f64)]> = series.windows(2).filter(|w| w[1].0 < start).collect();
     let rising = baseline.iter().filter(|w| w[1].1 > w[0].1).count();
     let grows = baseline.len() >= 3
-        && series.windows(2).all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
+        && series
+            .windows(2)
+            .all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
         && rising * 4 >= baseline.len() * 3;
     grows.then(|| {
         series
             .windows(2)
-            .map(|w| (w[1].0, (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64))
+            .map(|w| {
+                (
+                    w[1].0,
+                    (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64,
+                )
+            })
             .collect()
     })
 }
 
 /// Mean before `start` against the most extreme value from `start` on.
-fn delta(node: Option<String>, name: String, unit: String, series: &[(u64, f64)], start: u64) -> Option<MetricDelta> {
-    let (before, during): (Vec<(u64, f64)>, Vec<(u64, f64)>) = series.iter().partition(|(t, _)| *t < start);
+fn delta(
+    node: Option<String>,
+    name: String,
+    unit: String,
+    series: &[(u64, f64)],
+    start: u64,
+) -> Option<MetricDelta> {
+    let (before, during): (Vec<(u64, f64)>, Vec<(u64, f64)>) =
+        series.iter().partition(|(t, _)| *t < start);
     if before.is_empty() || during.is_empty() {
         return None;
     }
@@ -503,7 +556,11 @@ fn relative_change(d: &MetricDelta) -> f64 {
 /// rivals (a member down, a dependency down, slowness) so they get ruled out explicitly.
 fn candidate_classes(facts: &Facts) -> Vec<AnomalyClass> {
     let mut classes: Vec<AnomalyClass> = facts.violated().map(|i| i.class).collect();
-    classes.extend([AnomalyClass::NodeDown, AnomalyClass::DependencyDown, AnomalyClass::LatencySpike]);
+    classes.extend([
+        AnomalyClass::NodeDown,
+        AnomalyClass::DependencyDown,
+        AnomalyClass::LatencySpike,
+    ]);
     let mut unique = Vec::new();
     for c in classes {
         if !unique.contains(&c) {
@@ -565,24 +622,53 @@ impl Hypothesis {
             resolved: false,
         };
         let first_overall = facts.first_violation();
-        let own: Vec<&InvariantRecord> = facts.invariants.iter().filter(|i| i.class == class).collect();
-        let own_violated: Vec<&InvariantRecord> = own.iter().copied().filter(|i| i.first_violated.is_some()).collect();
+        let own: Vec<&InvariantRecord> = facts
+            .invariants
+            .iter()
+            .filter(|i| i.class == class)
+            .collect();
+        let own_violated: Vec<&InvariantRecord> = own
+            .iter()
+            .copied()
+            .filter(|i| i.first_violated.is_some())
+            .collect();
         for inv in &own_violated {
             let at = inv.first_violated;
-            let weight = if inv.violated_polls >= 2 || (inv.violated_polls == 0 && inv.violated_at_end) {
-                0.45
-            } else {
-                0.25
-            };
-            h.add_support(at, format!("invariant {}", inv.name), format!("violated at {}: {}", rel(facts, at), inv.reading()), weight);
+            let weight =
+                if inv.violated_polls >= 2 || (inv.violated_polls == 0 && inv.violated_at_end) {
+                    0.45
+                } else {
+                    0.25
+                };
+            h.add_support(
+                at,
+                format!("invariant {}", inv.name),
+                format!("violated at {}: {}", rel(facts, at), inv.reading()),
+                weight,
+            );
             if inv.exceeds_clearly() {
-                h.add_support(at, format!("invariant {}", inv.name), "the observed value is well past its bound".into(), 0.1);
+                h.add_support(
+                    at,
+                    format!("invariant {}", inv.name),
+                    "the observed value is well past its bound".into(),
+                    0.1,
+                );
             }
             if at.is_some() && at == first_overall {
-                h.add_support(at, format!("invariant {}", inv.name), "the first invariant to break in this window".into(), 0.15);
+                h.add_support(
+                    at,
+                    format!("invariant {}", inv.name),
+                    "the first invariant to break in this window".into(),
+                    0.15,
+                );
             }
             if !inv.violated_at_end {
-                h.contradicting.push(item(None, format!("invariant {}", inv.name), "it holds again by the end of the window".into(), 0.05));
+                h.contradicting.push(item(
+                    None,
+                    format!("invariant {}", inv.name),
+                    "it holds again by the end of the window".into(),
+                    0.05,
+                ));
             }
             for c in &inv.components {
                 push_unique(&mut h.components, facts.component_label(c));
@@ -594,7 +680,10 @@ impl Hypothesis {
         }
         h.brief = !own_violated.is_empty() && own_violated.iter().all(|i| i.violated_polls <= 1);
         h.resolved = !own_violated.is_empty() && own_violated.iter().all(|i| !i.violated_at_end);
-        for inv in own.iter().filter(|i| i.first_violated.is_none() && facts.polls > 1) {
+        for inv in own
+            .iter()
+            .filter(|i| i.first_violated.is_none() && facts.polls > 1)
+        {
             h.contradicting.push(item(
                 None,
                 format!("invariant {}", inv.name),
@@ -625,7 +714,11 @@ impl Hypothesis {
             .iter()
             .filter(|c| c.shared_dependency == dependency)
             .collect();
-        let what = if dependency { "shared dependency" } else { "member" };
+        let what = if dependency {
+            "shared dependency"
+        } else {
+            "member"
+        };
         for c in &relevant {
             let weight = match c.to {
                 NodeStatus::Down => 0.3,
@@ -635,7 +728,13 @@ impl Hypothesis {
             self.add_support(
                 Some(c.at_ms),
                 format!("node {}", c.id),
-                format!("{what} {} went {} → {} at {}", c.label, status_word(c.from), status_word(c.to), facts.rel(c.at_ms)),
+                format!(
+                    "{what} {} went {} → {} at {}",
+                    c.label,
+                    status_word(c.from),
+                    status_word(c.to),
+                    facts.rel(c.at_ms)
+                ),
                 weight,
             );
             if matches!(c.to, NodeStatus::Down | NodeStatus::Unknown) {
@@ -644,14 +743,26 @@ impl Hypothesis {
             }
         }
         if dependency {
-            if let Some(dep) = relevant.iter().filter(|c| c.to == NodeStatus::Down).map(|c| c.at_ms).min() {
+            if let Some(dep) = relevant
+                .iter()
+                .filter(|c| c.to == NodeStatus::Down)
+                .map(|c| c.at_ms)
+                .min()
+            {
                 let followers = facts
                     .node_changes
                     .iter()
-                    .filter(|c| !c.shared_dependency && c.at_ms >= dep && c.to == NodeStatus::Degraded)
+                    .filter(|c| {
+                        !c.shared_dependency && c.at_ms >= dep && c.to == NodeStatus::Degraded
+                    })
                     .count();
                 if followers > 0 {
-                    self.add_support(Some(dep), "node members".into(), format!("{followers} member(s) degraded after it"), 0.1);
+                    self.add_support(
+                        Some(dep),
+                        "node members".into(),
+                        format!("{followers} member(s) degraded after it"),
+                        0.1,
+                    );
                 }
             }
         } else if !relevant.iter().any(|c| c.to != NodeStatus::Degraded)
@@ -659,15 +770,29 @@ impl Hypothesis {
             && relevant.len() >= facts.member_count.max(1)
             && facts.member_count > 1
         {
-            self.contradicting.push(item(None, "node members".into(), "every member degraded at once, which points at something they share".into(), 0.15));
+            self.contradicting.push(item(
+                None,
+                "node members".into(),
+                "every member degraded at once, which points at something they share".into(),
+                0.15,
+            ));
         }
         if !relevant.iter().any(|c| c.to != NodeStatus::Degraded) && !facts.nodes.is_empty() {
-            self.contradicting.push(item(None, "node status".into(), format!("no {what} stopped answering"), 0.3));
+            self.contradicting.push(item(
+                None,
+                "node status".into(),
+                format!("no {what} stopped answering"),
+                0.3,
+            ));
         }
     }
 
     fn weigh_latency(&mut self, facts: &Facts) {
-        let timed: Vec<&MetricDelta> = facts.metric_deltas.iter().filter(|d| d.time_like()).collect();
+        let timed: Vec<&MetricDelta> = facts
+            .metric_deltas
+            .iter()
+            .filter(|d| d.time_like())
+            .collect();
         let moved = |d: &MetricDelta| d.significant && d.during > d.before;
         let mut jumped = false;
         let mut weight_left: f64 = 0.3;
@@ -685,17 +810,31 @@ impl Hypothesis {
             } else if ratio >= 1.2 && moved(d) && weight_left > 0.0 {
                 let w = 0.05_f64.min(weight_left);
                 weight_left -= w;
-                self.add_support(Some(d.at_ms), format!("metric {}", d.name), format!("{} (a modest rise)", d.describe()), w);
+                self.add_support(
+                    Some(d.at_ms),
+                    format!("metric {}", d.name),
+                    format!("{} (a modest rise)", d.describe()),
+                    w,
+                );
             }
         }
         if !timed.is_empty() && !jumped {
-            self.contradicting.push(item(None, "metrics".into(), "no latency reading even doubled".into(), 0.2));
+            self.contradicting.push(item(
+                None,
+                "metrics".into(),
+                "no latency reading even doubled".into(),
+                0.2,
+            ));
         }
     }
 
     /// Metrics of the named components that moved well beyond their noise.
     fn weigh_component_metrics(&mut self, facts: &Facts) {
-        let ids: Vec<&str> = self.components.iter().filter_map(|c| c.split(' ').next()).collect();
+        let ids: Vec<&str> = self
+            .components
+            .iter()
+            .filter_map(|c| c.split(' ').next())
+            .collect();
         let moved: Vec<&MetricDelta> = facts
             .metric_deltas
             .iter()
@@ -704,14 +843,22 @@ impl Hypothesis {
             .take(2)
             .collect();
         for d in moved {
-            self.add_support(Some(d.at_ms), format!("metric {}", d.name), d.describe(), 0.1);
+            self.add_support(
+                Some(d.at_ms),
+                format!("metric {}", d.name),
+                d.describe(),
+                0.1,
+            );
         }
     }
 
     /// Symptoms that began after a member or dependency stopped answering are
     /// more likely its consequences than a cause of their own.
     fn weigh_consequence(&mut self, facts: &Facts) {
-        if matches!(self.class, AnomalyClass::NodeDown | AnomalyClass::DependencyDown) {
+        if matches!(
+            self.class,
+            AnomalyClass::NodeDown | AnomalyClass::DependencyDown
+        ) {
             return;
         }
         let Some(first) = self.first_seen else { return };
@@ -724,7 +871,11 @@ impl Hypothesis {
             self.contradicting.push(item(
                 Some(c.at_ms),
                 format!("node {}", c.id),
-                format!("it began after {} went down at {}, so it may be a consequence", c.label, facts.rel(c.at_ms)),
+                format!(
+                    "it began after {} went down at {}, so it may be a consequence",
+                    c.label,
+                    facts.rel(c.at_ms)
+                ),
                 0.3,
             ));
         }
@@ -741,8 +892,17 @@ impl Hypothesis {
             if names_component && weight_left > 0.0 {
                 let w = 0.05_f64.min(weight_left);
                 weight_left -= w;
-                let lvl = if *level == Level::Error { "error" } else { "warning" };
-                self.add_support(Some(*at), "event".into(), format!("{lvl} at {}: {message}", facts.rel(*at)), w);
+                let lvl = if *level == Level::Error {
+                    "error"
+                } else {
+                    "warning"
+                };
+                self.add_support(
+                    Some(*at),
+                    "event".into(),
+                    format!("{lvl} at {}: {message}", facts.rel(*at)),
+                    w,
+                );
             }
         }
     }
@@ -764,7 +924,8 @@ fn push_unique(list: &mut Vec<String>, s: String) {
 }
 
 fn rel(facts: &Facts, at: Option<u64>) -> String {
-    at.map(|t| facts.rel(t)).unwrap_or_else(|| "an unknown time".into())
+    at.map(|t| facts.rel(t))
+        .unwrap_or_else(|| "an unknown time".into())
 }
 
 fn num(x: f64) -> String {
@@ -799,10 +960,18 @@ fn term_for(window: &ObservationWindow, facts: &Facts, class: AnomalyClass) -> S
         .filter(|g| g.class == Some(class))
         .map(|g| g.term.as_str())
         .collect();
-    let violated: Vec<String> = facts.violated().filter(|i| i.class == class).map(|i| i.name.to_lowercase()).collect();
+    let violated: Vec<String> = facts
+        .violated()
+        .filter(|i| i.class == class)
+        .map(|i| i.name.to_lowercase())
+        .collect();
     terms
         .iter()
-        .find(|t| violated.iter().any(|v| v.contains(&t.to_lowercase()) || t.to_lowercase().contains(v)))
+        .find(|t| {
+            violated
+                .iter()
+                .any(|v| v.contains(&t.to_lowercase()) || t.to_lowercase().contains(v))
+        })
         .or(terms.first())
         .map(|t| t.to_string())
         .unwrap_or_else(|| class.label().to_string())
@@ -837,15 +1006,23 @@ fn severity(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> Severity {
     let base = match class {
         AnomalyClass::DependencyDown => Severity::Critical,
         AnomalyClass::NodeDown => {
-            let down = facts.node_changes.iter().filter(|c| !c.shared_dependency && c.to == NodeStatus::Down).count();
+            let down = facts
+                .node_changes
+                .iter()
+                .filter(|c| !c.shared_dependency && c.to == NodeStatus::Down)
+                .count();
             if facts.member_count > 0 && down * 2 >= facts.member_count {
                 Severity::Critical
             } else {
                 Severity::High
             }
         }
-        AnomalyClass::BoundExceeded | AnomalyClass::Accounting | AnomalyClass::CapacityExhausted => Severity::High,
-        AnomalyClass::StateDivergence | AnomalyClass::LatencySpike | AnomalyClass::Other => Severity::Medium,
+        AnomalyClass::BoundExceeded
+        | AnomalyClass::Accounting
+        | AnomalyClass::CapacityExhausted => Severity::High,
+        AnomalyClass::StateDivergence | AnomalyClass::LatencySpike | AnomalyClass::Other => {
+            Severity::Medium
+        }
         AnomalyClass::Imbalance => Severity::Low,
     };
     if best.brief || best.resolved {
@@ -877,7 +1054,10 @@ fn likely_cause(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> String
             .filter(|c| c.shared_dependency == dep && c.to != NodeStatus::Degraded)
             .min_by_key(|c| c.at_ms)
     };
-    let inv = facts.violated().filter(|i| i.class == class).min_by_key(|i| i.first_violated);
+    let inv = facts
+        .violated()
+        .filter(|i| i.class == class)
+        .min_by_key(|i| i.first_violated);
     let surge = facts
         .metric_deltas
         .iter()
@@ -890,10 +1070,19 @@ fn likely_cause(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> String
             facts.rel(c.at_ms),
             status_word(c.from),
             status_word(c.to),
-            if c.shared_dependency { "; the members depend on it" } else { "" }
+            if c.shared_dependency {
+                "; the members depend on it"
+            } else {
+                ""
+            }
         ),
         (_, _, Some(i)) => {
-            let mut s = format!("{} broke at {}: {}", i.name, rel(facts, i.first_violated), i.reading());
+            let mut s = format!(
+                "{} broke at {}: {}",
+                i.name,
+                rel(facts, i.first_violated),
+                i.reading()
+            );
             if let Some(d) = surge {
                 s.push_str(&format!(", while {}", d.describe()));
             }
@@ -909,8 +1098,16 @@ fn likely_cause(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> String
 fn timeline(window: &ObservationWindow, facts: &Facts) -> Vec<TimelineEntry> {
     let mut t = Vec::new();
     if let Some(first) = window.snapshots.first() {
-        let up = first.nodes.iter().filter(|n| n.status == NodeStatus::Up).count();
-        let violated = first.invariants.iter().filter(|i| i.status == InvariantStatus::Violated).count();
+        let up = first
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Up)
+            .count();
+        let violated = first
+            .invariants
+            .iter()
+            .filter(|i| i.status == InvariantStatus::Violated)
+            .count();
         t.push(TimelineEntry {
             at_ms: first.at_ms,
             event: format!(
@@ -923,7 +1120,12 @@ fn timeline(window: &ObservationWindow, facts: &Facts) -> Vec<TimelineEntry> {
     for c in &facts.node_changes {
         t.push(TimelineEntry {
             at_ms: c.at_ms,
-            event: format!("{} {} → {}", c.label, status_word(c.from), status_word(c.to)),
+            event: format!(
+                "{} {} → {}",
+                c.label,
+                status_word(c.from),
+                status_word(c.to)
+            ),
         });
     }
     let changes = if window.invariant_changes.is_empty() {
@@ -934,7 +1136,13 @@ fn timeline(window: &ObservationWindow, facts: &Facts) -> Vec<TimelineEntry> {
     for c in &changes {
         t.push(TimelineEntry {
             at_ms: c.at_ms,
-            event: format!("{} {} → {}: {}", c.invariant, inv_word(c.from), inv_word(c.to), c.detail),
+            event: format!(
+                "{} {} → {}: {}",
+                c.invariant,
+                inv_word(c.from),
+                inv_word(c.to),
+                c.detail
+            ),
         });
     }
     for (at, _, message) in facts.warnings.iter().take(8) {
@@ -978,7 +1186,10 @@ fn alternatives(hypotheses: &[Hypothesis], chosen: Option<AnomalyClass>) -> Vec<
             let verdict = if Some(h.class) == chosen {
                 "accepted: best supported by the evidence".to_string()
             } else if h.support() >= MIN_SUPPORT && h.score() > 0.0 {
-                format!("possible: supported (weight {:.2}) but less than the accepted one", h.score())
+                format!(
+                    "possible: supported (weight {:.2}) but less than the accepted one",
+                    h.score()
+                )
             } else if h.supporting.is_empty() {
                 "rejected: nothing observed supports it".to_string()
             } else {
@@ -994,7 +1205,12 @@ fn alternatives(hypotheses: &[Hypothesis], chosen: Option<AnomalyClass>) -> Vec<
         .collect()
 }
 
-fn anomaly(window: &ObservationWindow, facts: &Facts, best: &Hypothesis, all: &[Hypothesis]) -> Diagnosis {
+fn anomaly(
+    window: &ObservationWindow,
+    facts: &Facts,
+    best: &Hypothesis,
+    all: &[Hypothesis],
+) -> Diagnosis {
     let class = best.class;
     let term = term_for(window, facts, class);
     let runner_up = all.iter().find(|h| h.class != class);
@@ -1005,7 +1221,10 @@ fn anomaly(window: &ObservationWindow, facts: &Facts, best: &Hypothesis, all: &[
         best.components.join(", ")
     };
     let cause = likely_cause(class, facts, best);
-    let since = best.first_seen.map(|t| format!(" since {}", facts.rel(t))).unwrap_or_default();
+    let since = best
+        .first_seen
+        .map(|t| format!(" since {}", facts.rel(t)))
+        .unwrap_or_default();
     let doubt = if why.is_empty() {
         "several independent observations agree".to_string()
     } else {
@@ -1047,7 +1266,12 @@ fn anomaly(window: &ObservationWindow, facts: &Facts, best: &Hypothesis, all: &[
 }
 
 fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothesis]) -> Diagnosis {
-    let unknown: Vec<&str> = facts.invariants.iter().filter(|i| i.ever_unknown).map(|i| i.name.as_str()).collect();
+    let unknown: Vec<&str> = facts
+        .invariants
+        .iter()
+        .filter(|i| i.ever_unknown)
+        .map(|i| i.name.as_str())
+        .collect();
     let weak: Vec<&Hypothesis> = all.iter().filter(|h| h.support() > 0.0).collect();
     let mut confidence: f64 = match facts.polls {
         0 => 0.2,
@@ -1065,7 +1289,11 @@ fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothesis]) -> Dia
         doubts.push("some weak signals (see alternatives)".to_string());
     }
     let confidence = round2(confidence.clamp(0.05, MAX_CONFIDENCE));
-    let nodes_up = facts.nodes.iter().filter(|n| n.status == NodeStatus::Up).count();
+    let nodes_up = facts
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Up)
+        .count();
     let evidence = vec![Evidence {
         at_ms: window.snapshots.last().map(|s| s.at_ms),
         source: "invariants".into(),
@@ -1104,14 +1332,31 @@ mod tests {
     use super::*;
     use plugin_api::{DiagnosisContext, GlossaryEntry, Invariant};
 
-    fn invariant(name: &str, class: AnomalyClass, violated: bool, components: &[&str]) -> Invariant {
+    fn invariant(
+        name: &str,
+        class: AnomalyClass,
+        violated: bool,
+        components: &[&str],
+    ) -> Invariant {
         Invariant {
             name: name.into(),
-            status: if violated { InvariantStatus::Violated } else { InvariantStatus::Ok },
-            detail: if violated { format!("{name} broken") } else { format!("{name} holds") },
+            status: if violated {
+                InvariantStatus::Violated
+            } else {
+                InvariantStatus::Ok
+            },
+            detail: if violated {
+                format!("{name} broken")
+            } else {
+                format!("{name} holds")
+            },
             since_ms: 0,
             class,
-            components: if violated { components.iter().map(|c| c.to_string()).collect() } else { vec![] },
+            components: if violated {
+                components.iter().map(|c| c.to_string()).collect()
+            } else {
+                vec![]
+            },
             observed: Some(if violated { 10.0 } else { 0.0 }),
             bound: Some(3.0),
         }
@@ -1160,8 +1405,15 @@ mod tests {
     fn contested_evidence_gives_low_confidence() {
         let d = diagnose(&twin_breakage());
         assert!(d.class.is_some());
-        assert!(d.confidence < 0.5, "confidence {} with an equally supported rival", d.confidence);
-        assert!(d.alternatives.iter().any(|a| a.conclusion.starts_with("possible")));
+        assert!(
+            d.confidence < 0.5,
+            "confidence {} with an equally supported rival",
+            d.confidence
+        );
+        assert!(d
+            .alternatives
+            .iter()
+            .any(|a| a.conclusion.starts_with("possible")));
     }
 
     #[test]
@@ -1205,9 +1457,17 @@ mod tests {
                 }
             })
             .collect();
-        let d = diagnose(&ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps));
+        let d = diagnose(&ObservationWindow::from_snapshots(
+            "s",
+            DiagnosisContext::default(),
+            snaps,
+        ));
         assert_eq!(d.class, Some(AnomalyClass::NodeDown));
         assert_eq!(d.affected_components, vec!["m-3".to_string()]);
-        assert!(d.confidence <= 0.6, "one kind of evidence only: {}", d.confidence);
+        assert!(
+            d.confidence <= 0.6,
+            "one kind of evidence only: {}",
+            d.confidence
+        );
     }
 }

@@ -163,7 +163,11 @@ mod tests {
     use super::*;
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -174,7 +178,11 @@ mod tests {
 
     #[test]
     fn environment_selects_anthropic_and_flags_override_it() {
-        let vars = [(ENV_BACKEND, "anthropic"), (ENV_ANTHROPIC_KEY, "k-123"), (ENV_MODEL, "m-env")];
+        let vars = [
+            (ENV_BACKEND, "anthropic"),
+            (ENV_ANTHROPIC_KEY, "k-123"),
+            (ENV_MODEL, "m-env"),
+        ];
         let cfg = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&vars)).unwrap();
         assert_eq!(
             cfg,
@@ -202,12 +210,23 @@ mod tests {
 
     #[test]
     fn missing_key_model_or_unknown_backend_say_what_to_do() {
-        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "anthropic")])).unwrap_err();
+        let e = BackendConfig::from_lookup(
+            &DiagnoserFlags::default(),
+            env(&[(ENV_BACKEND, "anthropic")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains(ENV_ANTHROPIC_KEY), "{e}");
-        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "openai")])).unwrap_err();
+        let e =
+            BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "openai")]))
+                .unwrap_err();
         assert!(e.to_string().contains("--model"), "{e}");
-        let e = BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "gpt")])).unwrap_err();
-        assert!(e.to_string().contains("builtin, anthropic or openai"), "{e}");
+        let e =
+            BackendConfig::from_lookup(&DiagnoserFlags::default(), env(&[(ENV_BACKEND, "gpt")]))
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("builtin, anthropic or openai"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -91,13 +91,21 @@ pub async fn post(
         return Ok(Body::Stream(response));
     }
     let text = response.text().await.map_err(|e| peer.transport(e))?;
-    serde_json::from_str(&text)
-        .map(Body::Json)
-        .map_err(|e| peer.malformed(format!("the reply is neither an event stream nor JSON ({e}): {}", excerpt(&text))))
+    serde_json::from_str(&text).map(Body::Json).map_err(|e| {
+        peer.malformed(format!(
+            "the reply is neither an event stream nor JSON ({e}): {}",
+            excerpt(&text)
+        ))
+    })
 }
 
 /// Maps an HTTP failure to its error, with the server's own message when it gave one.
-pub fn status_error(peer: &Peer<'_>, status: u16, retry_after: Option<Duration>, body: &str) -> DiagnosisError {
+pub fn status_error(
+    peer: &Peer<'_>,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> DiagnosisError {
     let message = peer.scrub(&server_message(body));
     let backend = peer.backend.to_string();
     match status {
@@ -105,7 +113,10 @@ pub fn status_error(peer: &Peer<'_>, status: u16, retry_after: Option<Duration>,
             backend,
             key_var: peer.key_var,
         },
-        429 => DiagnosisError::RateLimited { backend, retry_after },
+        429 => DiagnosisError::RateLimited {
+            backend,
+            retry_after,
+        },
         500..=599 => DiagnosisError::Server {
             backend,
             status,
@@ -149,7 +160,8 @@ pub async fn read_events(
     let mut decoder = SseDecoder::default();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| peer.malformed(format!("the stream broke off: {}", peer.transport(e))))?;
+        let chunk = chunk
+            .map_err(|e| peer.malformed(format!("the stream broke off: {}", peer.transport(e))))?;
         for event in decoder.push(&chunk) {
             if on_event(event)? {
                 return Ok(());
@@ -166,6 +178,10 @@ pub async fn read_events(
 
 /// Parses one event's data as JSON.
 pub fn event_json(peer: &Peer<'_>, event: &SseEvent) -> Result<Value, DiagnosisError> {
-    serde_json::from_str(&event.data)
-        .map_err(|e| peer.malformed(format!("an event is not JSON ({e}): {}", excerpt(&event.data))))
+    serde_json::from_str(&event.data).map_err(|e| {
+        peer.malformed(format!(
+            "an event is not JSON ({e}): {}",
+            excerpt(&event.data)
+        ))
+    })
 }

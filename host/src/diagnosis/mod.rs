@@ -19,15 +19,15 @@ pub mod sse;
 mod window;
 
 pub use config::{
-    BackendConfig, DiagnoseOptions, DiagnoserFlags, Secret, DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_MODEL,
-    DEFAULT_OPENAI_BASE_URL, ENV_ANTHROPIC_BASE_URL, ENV_ANTHROPIC_KEY, ENV_BACKEND, ENV_MODEL, ENV_OPENAI_BASE_URL,
-    ENV_OPENAI_KEY,
+    BackendConfig, DiagnoseOptions, DiagnoserFlags, Secret, DEFAULT_ANTHROPIC_BASE_URL,
+    DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_BASE_URL, ENV_ANTHROPIC_BASE_URL, ENV_ANTHROPIC_KEY,
+    ENV_BACKEND, ENV_MODEL, ENV_OPENAI_BASE_URL, ENV_OPENAI_KEY,
 };
 pub use error::DiagnosisError;
 pub use prompt::{build_prompt, Prompt};
 pub use report::{
-    answer_schema, parse_answer, Alternative, Diagnosis, Evidence, MetricReading, Severity, TimelineEntry,
-    ANSWER_NAME, NO_ANOMALY,
+    answer_schema, parse_answer, Alternative, Diagnosis, Evidence, MetricReading, Severity,
+    TimelineEntry, ANSWER_NAME, NO_ANOMALY,
 };
 pub use score::{score, Score};
 pub use window::{changes_between, InvariantChange, ObservationWindow};
@@ -80,7 +80,8 @@ pub async fn diagnose(
             } => {
                 let masker = opts.mask_identities.then(|| Masker::for_window(window));
                 let prompt = prompt_for(window, masker.as_ref());
-                let raw = openai::ask(base_url, model, api_key.as_ref(), &prompt, &progress).await?;
+                let raw =
+                    openai::ask(base_url, model, api_key.as_ref(), &prompt, &progress).await?;
                 finish(raw, masker.as_ref(), cfg.label(), findings)
             }
         }
@@ -107,7 +108,10 @@ fn finish(
     let mut value = match raw {
         RawAnswer::Json(v) => v,
         RawAnswer::Text(text) => serde_json::from_str(text.trim()).map_err(|e| {
-            DiagnosisError::SchemaMismatch(format!("the answer is not JSON ({e}): {}", report::excerpt(&text)))
+            DiagnosisError::SchemaMismatch(format!(
+                "the answer is not JSON ({e}): {}",
+                report::excerpt(&text)
+            ))
         })?,
     };
     if let Some(m) = masker {
@@ -149,10 +153,18 @@ pub fn rule_findings(window: &ObservationWindow) -> Vec<String> {
                 reading(observed, bound)
             ),
             Some((InvariantStatus::Ok, ..)) => {
-                format!("{head} violated at {}{on}: {}; holds again", rel(c.at_ms), c.detail)
+                format!(
+                    "{head} violated at {}{on}: {}; holds again",
+                    rel(c.at_ms),
+                    c.detail
+                )
             }
             Some((InvariantStatus::Unknown, ..)) => {
-                format!("{head} violated at {}{on}: {}; now unknown", rel(c.at_ms), c.detail)
+                format!(
+                    "{head} violated at {}{on}: {}; now unknown",
+                    rel(c.at_ms),
+                    c.detail
+                )
             }
             None => format!("{head} violated at {}{on}: {}", rel(c.at_ms), c.detail),
         });

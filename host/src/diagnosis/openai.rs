@@ -48,21 +48,41 @@ pub async fn ask(
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(key) = api_key {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-            .map_err(|_| DiagnosisError::Config(format!("{ENV_OPENAI_KEY} contains characters a header cannot carry")))?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                DiagnosisError::Config(format!(
+                    "{ENV_OPENAI_KEY} contains characters a header cannot carry"
+                ))
+            })?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
     }
-    match post(&peer, &endpoint(base_url), headers, &request_body(model, prompt)).await? {
+    match post(
+        &peer,
+        &endpoint(base_url),
+        headers,
+        &request_body(model, prompt),
+    )
+    .await?
+    {
         Body::Json(reply) => {
             if reply.get("error").is_some() {
-                return Err(super::http::status_error(&peer, 500, None, &reply.to_string()));
+                return Err(super::http::status_error(
+                    &peer,
+                    500,
+                    None,
+                    &reply.to_string(),
+                ));
             }
             reply
                 .pointer("/choices/0/message/content")
                 .and_then(Value::as_str)
                 .map(|t| RawAnswer::Text(t.to_string()))
-                .ok_or_else(|| DiagnosisError::SchemaMismatch("the reply has no choices[0].message.content".into()))
+                .ok_or_else(|| {
+                    DiagnosisError::SchemaMismatch(
+                        "the reply has no choices[0].message.content".into(),
+                    )
+                })
         }
         Body::Stream(response) => {
             let mut content = String::new();
@@ -73,13 +93,24 @@ pub async fn ask(
                 }
                 let data = event_json(&peer, &event)?;
                 if data.get("error").is_some() {
-                    return Err(super::http::status_error(&peer, 500, None, &data.to_string()));
+                    return Err(super::http::status_error(
+                        &peer,
+                        500,
+                        None,
+                        &data.to_string(),
+                    ));
                 }
-                if let Some(chunk) = data.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+                if let Some(chunk) = data
+                    .pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                {
                     content.push_str(chunk);
                     let _ = progress.send(chunk.to_string());
                 }
-                if data.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null()) {
+                if data
+                    .pointer("/choices/0/finish_reason")
+                    .is_some_and(|f| !f.is_null())
+                {
                     finished = true;
                 }
                 Ok(false)
@@ -92,7 +123,9 @@ pub async fn ask(
                 Err(e) => return Err(e),
             }
             if content.trim().is_empty() {
-                Err(DiagnosisError::SchemaMismatch("the model sent no content".into()))
+                Err(DiagnosisError::SchemaMismatch(
+                    "the model sent no content".into(),
+                ))
             } else {
                 Ok(RawAnswer::Text(content))
             }

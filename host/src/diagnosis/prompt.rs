@@ -16,7 +16,9 @@ fn class_meaning(class: AnomalyClass) -> &'static str {
     match class {
         AnomalyClass::NodeDown => "a member of the cluster stopped answering",
         AnomalyClass::DependencyDown => "a dependency that the members share stopped answering",
-        AnomalyClass::StateDivergence => "shared state disagrees with the members' local views of it",
+        AnomalyClass::StateDivergence => {
+            "shared state disagrees with the members' local views of it"
+        }
         AnomalyClass::BoundExceeded => "an acknowledged count went beyond its bound",
         AnomalyClass::LatencySpike => "latency jumped beyond its bound",
         AnomalyClass::Imbalance => "work or data is unevenly spread",

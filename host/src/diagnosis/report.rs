@@ -199,8 +199,9 @@ pub fn parse_answer_value(
     backend: String,
     rule_findings: Vec<String>,
 ) -> Result<Diagnosis, DiagnosisError> {
-    let a: ModelAnswer = serde_json::from_value(value)
-        .map_err(|e| DiagnosisError::SchemaMismatch(format!("the answer does not match the schema: {e}")))?;
+    let a: ModelAnswer = serde_json::from_value(value).map_err(|e| {
+        DiagnosisError::SchemaMismatch(format!("the answer does not match the schema: {e}"))
+    })?;
     if !(0.0..=1.0).contains(&a.confidence) {
         return Err(DiagnosisError::SchemaMismatch(format!(
             "confidence {} is outside 0..1",
@@ -208,7 +209,9 @@ pub fn parse_answer_value(
         )));
     }
     if a.anomaly.trim().is_empty() {
-        return Err(DiagnosisError::SchemaMismatch("the answer names no anomaly".into()));
+        return Err(DiagnosisError::SchemaMismatch(
+            "the answer names no anomaly".into(),
+        ));
     }
     Ok(Diagnosis {
         anomaly: a.anomaly,
@@ -305,7 +308,12 @@ mod tests {
             if v.get("type") == Some(&json!("object")) {
                 assert_eq!(v["additionalProperties"], json!(false));
                 let props: Vec<&String> = v["properties"].as_object().unwrap().keys().collect();
-                let required: Vec<&str> = v["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+                let required: Vec<&str> = v["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap())
+                    .collect();
                 assert_eq!(props.len(), required.len());
             }
             match v {

@@ -73,7 +73,11 @@ mod tests {
     use crate::diagnosis::window::ObservationWindow;
 
     fn diagnosis(anomaly: &str, components: &[&str]) -> Diagnosis {
-        let mut d = builtin::diagnose(&ObservationWindow::from_snapshots("s", Default::default(), vec![]));
+        let mut d = builtin::diagnose(&ObservationWindow::from_snapshots(
+            "s",
+            Default::default(),
+            vec![],
+        ));
         d.anomaly = anomaly.into();
         d.affected_components = components.iter().map(|c| c.to_string()).collect();
         d
@@ -96,11 +100,40 @@ mod tests {
     #[test]
     fn components_match_by_name_or_chaos_target() {
         let d = diagnosis("store down", &["store-2 (tikv-1:20160)"]);
-        assert!(score(&d, &expect("store down", Component::ChaosTarget), &["tikv-1".into()]).component_ok);
-        assert!(!score(&d, &expect("store down", Component::ChaosTarget), &["tikv-2".into()]).component_ok);
+        assert!(
+            score(
+                &d,
+                &expect("store down", Component::ChaosTarget),
+                &["tikv-1".into()]
+            )
+            .component_ok
+        );
+        assert!(
+            !score(
+                &d,
+                &expect("store down", Component::ChaosTarget),
+                &["tikv-2".into()]
+            )
+            .component_ok
+        );
         assert!(!score(&d, &expect("store down", Component::ChaosTarget), &[]).component_ok);
-        assert!(score(&d, &expect("store down", Component::Named("STORE-2".into())), &[]).component_ok);
-        let miss = score(&d, &expect("store down", Component::Named("pd".into())), &[]);
-        assert!(!miss.passed() && miss.detail.contains("MISSED"), "{}", miss.detail);
+        assert!(
+            score(
+                &d,
+                &expect("store down", Component::Named("STORE-2".into())),
+                &[]
+            )
+            .component_ok
+        );
+        let miss = score(
+            &d,
+            &expect("store down", Component::Named("pd".into())),
+            &[],
+        );
+        assert!(
+            !miss.passed() && miss.detail.contains("MISSED"),
+            "{}",
+            miss.detail
+        );
     }
 }

@@ -37,7 +37,9 @@ impl SseDecoder {
         let mut out = Vec::new();
         if !self.buffer.is_empty() {
             let rest = std::mem::take(&mut self.buffer);
-            let line = String::from_utf8_lossy(&rest).trim_end_matches('\r').to_string();
+            let line = String::from_utf8_lossy(&rest)
+                .trim_end_matches('\r')
+                .to_string();
             self.line(&line, &mut out);
         }
         self.dispatch(&mut out);
@@ -89,8 +91,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                SseEvent { event: "a".into(), data: "{\"x\":1}".into() },
-                SseEvent { event: String::new(), data: "[DONE]".into() },
+                SseEvent {
+                    event: "a".into(),
+                    data: "{\"x\":1}".into()
+                },
+                SseEvent {
+                    event: String::new(),
+                    data: "[DONE]".into()
+                },
             ]
         );
     }

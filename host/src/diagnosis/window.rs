@@ -77,7 +77,11 @@ impl ObservationWindow {
 
     fn split_index(&self) -> usize {
         match self.anomaly_started_ms {
-            Some(start) => self.snapshots.iter().take_while(|s| s.at_ms < start).count(),
+            Some(start) => self
+                .snapshots
+                .iter()
+                .take_while(|s| s.at_ms < start)
+                .count(),
             None => self.snapshots.len(),
         }
     }

@@ -11,6 +11,11 @@ pub mod state;
 pub mod timeline;
 pub mod update;
 
+#[cfg(test)]
+pub mod fixture;
+#[cfg(test)]
+mod tests;
+
 pub use action::{Action, Effect};
 pub use state::{ChapterPhase, Demo, Mode};
 pub use update::{start, update};

@@ -10,6 +10,8 @@ mod log;
 mod metrics;
 mod narration;
 mod overlays;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::Demo;
 use ratatui::layout::{Constraint, Layout, Rect};

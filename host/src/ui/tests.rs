@@ -1,0 +1,136 @@
+//! Snapshots of every panel state, drawn on ratatui's `TestBackend`.
+//! Timestamps come from the fixture's fixed clock, so no text is volatile.
+
+use crate::engine::fixture::{self, T0};
+use crate::engine::{start, update, Action, Demo, Mode};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn draw(demo: &Demo, width: u16, height: u16) -> TestBackend {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| super::render(demo, f)).expect("render");
+    terminal.backend().clone()
+}
+
+/// A demo with 30 s of healthy polls behind it, in the first chapter.
+fn healthy_demo() -> Demo {
+    let mut demo = fixture::demo(Mode::Interactive);
+    start(&mut demo);
+    for i in 0..60 {
+        let t = T0 + i * 500;
+        update(&mut demo, t, Action::HealthPolled(Ok(fixture::snapshot(t, false, false))));
+    }
+    update(&mut demo, T0 + 30_000, Action::Tick);
+    demo
+}
+
+fn injected() -> Demo {
+    let mut demo = healthy_demo();
+    update(&mut demo, T0 + 30_100, Action::Next);
+    update(&mut demo, T0 + 33_200, Action::Tick);
+    update(
+        &mut demo,
+        T0 + 33_300,
+        Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("pause-1", T0 + 33_250, Some(T0 + 43_250))) },
+    );
+    demo
+}
+
+fn violated_demo() -> Demo {
+    let mut demo = injected();
+    for i in 0..10 {
+        let t = T0 + 33_500 + i * 500;
+        update(&mut demo, t, Action::HealthPolled(Ok(fixture::snapshot(t, true, i > 5))));
+    }
+    update(&mut demo, T0 + 38_400, Action::Next);
+    update(&mut demo, T0 + 38_500, Action::Tick);
+    demo
+}
+
+#[test]
+fn healthy() {
+    insta::assert_snapshot!(draw(&healthy_demo(), 120, 40));
+}
+
+#[test]
+fn countdown() {
+    let mut demo = healthy_demo();
+    update(&mut demo, T0 + 30_100, Action::Next);
+    update(&mut demo, T0 + 31_200, Action::Tick);
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+#[test]
+fn injecting() {
+    insta::assert_snapshot!(draw(&injected(), 120, 40));
+}
+
+#[test]
+fn violated() {
+    insta::assert_snapshot!(draw(&violated_demo(), 120, 40));
+}
+
+#[test]
+fn diagnosing() {
+    let mut demo = violated_demo();
+    update(&mut demo, T0 + 38_600, Action::Tick);
+    update(&mut demo, T0 + 38_700, Action::DiagnosisChunk("{\"anomaly\": \"view dri".into()));
+    update(&mut demo, T0 + 39_300, Action::Tick);
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+#[test]
+fn diagnosed() {
+    let mut demo = violated_demo();
+    update(&mut demo, T0 + 38_600, Action::Tick);
+    let d = serde_json::from_value(serde_json::json!({
+        "anomaly": "view drift", "class": "state_divergence", "affected_components": ["store"],
+        "timeline": [], "metric_readings": [], "evidence": [], "alternatives": [],
+        "likely_cause": "the store stopped taking writes while nodes kept counting",
+        "severity": "high", "recommended_action": "restore writes to the store", "confidence": 0.86,
+        "narrative": "Local views ran ahead of the store.", "backend": "builtin",
+        "rule_findings": ["views agree violated: store is 42 behind the nodes"]
+    }))
+    .expect("a diagnosis");
+    update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+#[test]
+fn plugin_error() {
+    let mut demo = healthy_demo();
+    update(&mut demo, T0 + 30_200, Action::HealthPolled(Err("plugin call `health` did not return within 3s".into())));
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+#[test]
+fn large_terminal() {
+    insta::assert_snapshot!(draw(&violated_demo(), 250, 70));
+}
+
+#[test]
+fn tiny_terminal() {
+    insta::assert_snapshot!(draw(&healthy_demo(), 60, 15));
+}
+
+#[test]
+fn help_overlay() {
+    let mut demo = healthy_demo();
+    update(&mut demo, T0 + 30_100, Action::ToggleHelp);
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+#[test]
+fn subject_picker() {
+    let mut demo = healthy_demo();
+    update(
+        &mut demo,
+        T0 + 30_100,
+        Action::OpenPicker(vec![
+            ("example".into(), "target/debug/libsubject_example.so".into()),
+            ("ratelimiter".into(), "target/debug/libsubject_ratelimiter.so".into()),
+        ]),
+    );
+    update(&mut demo, T0 + 30_200, Action::PickerMove(1));
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
