@@ -126,3 +126,113 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Real processes for tests: free loopback ports, children killed on drop, waits with deadlines.
+pub mod procs {
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A port on 127.0.0.1 that was free a moment ago.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    }
+
+    /// Polls `cond` until it holds or `limit` passes; true when it held.
+    pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// A child process that is killed when the guard drops, also when a test fails.
+    pub struct ChildGuard(pub Child);
+
+    impl Drop for ChildGuard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    pub struct Redis {
+        pub port: u16,
+        _child: ChildGuard,
+    }
+
+    impl Redis {
+        pub fn start() -> Redis {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (Debian package redis-server)");
+            let guard = ChildGuard(child);
+            assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "redis-server did not listen");
+            Redis { port, _child: guard }
+        }
+
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        /// Runs one redis-cli command with a time limit; `None` when it did not answer in time.
+        pub fn cli(&self, args: &[&str], limit: Duration) -> Option<String> {
+            let mut child = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string()])
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-cli runs");
+            let done = wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))));
+            if !done {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            let out = child.wait_with_output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+
+        /// True when a write goes through within `limit` (false while `CLIENT PAUSE WRITE` holds).
+        pub fn accepts_writes(&self, limit: Duration) -> bool {
+            self.cli(&["SET", "e2e:probe", "1"], limit).is_some_and(|r| r == "OK")
+        }
+    }
+
+    /// A `ratelimiter-node` on a free port.
+    pub struct Node {
+        pub port: u16,
+        _child: ChildGuard,
+    }
+
+    impl Node {
+        pub fn start(bin: &Path, id: &str, redis: &Redis) -> Node {
+            let port = free_port();
+            let child = Command::new(bin)
+                .args(["--id", id, "--listen", &format!("127.0.0.1:{port}"), "--redis", &redis.url()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ratelimiter-node runs");
+            let guard = ChildGuard(child);
+            assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "node {id} did not listen");
+            Node { port, _child: guard }
+        }
+
+        pub fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+    }
+}

@@ -438,9 +438,10 @@ async fn masking_hides_names_in_the_request_and_restores_them_in_the_answer() {
         mask_identities: true,
         ..opts()
     };
-    let (result, _) = run(&anthropic(&server.base), &o).await;
+    let (result, streamed) = run(&anthropic(&server.base), &o).await;
     let d = result.expect("diagnosis");
     assert_same_conclusion(&d, &want);
+    assert_eq!(streamed, text, "the live text shows real names too");
     let sent = server.only_request().body.to_string();
     for node in &w.snapshots[0].nodes {
         assert!(!sent.contains(&node.id), "{} sent unmasked", node.id);

@@ -8,7 +8,6 @@ use super::prompt::Prompt;
 use super::report::{answer_schema, ANSWER_NAME};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedSender;
 
 pub const API_VERSION: &str = "2023-06-01";
 const MAX_TOKENS: u32 = 4096;
@@ -34,7 +33,7 @@ pub async fn ask(
     model: &str,
     api_key: &Secret,
     prompt: &Prompt,
-    progress: &UnboundedSender<String>,
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<RawAnswer, DiagnosisError> {
     let peer = Peer {
         backend: "anthropic",
@@ -79,7 +78,7 @@ pub async fn ask(
                         };
                         if let Some((chunk, buffer)) = chunk {
                             buffer.push_str(chunk);
-                            let _ = progress.send(chunk.to_string());
+                            progress(chunk);
                         }
                         Ok(false)
                     }

@@ -213,9 +213,17 @@ impl Facts {
             .min()
             .unwrap_or(0);
         let nodes = latest_nodes(&window.snapshots);
+        // How many nodes share a role at once (a node may be renamed between polls).
         let mut role_counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for n in &nodes {
-            *role_counts.entry(n.role.as_str()).or_default() += 1;
+        for snap in &window.snapshots {
+            let mut here: BTreeMap<&str, usize> = BTreeMap::new();
+            for n in &snap.nodes {
+                *here.entry(n.role.as_str()).or_default() += 1;
+            }
+            for (role, count) in here {
+                let max = role_counts.entry(role).or_default();
+                *max = (*max).max(count);
+            }
         }
         let has_group = role_counts.values().any(|c| *c >= 2);
         let shared = |n: &NodeHealth| has_group && role_counts.get(n.role.as_str()) == Some(&1);
@@ -309,25 +317,27 @@ fn latest_nodes(snapshots: &[HealthSnapshot]) -> Vec<NodeHealth> {
     nodes
 }
 
-/// First departure of each node from `up` (or from its first status), with its worst status after.
+/// First departure of each node from `up` (or from its first status), with
+/// its worst status after. A node that first shows up later, already down,
+/// counts as a change from unknown.
 fn node_changes(snapshots: &[HealthSnapshot]) -> Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> {
     let mut first: Vec<(String, NodeStatus)> = Vec::new();
     let mut changes: Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> = Vec::new();
-    for snap in snapshots {
+    for (i, snap) in snapshots.iter().enumerate() {
         for n in &snap.nodes {
             let Some(initial) = first.iter().find(|(id, _)| *id == n.id).map(|(_, s)| *s) else {
                 first.push((n.id.clone(), n.status));
+                if i > 0 && n.status == NodeStatus::Down {
+                    changes.push((n.clone(), snap.at_ms, NodeStatus::Unknown, n.status));
+                }
                 continue;
             };
             if n.status == initial {
                 continue;
             }
             match changes.iter_mut().find(|(node, ..)| node.id == n.id) {
-                Some(change) => {
-                    if badness(n.status) > badness(change.3) {
-                        change.3 = n.status;
-                    }
-                }
+                Some(change) if badness(n.status) > badness(change.3) => change.3 = n.status,
+                Some(_) => {}
                 None if badness(n.status) > badness(initial) => {
                     changes.push((n.clone(), snap.at_ms, initial, n.status));
                 }
@@ -682,7 +692,7 @@ impl Hypothesis {
         h.resolved = !own_violated.is_empty() && own_violated.iter().all(|i| !i.violated_at_end);
         for inv in own
             .iter()
-            .filter(|i| i.first_violated.is_none() && facts.polls > 1)
+            .filter(|i| i.first_violated.is_none() && !i.ever_unknown && facts.polls > 1)
         {
             h.contradicting.push(item(
                 None,
@@ -742,25 +752,23 @@ impl Hypothesis {
                 self.first_seen = Some(self.first_seen.map_or(c.at_ms, |t| t.min(c.at_ms)));
             }
         }
+        let dependency_down = facts
+            .node_changes
+            .iter()
+            .filter(|c| c.shared_dependency && c.to == NodeStatus::Down)
+            .min_by_key(|c| c.at_ms);
         if dependency {
-            if let Some(dep) = relevant
-                .iter()
-                .filter(|c| c.to == NodeStatus::Down)
-                .map(|c| c.at_ms)
-                .min()
-            {
+            if let Some(dep) = dependency_down.map(|c| c.at_ms) {
                 let followers = facts
                     .node_changes
                     .iter()
-                    .filter(|c| {
-                        !c.shared_dependency && c.at_ms >= dep && c.to == NodeStatus::Degraded
-                    })
+                    .filter(|c| !c.shared_dependency && c.at_ms >= dep && c.to != NodeStatus::Down)
                     .count();
                 if followers > 0 {
                     self.add_support(
                         Some(dep),
                         "node members".into(),
-                        format!("{followers} member(s) degraded after it"),
+                        format!("{followers} member(s) became degraded or unknown after it"),
                         0.1,
                     );
                 }
@@ -776,6 +784,19 @@ impl Hypothesis {
                 "every member degraded at once, which points at something they share".into(),
                 0.15,
             ));
+        }
+        if let (false, Some(dep)) = (dependency, dependency_down) {
+            if !relevant.is_empty() && relevant.iter().all(|c| c.at_ms >= dep.at_ms) {
+                self.contradicting.push(item(
+                    Some(dep.at_ms),
+                    format!("node {}", dep.id),
+                    format!(
+                        "the members changed only after {} went down, which explains them",
+                        dep.label
+                    ),
+                    0.3,
+                ));
+            }
         }
         if !relevant.iter().any(|c| c.to != NodeStatus::Degraded) && !facts.nodes.is_empty() {
             self.contradicting.push(item(

@@ -47,6 +47,16 @@ impl Masker {
         replace_all(text, &self.unmasks)
     }
 
+    /// How much of a streamed text can be unmasked now: all of it but a tail
+    /// that a later chunk could complete into a (longer) placeholder.
+    pub fn safe_prefix_len(&self, text: &str) -> usize {
+        let held = text.char_indices().map(|(i, _)| i).find(|&i| {
+            let tail = &text[i..];
+            self.unmasks.iter().any(|(p, _)| p.starts_with(tail))
+        });
+        held.unwrap_or(text.len())
+    }
+
     /// The window with every name replaced, everywhere it occurs.
     pub fn mask_window(&self, window: &ObservationWindow) -> ObservationWindow {
         let mut value = serde_json::to_value(window).unwrap_or(Value::Null);
@@ -135,6 +145,22 @@ mod tests {
         let masked = m.mask_text(text);
         assert!(!masked.contains("n-1") && !masked.contains("alpha") && !masked.contains("beta"));
         assert_eq!(m.unmask_text(&masked), text);
+    }
+
+    #[test]
+    fn streamed_placeholders_are_restored_across_chunk_boundaries() {
+        let m = Masker::for_window(&window());
+        let masked = m.mask_text("n-10 and n-1 are fine");
+        let mut pending = String::new();
+        let mut out = String::new();
+        for piece in masked.as_bytes().chunks(3) {
+            pending.push_str(std::str::from_utf8(piece).unwrap());
+            let cut = m.safe_prefix_len(&pending);
+            out.push_str(&m.unmask_text(&pending[..cut]));
+            pending.drain(..cut);
+        }
+        out.push_str(&m.unmask_text(&pending));
+        assert_eq!(out, "n-10 and n-1 are fine");
     }
 
     #[test]

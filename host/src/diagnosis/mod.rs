@@ -70,8 +70,11 @@ pub async fn diagnose(
             } => {
                 let masker = opts.mask_identities.then(|| Masker::for_window(window));
                 let prompt = prompt_for(window, masker.as_ref());
-                let raw = anthropic::ask(base_url, model, api_key, &prompt, &progress).await?;
-                finish(raw, masker.as_ref(), cfg.label(), findings)
+                let mut relay = Relay::new(&progress, masker.as_ref());
+                let raw =
+                    anthropic::ask(base_url, model, api_key, &prompt, &mut |c| relay.push(c)).await;
+                relay.flush();
+                finish(raw?, masker.as_ref(), cfg.label(), findings)
             }
             BackendConfig::OpenAi {
                 base_url,
@@ -80,15 +83,58 @@ pub async fn diagnose(
             } => {
                 let masker = opts.mask_identities.then(|| Masker::for_window(window));
                 let prompt = prompt_for(window, masker.as_ref());
-                let raw =
-                    openai::ask(base_url, model, api_key.as_ref(), &prompt, &progress).await?;
-                finish(raw, masker.as_ref(), cfg.label(), findings)
+                let mut relay = Relay::new(&progress, masker.as_ref());
+                let raw = openai::ask(base_url, model, api_key.as_ref(), &prompt, &mut |c| {
+                    relay.push(c)
+                })
+                .await;
+                relay.flush();
+                finish(raw?, masker.as_ref(), cfg.label(), findings)
             }
         }
     };
     tokio::time::timeout(opts.timeout, work)
         .await
         .map_err(|_| DiagnosisError::Timeout(opts.timeout))?
+}
+
+/// Forwards streamed text to the panel with masked names restored, holding
+/// back a tail that may be the start of a placeholder split across chunks.
+struct Relay<'a> {
+    tx: &'a UnboundedSender<String>,
+    masker: Option<&'a Masker>,
+    pending: String,
+}
+
+impl<'a> Relay<'a> {
+    fn new(tx: &'a UnboundedSender<String>, masker: Option<&'a Masker>) -> Self {
+        Relay {
+            tx,
+            masker,
+            pending: String::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &str) {
+        let Some(m) = self.masker else {
+            let _ = self.tx.send(chunk.to_string());
+            return;
+        };
+        self.pending.push_str(chunk);
+        let cut = m.safe_prefix_len(&self.pending);
+        if cut > 0 {
+            let ready: String = self.pending.drain(..cut).collect();
+            let _ = self.tx.send(m.unmask_text(&ready));
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            let text = self.masker.map_or(rest.clone(), |m| m.unmask_text(&rest));
+            let _ = self.tx.send(text);
+        }
+    }
 }
 
 fn prompt_for(window: &ObservationWindow, masker: Option<&Masker>) -> Prompt {
@@ -107,12 +153,7 @@ fn finish(
 ) -> Result<Diagnosis, DiagnosisError> {
     let mut value = match raw {
         RawAnswer::Json(v) => v,
-        RawAnswer::Text(text) => serde_json::from_str(text.trim()).map_err(|e| {
-            DiagnosisError::SchemaMismatch(format!(
-                "the answer is not JSON ({e}): {}",
-                report::excerpt(&text)
-            ))
-        })?,
+        RawAnswer::Text(text) => report::answer_value(&text)?,
     };
     if let Some(m) = masker {
         m.unmask_value(&mut value);

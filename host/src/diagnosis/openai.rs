@@ -9,7 +9,6 @@ use super::prompt::Prompt;
 use super::report::{answer_schema, ANSWER_NAME};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedSender;
 
 pub fn request_body(model: &str, prompt: &Prompt) -> Value {
     json!({
@@ -38,7 +37,7 @@ pub async fn ask(
     model: &str,
     api_key: Option<&Secret>,
     prompt: &Prompt,
-    progress: &UnboundedSender<String>,
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<RawAnswer, DiagnosisError> {
     let peer = Peer {
         backend: "openai",
@@ -105,7 +104,7 @@ pub async fn ask(
                     .and_then(Value::as_str)
                 {
                     content.push_str(chunk);
-                    let _ = progress.send(chunk.to_string());
+                    progress(chunk);
                 }
                 if data
                     .pointer("/choices/0/finish_reason")

@@ -187,10 +187,14 @@ pub fn parse_answer(
     backend: String,
     rule_findings: Vec<String>,
 ) -> Result<Diagnosis, DiagnosisError> {
-    let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
+    parse_answer_value(answer_value(text)?, backend, rule_findings)
+}
+
+/// The answer text as JSON, or the error saying it is not.
+pub fn answer_value(text: &str) -> Result<Value, DiagnosisError> {
+    serde_json::from_str(text.trim()).map_err(|e| {
         DiagnosisError::SchemaMismatch(format!("the answer is not JSON ({e}): {}", excerpt(text)))
-    })?;
-    parse_answer_value(value, backend, rule_findings)
+    })
 }
 
 /// As [`parse_answer`], for an answer that already arrived as JSON (a tool input).

@@ -62,29 +62,6 @@ impl ObservationWindow {
             anomaly_started_ms,
         }
     }
-
-    /// Snapshots taken before the anomaly started (all of them when none started).
-    pub fn before(&self) -> &[HealthSnapshot] {
-        let split = self.split_index();
-        &self.snapshots[..split]
-    }
-
-    /// Snapshots taken from the anomaly start on.
-    pub fn during(&self) -> &[HealthSnapshot] {
-        let split = self.split_index();
-        &self.snapshots[split..]
-    }
-
-    fn split_index(&self) -> usize {
-        match self.anomaly_started_ms {
-            Some(start) => self
-                .snapshots
-                .iter()
-                .take_while(|s| s.at_ms < start)
-                .count(),
-            None => self.snapshots.len(),
-        }
-    }
 }
 
 /// Status changes of every invariant between consecutive snapshots; an

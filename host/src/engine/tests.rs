@@ -228,3 +228,25 @@ fn the_log_filters_and_scrolls() {
     update(&mut demo, T0 + 44, Action::Back);
     assert!(demo.ui.filter.is_empty());
 }
+
+#[test]
+fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    into_chaos(&mut demo);
+    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    for t in (3200..6000).step_by(200) {
+        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, true, false))));
+    }
+    update(&mut demo, T0 + 6000, Action::Recovered { fault_id: "f1".into(), result: Ok(()) });
+    for t in (6100..8000).step_by(200) {
+        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))));
+    }
+    demo.chaos.started(fixture::fault("f2", T0 + 8000, None));
+    for t in (8100..9000).step_by(200) {
+        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, true))));
+    }
+    let window = super::update::observation_window(&demo);
+    assert!(window.snapshots.iter().all(|s| s.at_ms >= T0 + 6000), "nothing from the first episode");
+    assert!(window.snapshots.iter().any(|s| s.at_ms < T0 + 8000), "some calm before the second fault");
+    assert!(window.invariant_changes.iter().all(|c| c.invariant != "views agree" || c.to != plugin_api::InvariantStatus::Violated));
+}

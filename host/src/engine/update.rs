@@ -391,7 +391,11 @@ fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
     demo.incidents.observe(at, &snapshot.invariants);
     let newest_logged = demo.timeline.latest().and_then(|s| s.events.iter().map(|e| e.at_ms).max()).unwrap_or(0);
     for e in snapshot.events.iter().filter(|e| e.at_ms > newest_logged) {
-        demo.log.push(e.at_ms, e.level, "plugin", e.message.clone());
+        // A plugin may report a line both through its logger and as a snapshot event.
+        let already = demo.log.iter().rev().take(50).any(|l| l.source == "plugin" && l.message == e.message);
+        if !already {
+            demo.log.push(e.at_ms, e.level, "plugin", e.message.clone());
+        }
     }
     demo.timeline.push(snapshot);
 }
@@ -412,18 +416,26 @@ fn start_diagnosis(demo: &mut Demo, fx: &mut Vec<Effect>) {
 }
 
 /// The snapshots around the anomaly: from a lead before the latest fault or
-/// violation to now. Which fault was injected is not part of it.
+/// violation to now, but not reaching back past the end of an earlier fault,
+/// whose resolved episode would only mislead. Which fault was injected is not part of it.
 pub fn observation_window(demo: &Demo) -> ObservationWindow {
-    let anchor = demo
-        .chaos
-        .windows
-        .last()
+    let latest_fault = demo.chaos.windows.last();
+    let anchor = latest_fault
         .map(|w| w.started_ms)
         .into_iter()
-        .chain(demo.verdicts.values().filter_map(|v| v.first_violation_ms))
+        .chain(demo.verdicts.values().filter(|v| v.status == InvariantStatus::Violated).map(|v| v.since_ms))
         .max()
         .unwrap_or(demo.now_ms);
-    let from = anchor.saturating_sub(WINDOW_LEAD_MS);
+    let previous_fault_end = demo
+        .chaos
+        .windows
+        .iter()
+        .rev()
+        .skip(1)
+        .filter_map(|w| w.ended_ms)
+        .max()
+        .unwrap_or(0);
+    let from = anchor.saturating_sub(WINDOW_LEAD_MS).max(previous_fault_end);
     let all: Vec<_> = demo.timeline.since(from).cloned().collect();
     let snapshots = if all.len() > WINDOW_MAX_SNAPSHOTS {
         let step = all.len().div_ceil(WINDOW_MAX_SNAPSHOTS);

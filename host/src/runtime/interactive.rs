@@ -15,6 +15,7 @@ use anyhow::Result;
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use plugin_api::{now_ms, Level};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut configs = HashMap::new();
 
     loop {
         for control in std::mem::take(&mut controls) {
@@ -62,8 +64,8 @@ pub async fn run(
                     exec.session.teardown().await?;
                     return Ok(());
                 }
-                Control::Swap(path) => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, Some(path), &mut terminal).await,
-                Control::Reload => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, None, &mut terminal).await,
+                Control::Swap(path) => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, Some(path), &mut terminal, &mut configs).await,
+                Control::Reload => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, None, &mut terminal, &mut configs).await,
             }
         }
         terminal.draw(|f| ui::render(&demo, f))?;
@@ -119,6 +121,7 @@ async fn swap(
     opts: &InteractiveOptions,
     target: Option<PathBuf>,
     terminal: &mut ratatui::DefaultTerminal,
+    configs: &mut HashMap<String, String>,
 ) {
     let reload = target.is_none();
     let path = target.unwrap_or_else(|| exec.session.plugin.source.clone());
@@ -132,8 +135,9 @@ async fn swap(
     if reload && plugin.hash == exec.session.plugin.hash {
         return log(demo, Level::Info, "the plugin file is unchanged; nothing to reload".into());
     }
-    let same_subject = plugin.description.info.id == exec.session.plugin.description.info.id;
-    let config = if same_subject { exec.session.config.clone() } else { String::new() };
+    // Each subject keeps the config it last ran with; one never seen before starts from its defaults.
+    configs.insert(exec.session.subject_id().to_string(), exec.session.config.clone());
+    let config = configs.get(&plugin.description.info.id).cloned().unwrap_or_default();
     for view in demo.chaos.active.clone() {
         match exec.session.recover(&view.fault.fault_id).await {
             Ok(()) => {

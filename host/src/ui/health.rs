@@ -24,16 +24,16 @@ pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
             .join(" · ");
         Row::new(vec![
             Cell::from(n.id.clone()),
-            Cell::from(n.role.clone()).style(format::dim()),
             Cell::from(text).style(style),
+            Cell::from(short_address(&n.address)).style(format::dim()),
             Cell::from(metrics),
         ])
     });
     let table = Table::new(
         rows,
-        [Constraint::Length(10), Constraint::Length(8), Constraint::Length(11), Constraint::Min(10)],
+        [Constraint::Length(9), Constraint::Length(10), Constraint::Length(21), Constraint::Min(8)],
     )
-    .header(Row::new(vec!["node", "role", "status", "metrics"]).style(format::dim()))
+    .header(Row::new(vec!["node", "status", "address", "metrics"]).style(format::dim()))
     .block(block);
     frame.render_widget(table, area);
 }
@@ -60,4 +60,9 @@ pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+}
+
+/// An address without its URL scheme: `http://127.0.0.1:8001` shows as `127.0.0.1:8001`.
+fn short_address(address: &str) -> &str {
+    address.split_once("://").map_or(address, |(_, rest)| rest.trim_end_matches('/'))
 }

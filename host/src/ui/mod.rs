@@ -33,7 +33,7 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
     header::render(demo, frame, header);
     footer_line(demo, frame, footer);
 
-    let left_width = (body.width * 2 / 5).clamp(40, 70);
+    let left_width = (body.width * 9 / 20).clamp(40, 80);
     let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
     let node_rows = demo.timeline.latest().map_or(1, |s| s.nodes.len().max(1)) as u16;
     let inv_rows = demo.timeline.latest().map_or(1, |s| s.invariants.len().max(1)) as u16;

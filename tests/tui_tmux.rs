@@ -1,0 +1,146 @@
+//! The real `demo-host` binary in a real terminal (tmux): the rate limiter demo
+//! against a real Redis and three real nodes, a subject switch and back, and a
+//! quit while Redis writes are paused that must leave Redis accepting writes.
+
+use e2e_tests::procs::{free_port, wait_until, Node, Redis};
+use e2e_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A tmux server of our own (`-L`), killed with everything in it on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, cwd: &Path, env: &[(&str, String)]) -> Tmux {
+        let t = Tmux {
+            socket: format!("demo-host-e2e-{}-{}", std::process::id(), free_port()),
+        };
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d", "-s", "demo", "-x", "120", "-y", "40"]);
+        for (k, v) in env {
+            cmd.args(["-e", &format!("{k}={v}")]);
+        }
+        cmd.arg("-c").arg(cwd).arg(command);
+        let status = cmd.status().expect("tmux must be installed (Debian package tmux)");
+        assert!(status.success(), "tmux new-session failed");
+        t
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "demo"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-t", "demo", k])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "tmux send-keys {k}");
+        }
+    }
+
+    /// Waits until the screen shows `text`; fails with the last screen.
+    fn wait_for(&self, text: &str, limit: Duration) {
+        let mut last = String::new();
+        let seen = wait_until(limit, || {
+            last = self.screen();
+            last.contains(text)
+        });
+        assert!(seen, "the screen never showed `{text}` within {limit:?}; last screen:\n{last}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+fn demo_host_binary() -> PathBuf {
+    let bin = profile_dir().join("demo-host");
+    if !bin.exists() {
+        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
+    }
+    bin
+}
+
+#[test]
+fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos() {
+    let lib = plugin_library("ratelimiter");
+    plugin_library("example");
+    let host = demo_host_binary();
+    let node_bin = profile_dir().join("ratelimiter-node");
+    assert!(node_bin.exists(), "{} is built with the plugin", node_bin.display());
+
+    let redis = Redis::start();
+    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis)).collect();
+    let config = format!(
+        "env=compose,redis={},nodes={}",
+        redis.url(),
+        nodes.iter().map(Node::url).collect::<Vec<_>>().join("+")
+    );
+    let state = tempfile::tempdir().unwrap();
+    let exit_file = state.path().join("exit-code");
+    let command = format!(
+        "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; sleep 60",
+        host.display(),
+        lib.display(),
+        exit_file.display()
+    );
+    let tmux = Tmux::start(
+        &command,
+        &workspace_root(),
+        &[
+            ("DEMO_HOST_STATE_DIR", state.path().display().to_string()),
+            ("DEMO_HOST_CACHE_DIR", state.path().join("cache").display().to_string()),
+        ],
+    );
+    let long = Duration::from_secs(60);
+
+    tmux.wait_for("Redis-backed rate limiter", long);
+    tmux.wait_for("chapter 1/", long);
+    tmux.wait_for(&format!("127.0.0.1:{}", redis.port), long);
+    tmux.keys(&["?"]);
+    tmux.wait_for("recover all active chaos now", long);
+    tmux.keys(&["Escape", "Space", "Space"]);
+    tmux.wait_for("Set the limit", long);
+    tmux.wait_for("Counter drift: inject", long);
+    tmux.wait_for("injecting redis-pause", long);
+    assert!(!redis.accepts_writes(Duration::from_millis(500)), "Redis writes are paused during the chaos chapter");
+
+    // Switch to the example subject: the pause is recovered before the swap.
+    tmux.keys(&["s"]);
+    tmux.wait_for("Switch subject", long);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Example replicated counter", long);
+    assert!(redis.accepts_writes(Duration::from_secs(2)), "the swap recovered the pause");
+    tmux.wait_for("replica-3", long);
+
+    // And back: the rate limiter comes back with the config it had.
+    tmux.keys(&["s"]);
+    tmux.wait_for("Switch subject", long);
+    tmux.keys(&["j", "Enter"]);
+    tmux.wait_for("Redis-backed rate limiter", long);
+    tmux.wait_for(&format!("127.0.0.1:{}", redis.port), long);
+    tmux.keys(&["Space", "Space"]);
+    tmux.wait_for("Counter drift: inject", long);
+    tmux.wait_for("injecting redis-pause", long);
+    assert!(!redis.accepts_writes(Duration::from_millis(500)), "paused again");
+
+    // Quit in the middle of the chaos: the host recovers it before exiting.
+    tmux.keys(&["q"]);
+    assert!(wait_until(long, || exit_file.exists()), "demo-host exited; screen:\n{}", tmux.screen());
+    let code = std::fs::read_to_string(&exit_file).unwrap();
+    assert_eq!(code.trim(), "0", "clean exit");
+    assert!(redis.accepts_writes(Duration::from_secs(2)), "Redis accepts writes after the quit");
+    let leftovers = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(!leftovers.contains("fault_id"), "no fault left recorded: {leftovers}");
+}
