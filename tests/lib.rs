@@ -236,3 +236,27 @@ pub mod procs {
         }
     }
 }
+
+/// Processes that carry `marker=value` in their environment: the children a
+/// run started inherit it, so a test can find exactly what it leaked.
+pub fn processes_with_env(marker: &str, value: &str) -> Vec<(u32, String)> {
+    let needle = format!("{marker}={value}");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            // Zombies have no command line and are not leaks of ours.
+            if !cmd.trim().is_empty() {
+                found.push((pid, cmd));
+            }
+        }
+    }
+    found
+}
