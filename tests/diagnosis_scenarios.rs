@@ -199,31 +199,52 @@ async fn builtin_does_not_depend_on_names() {
     for s in scenarios() {
         let (original, _) = run_builtin(&s.window).await;
         let masker = demo_host::diagnosis::mask::Masker::for_window(&s.window);
-        let mut json = serde_json::to_string(&masker.mask_window(&s.window)).expect("json");
-        let mut words: Vec<String> = s
-            .window
+        let mut renamed = masker.mask_window(&s.window);
+        let mut words: Vec<String> = renamed
             .context
             .glossary
             .iter()
             .map(|g| g.term.clone())
             .collect();
         words.extend(
-            s.window
+            renamed
                 .invariant_changes
                 .iter()
                 .map(|c| c.invariant.clone()),
         );
-        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        words.sort();
         words.dedup();
-        let mut renames = Vec::new();
-        for (i, w) in words.iter().enumerate() {
-            let masked = masker.mask_text(w);
-            let token = format!("zq{i}x");
-            json = json.replace(&format!("\"{masked}\""), &format!("\"{token}\""));
-            renames.push((token, w.clone()));
+        let token = |w: &str| {
+            format!(
+                "zq{}x",
+                words.iter().position(|x| x == w).unwrap_or(usize::MAX)
+            )
+        };
+        for g in &mut renamed.context.glossary {
+            g.term = token(&g.term);
         }
-        let renamed: ObservationWindow = serde_json::from_str(&json).expect("renamed window");
+        for c in &mut renamed.invariant_changes {
+            c.invariant = token(&c.invariant);
+        }
+        for inv in renamed
+            .snapshots
+            .iter_mut()
+            .flat_map(|s| s.invariants.iter_mut())
+        {
+            inv.name = token(&inv.name);
+        }
+        let renames: Vec<(String, String)> = words
+            .iter()
+            .map(|w| (token(w), masker.unmask_text(w)))
+            .collect();
         let (d, _) = run_builtin(&renamed).await;
+        if original.class.is_some() {
+            assert!(
+                d.anomaly.starts_with("zq"),
+                "{}: the renamed glossary was not used",
+                s.name
+            );
+        }
         let anomaly = renames
             .iter()
             .find(|(t, _)| *t == d.anomaly)

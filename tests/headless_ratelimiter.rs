@@ -36,7 +36,7 @@ fn command(run_id: &str, state: &std::path::Path, journal: &std::path::Path) -> 
 fn assert_no_orphans(run_id: &str) {
     let mut left = Vec::new();
     let gone = wait_until(Duration::from_secs(10), || {
-        left = processes_with_env(MARKER, run_id);
+        left = processes_of_run(MARKER, run_id);
         left.is_empty()
     });
     for (pid, _) in &left {
@@ -101,7 +101,7 @@ fn sigterm_during_chaos_recovers_and_leaves_nothing_behind() {
         line.clear();
     }
     assert!(injected, "the run reached the pause");
-    let running = processes_with_env(MARKER, &run_id);
+    let running = processes_of_run(MARKER, &run_id);
     let count = |what: &str| running.iter().filter(|(_, cmd)| cmd.contains(what)).count();
     assert!(count("redis-server") == 1 && count("ratelimiter-node") == 3, "the marker finds the run's children: {running:?}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

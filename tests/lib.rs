@@ -237,8 +237,40 @@ pub mod procs {
     }
 }
 
-/// Processes that carry `marker=value` in their environment: the children a
-/// run started inherit it, so a test can find exactly what it leaked.
+/// The processes a run started: those that carry `marker=value` in their
+/// environment (children inherit it), plus the redis-server a marked process
+/// names with `--redis redis://host:port` (redis-server writes its process
+/// title over its environment, so the marker cannot find it directly).
+pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
+    let mut found = processes_with_env(marker, value);
+    let ports: Vec<String> = found
+        .iter()
+        .filter_map(|(_, cmd)| cmd.split("--redis redis://").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|addr| addr.rsplit(':').next().map(str::to_string))
+        .collect();
+    for (pid, cmd) in all_processes() {
+        let is_its_redis = cmd.contains("redis-server") && ports.iter().any(|p| cmd.contains(&format!(":{p}")));
+        if is_its_redis && !found.iter().any(|(p, _)| *p == pid) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+fn all_processes() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// Processes that carry `marker=value` in their environment.
 pub fn processes_with_env(marker: &str, value: &str) -> Vec<(u32, String)> {
     let needle = format!("{marker}={value}");
     let mut found = Vec::new();

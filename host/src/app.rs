@@ -71,8 +71,10 @@ pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bo
     for l in orphaned {
         match session.recover_leftover(&l.fault.undo).await {
             Ok(()) => {
+                if let Err(e) = leftovers.remove(&l.fault.fault_id) {
+                    eprintln!("  could not clear the record in {}: {e}", leftovers.path().display());
+                }
                 eprintln!("  recovered {}", l.fault.summary);
-                let _ = leftovers.remove(&l.fault.fault_id);
             }
             Err(e) => eprintln!("  could not recover {}: {e}", l.fault.summary),
         }

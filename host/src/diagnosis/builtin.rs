@@ -599,6 +599,8 @@ struct Hypothesis {
     brief: bool,
     /// Every violation of this class had cleared by the end of the window.
     resolved: bool,
+    /// A violation of this class came and went more than once.
+    flapping: bool,
 }
 
 impl Hypothesis {
@@ -630,6 +632,7 @@ impl Hypothesis {
             components: Vec::new(),
             brief: false,
             resolved: false,
+            flapping: false,
         };
         let first_overall = facts.first_violation();
         let own: Vec<&InvariantRecord> = facts
@@ -690,6 +693,7 @@ impl Hypothesis {
         }
         h.brief = !own_violated.is_empty() && own_violated.iter().all(|i| i.violated_polls <= 1);
         h.resolved = !own_violated.is_empty() && own_violated.iter().all(|i| !i.violated_at_end);
+        h.flapping = own_violated.iter().any(|i| i.onsets >= 2);
         for inv in own
             .iter()
             .filter(|i| i.first_violated.is_none() && !i.ever_unknown && facts.polls > 1)
@@ -1011,6 +1015,10 @@ fn confidence(best: &Hypothesis, runner_up: Option<&Hypothesis>) -> (f64, Vec<St
     if best.brief {
         c = c.min(0.4);
         why.push("the violation was seen in a single poll".into());
+    }
+    if best.flapping {
+        c *= 0.85;
+        why.push("the violation came and went".into());
     }
     if best.resolved {
         c *= 0.8;
@@ -1435,6 +1443,41 @@ mod tests {
             .alternatives
             .iter()
             .any(|a| a.conclusion.starts_with("possible")));
+    }
+
+    fn divergence(violated_at: &[u64]) -> ObservationWindow {
+        let snaps = (0..12u64)
+            .map(|k| HealthSnapshot {
+                at_ms: k * 500,
+                nodes: vec![node("m-1"), node("m-2"), node("m-3")],
+                invariants: vec![invariant(
+                    "views agree",
+                    AnomalyClass::StateDivergence,
+                    violated_at.contains(&k),
+                    &["m-2"],
+                )],
+                ..Default::default()
+            })
+            .collect();
+        ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps)
+    }
+
+    #[test]
+    fn flapping_violation_is_less_certain_than_a_steady_one() {
+        let steady = diagnose(&divergence(&[6, 7, 8, 9, 10, 11]));
+        let flapping = diagnose(&divergence(&[6, 7, 9, 10, 11]));
+        assert_eq!(steady.class, flapping.class);
+        assert!(
+            flapping.confidence < steady.confidence,
+            "{} vs {}",
+            flapping.confidence,
+            steady.confidence
+        );
+        assert!(
+            flapping.narrative.contains("came and went"),
+            "{}",
+            flapping.narrative
+        );
     }
 
     #[test]
