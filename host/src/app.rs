@@ -170,28 +170,28 @@ pub async fn run_interactive(args: &RunArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs a loop; if it panics, restores the terminal and recovers the chaos it
-/// left in effect (as recorded for leftover recovery) before reporting the panic.
-async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mutex<Executor>>) -> Result<T> {
-    match AssertUnwindSafe(run).catch_unwind().await {
-        Ok(result) => result,
-        Err(_) => {
-            crate::terminal::restore();
-            let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let mine = exec.leftovers.all().into_iter().filter(|l| l.host_pid == std::process::id());
-            for l in mine {
-                match exec.session.recover(&l.fault.fault_id).await {
-                    Ok(()) => {
-                        let _ = exec.leftovers.remove(&l.fault.fault_id);
-                        eprintln!("recovered {} after the panic", l.fault.summary);
-                    }
-                    Err(e) => eprintln!("could not recover {}: {e}; it stays recorded for leftover recovery", l.fault.summary),
-                }
+/// Runs a loop; if it fails or panics, restores the terminal and recovers the
+/// chaos it left in effect (as recorded for leftover recovery) before reporting.
+pub async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mutex<Executor>>) -> Result<T> {
+    let error = match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => e,
+        Err(_) => anyhow!("demo-host panicked (the message is above)"),
+    };
+    crate::terminal::restore();
+    let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mine = exec.leftovers.all().into_iter().filter(|l| l.host_pid == std::process::id());
+    for l in mine {
+        match exec.session.recover(&l.fault.fault_id).await {
+            Ok(()) => {
+                let _ = exec.leftovers.remove(&l.fault.fault_id);
+                eprintln!("recovered {} before exiting", l.fault.summary);
             }
-            if let Err(e) = exec.session.teardown().await {
-                eprintln!("teardown after the panic failed: {e}");
-            }
-            Err(anyhow!("demo-host panicked (the message is above); active chaos was recovered"))
+            Err(e) => eprintln!("could not recover {}: {e}; it stays recorded for leftover recovery", l.fault.summary),
         }
     }
+    if let Err(e) = exec.session.teardown().await {
+        eprintln!("teardown failed: {e}");
+    }
+    Err(error.context("the demo stopped on an error; active chaos was recovered"))
 }
