@@ -195,3 +195,56 @@ pub async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mute
     }
     Err(error.context("the demo stopped on an error; active chaos was recovered"))
 }
+
+/// The plugin steps behind `demo-host up` and `down`.
+pub const ENV_UP_STEP: &str = "env-up";
+pub const ENV_DOWN_STEP: &str = "env-down";
+
+/// `demo-host up` / `down`: runs the plugin's `env-up` / `env-down` step,
+/// printing the plugin's progress lines as they come.
+pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Result<i32> {
+    let loader = Loader::new(Loader::default_cache_dir());
+    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
+    let config = with_default_env(&args.config, "compose");
+    let name = plugin.description.info.name.clone();
+    let timeouts = Timeouts {
+        step: Duration::from_secs(600),
+        ..Timeouts::default()
+    };
+    let session = Session::create(plugin, &config, timeouts, |level, message| {
+        eprintln!("  {:<5} {message}", format!("{level:?}").to_lowercase());
+    })
+    .await
+    .with_context(|| format!("creating an instance of {name} with config `{config}`"))?;
+    eprintln!("{step} {name} ({config})…");
+    match session.run_step(step).await {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(0)
+        }
+        Err(crate::plugin::session::CallError::Plugin { err: plugin_api::PluginError::Unsupported(_), .. }) => {
+            Err(anyhow!("{name} does not manage its environment (it has no `{step}` step); bring it up or down by hand as its documentation says"))
+        }
+        Err(e) => Err(anyhow!("{step} failed: {e}")),
+    }
+}
+
+/// Adds `env=<env>` to a config string that names no environment.
+fn with_default_env(config: &str, env: &str) -> String {
+    let names_env = plugin_api::Config::parse(config).is_ok_and(|c| c.get("env").is_some());
+    match (names_env, config.trim().is_empty()) {
+        (true, _) => config.to_string(),
+        (false, true) => format!("env={env}"),
+        (false, false) => format!("env={env},{config}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn up_and_down_default_to_the_compose_environment() {
+        assert_eq!(super::with_default_env("", "compose"), "env=compose");
+        assert_eq!(super::with_default_env("mode=strict", "compose"), "env=compose,mode=strict");
+        assert_eq!(super::with_default_env("env=local", "compose"), "env=local");
+    }
+}

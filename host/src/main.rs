@@ -34,6 +34,8 @@ fn main() -> ExitCode {
                 }
                 Ok(0)
             }
+            Some(Command::Up(args)) => app::run_env_step(&args, app::ENV_UP_STEP).await,
+            Some(Command::Down(args)) => app::run_env_step(&args, app::ENV_DOWN_STEP).await,
             Some(Command::Run(args)) => run(&args).await,
             None => run(&cli.run).await,
         }

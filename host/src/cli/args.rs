@@ -26,6 +26,19 @@ pub enum Command {
     List,
     /// Print a plugin's info, chapters and chaos actions.
     Inspect(InspectArgs),
+    /// Bring the subject's environment up (default `env=compose`) and wait until it is healthy.
+    Up(EnvArgs),
+    /// Bring the subject's environment down, leaving nothing behind.
+    Down(EnvArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+    /// Plugin config; `env=compose` is added when it names no environment.
+    #[arg(long, short = 'c', default_value = "", env = "DEMO_HOST_CONFIG")]
+    pub config: String,
 }
 
 #[derive(Debug, Args, Clone)]

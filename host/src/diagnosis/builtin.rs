@@ -595,8 +595,10 @@ struct Hypothesis {
     contradicting: Vec<Item>,
     first_seen: Option<u64>,
     components: Vec<String>,
-    /// Evidence came only from one sample.
+    /// Its violations were seen in a single poll and then cleared.
     brief: bool,
+    /// Its violations so far were seen only in the latest poll.
+    fresh: bool,
     /// Every violation of this class had cleared by the end of the window.
     resolved: bool,
     /// A violation of this class came and went more than once.
@@ -631,6 +633,7 @@ impl Hypothesis {
             first_seen: None,
             components: Vec::new(),
             brief: false,
+            fresh: false,
             resolved: false,
             flapping: false,
         };
@@ -691,7 +694,9 @@ impl Hypothesis {
                 (a, b) => a.or(b),
             };
         }
-        h.brief = !own_violated.is_empty() && own_violated.iter().all(|i| i.violated_polls <= 1);
+        let single = !own_violated.is_empty() && own_violated.iter().all(|i| i.violated_polls <= 1);
+        h.fresh = single && own_violated.iter().any(|i| i.violated_at_end);
+        h.brief = single && !h.fresh;
         h.resolved = !own_violated.is_empty() && own_violated.iter().all(|i| !i.violated_at_end);
         h.flapping = own_violated.iter().any(|i| i.onsets >= 2);
         for inv in own
@@ -1015,6 +1020,10 @@ fn confidence(best: &Hypothesis, runner_up: Option<&Hypothesis>) -> (f64, Vec<St
     if best.brief {
         c = c.min(0.4);
         why.push("the violation was seen in a single poll".into());
+    }
+    if best.fresh {
+        c = c.min(0.75);
+        why.push("so far only the latest poll shows the violation".into());
     }
     if best.flapping {
         c *= 0.85;

@@ -3,7 +3,9 @@
 //! There is deliberately no field for the injected chaos action: a diagnosis
 //! has to be earned from what was observed.
 
-use plugin_api::{AnomalyClass, DiagnosisContext, Event, HealthSnapshot, InvariantStatus};
+use plugin_api::{
+    ActiveFault, AnomalyClass, DiagnosisContext, Event, HealthSnapshot, InvariantStatus,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,22 @@ impl ObservationWindow {
             anomaly_started_ms,
         }
     }
+
+    /// Drops every event that names an injected fault (its id or summary), in
+    /// the window and in its snapshots. Plugins log their own injections, and
+    /// a diagnosis that read them would not be earned from observations.
+    pub fn redact_faults(&mut self, faults: &[ActiveFault]) {
+        let needles: Vec<&str> = faults
+            .iter()
+            .flat_map(|f| [f.fault_id.as_str(), f.summary.as_str()])
+            .filter(|n| !n.is_empty())
+            .collect();
+        let keep = |e: &Event| !needles.iter().any(|n| e.message.contains(n));
+        self.events.retain(keep);
+        for snap in &mut self.snapshots {
+            snap.events.retain(keep);
+        }
+    }
 }
 
 /// Status changes of every invariant between consecutive snapshots; an
@@ -94,4 +112,44 @@ pub fn changes_between(snapshots: &[HealthSnapshot]) -> Vec<InvariantChange> {
         }
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::Level;
+
+    #[test]
+    fn redaction_removes_every_mention_of_a_fault() {
+        let event = |m: &str| Event {
+            at_ms: 5,
+            level: Level::Warn,
+            message: m.into(),
+        };
+        let snap = HealthSnapshot {
+            at_ms: 5,
+            events: vec![
+                event("injected pause-1: writes paused"),
+                event("flush timed out"),
+            ],
+            ..Default::default()
+        };
+        let mut w = ObservationWindow::from_snapshots("s", DiagnosisContext::default(), vec![snap]);
+        let fault = ActiveFault {
+            fault_id: "pause-1".into(),
+            action_id: "pause".into(),
+            targets: vec!["db".into()],
+            summary: "writes paused".into(),
+            started_ms: 1,
+            expires_ms: None,
+            undo: String::new(),
+        };
+        w.redact_faults(&[fault]);
+        let json = serde_json::to_string(&w).unwrap();
+        assert!(
+            !json.contains("pause-1") && !json.contains("writes paused"),
+            "{json}"
+        );
+        assert!(json.contains("flush timed out"), "unrelated events stay");
+    }
 }
