@@ -3,9 +3,7 @@
 //! There is deliberately no field for the injected chaos action: a diagnosis
 //! has to be earned from what was observed.
 
-use plugin_api::{
-    ActiveFault, AnomalyClass, DiagnosisContext, Event, HealthSnapshot, InvariantStatus,
-};
+use plugin_api::{AnomalyClass, DiagnosisContext, Event, HealthSnapshot, InvariantStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,13 +63,14 @@ impl ObservationWindow {
         }
     }
 
-    /// Drops every event that names an injected fault (its id or summary), in
-    /// the window and in its snapshots. Plugins log their own injections, and
-    /// a diagnosis that read them would not be earned from observations.
-    pub fn redact_faults(&mut self, faults: &[ActiveFault]) {
-        let needles: Vec<&str> = faults
+    /// Drops every event that mentions one of `needles` (pass each injected
+    /// fault's id and summary), in the window and in its snapshots. Plugins
+    /// log their own injections, and a diagnosis that read them would not be
+    /// earned from observations.
+    pub fn redact_mentions<S: AsRef<str>>(&mut self, needles: &[S]) {
+        let needles: Vec<&str> = needles
             .iter()
-            .flat_map(|f| [f.fault_id.as_str(), f.summary.as_str()])
+            .map(AsRef::as_ref)
             .filter(|n| !n.is_empty())
             .collect();
         let keep = |e: &Event| !needles.iter().any(|n| e.message.contains(n));
@@ -135,16 +134,7 @@ mod tests {
             ..Default::default()
         };
         let mut w = ObservationWindow::from_snapshots("s", DiagnosisContext::default(), vec![snap]);
-        let fault = ActiveFault {
-            fault_id: "pause-1".into(),
-            action_id: "pause".into(),
-            targets: vec!["db".into()],
-            summary: "writes paused".into(),
-            started_ms: 1,
-            expires_ms: None,
-            undo: String::new(),
-        };
-        w.redact_faults(&[fault]);
+        w.redact_mentions(&["pause-1", "writes paused", ""]);
         let json = serde_json::to_string(&w).unwrap();
         assert!(
             !json.contains("pause-1") && !json.contains("writes paused"),

@@ -1,0 +1,94 @@
+//! The chapter engine driving the example plugin through the real ABI:
+//! countdown, blocking chapters, detection, diagnosis, recovery, journal.
+
+use demo_host::app;
+use demo_host::diagnosis::{BackendConfig, DiagnoseOptions};
+use demo_host::journal::{Journal, Outcome};
+use demo_host::leftovers::Leftovers;
+use demo_host::plugin::loader::Loader;
+use demo_host::runtime::effects::Executor;
+use demo_host::runtime::headless::{self, HeadlessOptions};
+use e2e_tests::plugin_library;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn run_example(config: &str, chapter_timeout: Duration) -> (Journal, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let loader = Loader::new(dir.path().join("cache"));
+    let plugin = loader.load(&plugin_library("example")).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = app::create_session(plugin, config, &tx).await.unwrap();
+    let exec = Executor {
+        session,
+        tx,
+        diagnoser: Arc::new(BackendConfig::Builtin),
+        diagnose_options: DiagnoseOptions::default(),
+        leftovers: Arc::new(Leftovers::new(dir.path().join("leftovers.json"))),
+    };
+    let opts = HeadlessOptions {
+        poll: Duration::from_millis(50),
+        chapter_timeout,
+        countdown: Duration::from_millis(300),
+        events_json: false,
+        environment: "inprocess".into(),
+    };
+    (headless::run(exec, rx, opts).await, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() {
+    let (j, dir) = run_example("", Duration::from_secs(20)).await;
+    assert_eq!(j.outcome, Outcome::Passed, "{:?}", j.failures);
+    assert_eq!(j.chapters.len(), 6, "every chapter entered once");
+    assert!(j.chapters.windows(2).all(|w| w[0].ended_ms.unwrap() <= w[1].started_ms), "chapters in order, each closed");
+    // The countdown delayed the injection.
+    let inject = &j.chapters[1];
+    let window = &j.chaos_windows[0];
+    assert!(window.started_ms >= inject.started_ms + 300, "{} vs {}", window.started_ms, inject.started_ms);
+    assert!(window.ended_ms.is_some(), "the recovery chapter ended the fault");
+    // Detection happened after the fault, and its latency is recorded.
+    let d = &j.detections[0];
+    assert_eq!(d.invariant, "replicas agree");
+    assert!(d.detected_ms.unwrap() >= window.started_ms);
+    assert!(d.latency_ms.is_some());
+    // Diagnosed, scored against the chaos target, attached to the incident.
+    let diag = &j.diagnoses[0];
+    assert!(diag.score.as_ref().unwrap().passed(), "{:?}", diag.score);
+    assert!(diag.diagnosis.affected_components.iter().any(|c| c.contains("replica-2")));
+    assert_eq!(j.incidents[0].invariant, "replicas agree");
+    assert_eq!(j.incidents[0].diagnosis.as_deref(), Some(diag.diagnosis.anomaly.as_str()));
+    assert_eq!(j.invariants["replicas agree"].status, plugin_api::InvariantStatus::Ok, "healthy at the end");
+    assert!(Leftovers::new(dir.path().join("leftovers.json")).all().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chapter_whose_anomaly_never_shows_fails_the_run_as_not_detected() {
+    // The detection chapter waits for an invariant this subject never reports.
+    let dir = tempfile::tempdir().unwrap();
+    let loader = Loader::new(dir.path().join("cache"));
+    let plugin = loader.load(&plugin_library("example")).unwrap();
+    let mut description = (*plugin.description).clone();
+    description.chapters[2].expect_violation = Some("replicas vanish".into());
+    let mut plugin = plugin;
+    plugin.description = Arc::new(description);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = app::create_session(plugin, "", &tx).await.unwrap();
+    let exec = Executor {
+        session,
+        tx,
+        diagnoser: Arc::new(BackendConfig::Builtin),
+        diagnose_options: DiagnoseOptions::default(),
+        leftovers: Arc::new(Leftovers::new(dir.path().join("leftovers.json"))),
+    };
+    let opts = HeadlessOptions {
+        poll: Duration::from_millis(50),
+        chapter_timeout: Duration::from_secs(2),
+        countdown: Duration::ZERO,
+        events_json: false,
+        environment: "inprocess".into(),
+    };
+    let j = headless::run(exec, rx, opts).await;
+    assert_eq!(j.outcome, Outcome::AnomalyNotDetected, "{:?}", j.failures);
+    assert!(j.failures.iter().any(|f| f.contains("`replicas vanish` was never seen violated")), "{:?}", j.failures);
+    assert!(j.detections[0].detected_ms.is_none());
+}
