@@ -40,12 +40,25 @@ async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() 
     let (j, dir) = run_example("", Duration::from_secs(20)).await;
     assert_eq!(j.outcome, Outcome::Passed, "{:?}", j.failures);
     assert_eq!(j.chapters.len(), 6, "every chapter entered once");
-    assert!(j.chapters.windows(2).all(|w| w[0].ended_ms.unwrap() <= w[1].started_ms), "chapters in order, each closed");
+    assert!(
+        j.chapters
+            .windows(2)
+            .all(|w| w[0].ended_ms.unwrap() <= w[1].started_ms),
+        "chapters in order, each closed"
+    );
     // The countdown delayed the injection.
     let inject = &j.chapters[1];
     let window = &j.chaos_windows[0];
-    assert!(window.started_ms >= inject.started_ms + 300, "{} vs {}", window.started_ms, inject.started_ms);
-    assert!(window.ended_ms.is_some(), "the recovery chapter ended the fault");
+    assert!(
+        window.started_ms >= inject.started_ms + 300,
+        "{} vs {}",
+        window.started_ms,
+        inject.started_ms
+    );
+    assert!(
+        window.ended_ms.is_some(),
+        "the recovery chapter ended the fault"
+    );
     // Detection happened after the fault, and its latency is recorded.
     let d = &j.detections[0];
     assert_eq!(d.invariant, "replicas agree");
@@ -54,11 +67,24 @@ async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() 
     // Diagnosed, scored against the chaos target, attached to the incident.
     let diag = &j.diagnoses[0];
     assert!(diag.score.as_ref().unwrap().passed(), "{:?}", diag.score);
-    assert!(diag.diagnosis.affected_components.iter().any(|c| c.contains("replica-2")));
+    assert!(diag
+        .diagnosis
+        .affected_components
+        .iter()
+        .any(|c| c.contains("replica-2")));
     assert_eq!(j.incidents[0].invariant, "replicas agree");
-    assert_eq!(j.incidents[0].diagnosis.as_deref(), Some(diag.diagnosis.anomaly.as_str()));
-    assert_eq!(j.invariants["replicas agree"].status, plugin_api::InvariantStatus::Ok, "healthy at the end");
-    assert!(Leftovers::new(dir.path().join("leftovers.json")).all().is_empty());
+    assert_eq!(
+        j.incidents[0].diagnosis.as_deref(),
+        Some(diag.diagnosis.anomaly.as_str())
+    );
+    assert_eq!(
+        j.invariants["replicas agree"].status,
+        plugin_api::InvariantStatus::Ok,
+        "healthy at the end"
+    );
+    assert!(Leftovers::new(dir.path().join("leftovers.json"))
+        .all()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,6 +115,12 @@ async fn a_chapter_whose_anomaly_never_shows_fails_the_run_as_not_detected() {
     };
     let j = headless::run(exec, rx, opts).await;
     assert_eq!(j.outcome, Outcome::AnomalyNotDetected, "{:?}", j.failures);
-    assert!(j.failures.iter().any(|f| f.contains("`replicas vanish` was never seen violated")), "{:?}", j.failures);
+    assert!(
+        j.failures
+            .iter()
+            .any(|f| f.contains("`replicas vanish` was never seen violated")),
+        "{:?}",
+        j.failures
+    );
     assert!(j.detections[0].detected_ms.is_none());
 }

@@ -28,17 +28,31 @@ async fn executor(dir: &std::path::Path) -> Executor {
 /// Crashes replica-3 the way the executor does (inject, then record).
 async fn crash(exec: &Executor) {
     let fault = exec.session.inject("crash", vec![]).await.unwrap();
-    exec.leftovers.record(exec.session.subject_id(), "", &fault).unwrap();
+    exec.leftovers
+        .record(exec.session.subject_id(), "", &fault)
+        .unwrap();
     let health = exec.session.health().await.unwrap();
-    assert_eq!(health.nodes[2].status, NodeStatus::Down, "replica-3 is down");
+    assert_eq!(
+        health.nodes[2].status,
+        NodeStatus::Down,
+        "replica-3 is down"
+    );
 }
 
 async fn check_recovered(exec: &Executor) {
     assert!(exec.leftovers.all().is_empty(), "no fault left recorded");
     // The torn-down instance still answers: its crashed replica was restored by the recovery.
     let again = exec.session.health().await.unwrap();
-    assert!(again.nodes.iter().all(|n| n.status == NodeStatus::Up), "every replica is back: {:?}", again.nodes);
-    assert!(again.invariants.iter().filter(|i| i.name == "replicas up").all(|i| i.status == InvariantStatus::Ok));
+    assert!(
+        again.nodes.iter().all(|n| n.status == NodeStatus::Up),
+        "every replica is back: {:?}",
+        again.nodes
+    );
+    assert!(again
+        .invariants
+        .iter()
+        .filter(|i| i.name == "replicas up")
+        .all(|i| i.status == InvariantStatus::Ok));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,8 +69,14 @@ async fn a_loop_that_fails_mid_chaos_recovers_before_returning_the_error() {
     )
     .await;
     let err = result.unwrap_err();
-    assert!(format!("{err:#}").contains("the terminal went away"), "{err:#}");
-    assert!(format!("{err:#}").contains("active chaos was recovered"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("the terminal went away"),
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains("active chaos was recovered"),
+        "{err:#}"
+    );
     check_recovered(&exec).await;
 }
 

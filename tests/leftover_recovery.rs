@@ -16,7 +16,9 @@ fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
     }
     let node_bin = profile_dir().join("ratelimiter-node");
     let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis)).collect();
+    let nodes: Vec<Node> = (1..=3)
+        .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
+        .collect();
     let config = format!(
         "env=compose,redis={},nodes={}",
         redis.url(),
@@ -25,16 +27,23 @@ fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
     let state = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         let mut cmd = Command::new(&host);
-        cmd.args(["run", "--headless", "--no-build", "--countdown", "0", "--plugin"])
-            .arg(&lib)
-            .args(["--config", &config])
-            .args(extra)
-            .arg("--journal")
-            .arg(state.path().join("journal.json"))
-            .env("DEMO_HOST_STATE_DIR", state.path())
-            .env("DEMO_HOST_CACHE_DIR", state.path().join("cache"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--plugin",
+        ])
+        .arg(&lib)
+        .args(["--config", &config])
+        .args(extra)
+        .arg("--journal")
+        .arg(state.path().join("journal.json"))
+        .env("DEMO_HOST_STATE_DIR", state.path())
+        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         cmd
     };
 
@@ -49,9 +58,15 @@ fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
     assert!(recorded(&line), "the first run paused Redis");
     first.kill().unwrap();
     first.wait().unwrap();
-    assert!(!redis.accepts_writes(Duration::from_millis(500)), "the killed host left Redis paused");
+    assert!(
+        !redis.accepts_writes(Duration::from_millis(500)),
+        "the killed host left Redis paused"
+    );
     let record = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap();
-    assert!(record.contains("redis-pause"), "the fault is recorded: {record}");
+    assert!(
+        record.contains("redis-pause"),
+        "the fault is recorded: {record}"
+    );
 
     // The next start undoes it before playing (and is stopped right after).
     let mut second = run(&["--recover-leftovers"]).spawn().unwrap();
@@ -66,8 +81,18 @@ fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
     }
     let _ = second.kill();
     let _ = second.wait();
-    assert!(said.iter().any(|l| l.contains("recovered")), "the second start recovered the leftover: {said:?}");
-    assert!(wait_until(Duration::from_secs(5), || redis.accepts_writes(Duration::from_millis(500))), "Redis accepts writes again");
+    assert!(
+        said.iter().any(|l| l.contains("recovered")),
+        "the second start recovered the leftover: {said:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || redis
+            .accepts_writes(Duration::from_millis(500))),
+        "Redis accepts writes again"
+    );
     let record = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap();
-    assert!(!record.contains("redis-pause"), "the record is cleared: {record}");
+    assert!(
+        !record.contains("redis-pause"),
+        "the record is cleared: {record}"
+    );
 }

@@ -9,7 +9,10 @@ use std::sync::Mutex;
 static BUILD: Mutex<()> = Mutex::new(());
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The workspace's target directory.
@@ -21,7 +24,11 @@ pub fn target_dir() -> PathBuf {
 
 /// The directory of the profile these tests were built with (`target/debug`).
 pub fn profile_dir() -> PathBuf {
-    target_dir().join(if cfg!(debug_assertions) { "debug" } else { "release" })
+    target_dir().join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    })
 }
 
 /// A directory for the builds tests make themselves, kept between runs so they are incremental.
@@ -34,7 +41,10 @@ pub fn cargo_build(dir: &Path, args: &[&str], target: &Path, envs: &[(&str, &str
     let _g = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").args(args).current_dir(dir).env("CARGO_TARGET_DIR", target);
+    cmd.arg("build")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
@@ -54,7 +64,12 @@ pub fn cargo_build(dir: &Path, args: &[&str], target: &Path, envs: &[(&str, &str
 pub fn plugin_library(name: &str) -> PathBuf {
     let lib = profile_dir().join(format!("libsubject_{name}.so"));
     if !lib.exists() {
-        cargo_build(&workspace_root(), &["-p", &format!("subject-{name}")], &target_dir(), &[]);
+        cargo_build(
+            &workspace_root(),
+            &["-p", &format!("subject-{name}")],
+            &target_dir(),
+            &[],
+        );
     }
     assert!(lib.exists(), "{} was not built", lib.display());
     lib
@@ -65,8 +80,19 @@ pub fn plugin_library(name: &str) -> PathBuf {
 /// different files, as a developer's rebuild would.
 pub fn build_tagged_example(tag: &str) -> PathBuf {
     let target = fixture_dir().join("tagged");
-    cargo_build(&workspace_root(), &["-p", "subject-example"], &target, &[("EXAMPLE_PLUGIN_BUILD_TAG", tag)]);
-    let lib = target.join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("libsubject_example.so");
+    cargo_build(
+        &workspace_root(),
+        &["-p", "subject-example"],
+        &target,
+        &[("EXAMPLE_PLUGIN_BUILD_TAG", tag)],
+    );
+    let lib = target
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("libsubject_example.so");
     let copy = fixture_dir().join(format!("libsubject_example-{tag}.so"));
     std::fs::copy(&lib, &copy).expect("copy the tagged build");
     copy
@@ -75,7 +101,11 @@ pub fn build_tagged_example(tag: &str) -> PathBuf {
 /// Builds the example plugin against a modified copy of plugin-api: `version`
 /// replaces its package version and `patch_ffi` edits its `ffi.rs`. This is
 /// how a plugin built against another plugin-api looks to the host.
-pub fn build_example_against(variant: &str, version: &str, patch_ffi: impl Fn(&str) -> String) -> PathBuf {
+pub fn build_example_against(
+    variant: &str,
+    version: &str,
+    patch_ffi: impl Fn(&str) -> String,
+) -> PathBuf {
     let root = workspace_root();
     let ws = fixture_dir().join(variant);
     let api = ws.join("plugin-api");
@@ -108,7 +138,13 @@ pub fn build_example_against(variant: &str, version: &str, patch_ffi: impl Fn(&s
     let _ = std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock"));
     let target = fixture_dir().join("variants-target");
     cargo_build(&ws, &["-p", "subject-example"], &target, &[]);
-    let lib = target.join(if cfg!(debug_assertions) { "debug" } else { "release" }).join("libsubject_example.so");
+    let lib = target
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
+        .join("libsubject_example.so");
     let copy = fixture_dir().join(format!("libsubject_example-{variant}.so"));
     std::fs::copy(&lib, &copy).expect("copy the variant build");
     copy
@@ -136,7 +172,10 @@ pub mod procs {
 
     /// A port on 127.0.0.1 that was free a moment ago.
     pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
     }
 
     /// Polls `cond` until it holds or `limit` passes; true when it held.
@@ -172,14 +211,33 @@ pub mod procs {
         pub fn start() -> Redis {
             let port = free_port();
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server must be installed (Debian package redis-server)");
             let guard = ChildGuard(child);
-            assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "redis-server did not listen");
-            Redis { port, _child: guard }
+            assert!(
+                wait_until(Duration::from_secs(10), || TcpStream::connect((
+                    "127.0.0.1",
+                    port
+                ))
+                .is_ok()),
+                "redis-server did not listen"
+            );
+            Redis {
+                port,
+                _child: guard,
+            }
         }
 
         pub fn url(&self) -> String {
@@ -207,7 +265,8 @@ pub mod procs {
 
         /// True when a write goes through within `limit` (false while `CLIENT PAUSE WRITE` holds).
         pub fn accepts_writes(&self, limit: Duration) -> bool {
-            self.cli(&["SET", "e2e:probe", "1"], limit).is_some_and(|r| r == "OK")
+            self.cli(&["SET", "e2e:probe", "1"], limit)
+                .is_some_and(|r| r == "OK")
         }
     }
 
@@ -221,14 +280,31 @@ pub mod procs {
         pub fn start(bin: &Path, id: &str, redis: &Redis) -> Node {
             let port = free_port();
             let child = Command::new(bin)
-                .args(["--id", id, "--listen", &format!("127.0.0.1:{port}"), "--redis", &redis.url()])
+                .args([
+                    "--id",
+                    id,
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--redis",
+                    &redis.url(),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("ratelimiter-node runs");
             let guard = ChildGuard(child);
-            assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "node {id} did not listen");
-            Node { port, _child: guard }
+            assert!(
+                wait_until(Duration::from_secs(10), || TcpStream::connect((
+                    "127.0.0.1",
+                    port
+                ))
+                .is_ok()),
+                "node {id} did not listen"
+            );
+            Node {
+                port,
+                _child: guard,
+            }
         }
 
         pub fn url(&self) -> String {
@@ -250,7 +326,8 @@ pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
         .filter_map(|addr| addr.rsplit(':').next().map(str::to_string))
         .collect();
     for (pid, cmd) in all_processes() {
-        let is_its_redis = cmd.contains("redis-server") && ports.iter().any(|p| cmd.contains(&format!(":{p}")));
+        let is_its_redis =
+            cmd.contains("redis-server") && ports.iter().any(|p| cmd.contains(&format!(":{p}")));
         if is_its_redis && !found.iter().any(|(p, _)| *p == pid) {
             found.push((pid, cmd));
         }
@@ -259,7 +336,9 @@ pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
 }
 
 fn all_processes() -> Vec<(u32, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| {
@@ -274,13 +353,19 @@ fn all_processes() -> Vec<(u32, String)> {
 pub fn processes_with_env(marker: &str, value: &str) -> Vec<(u32, String)> {
     let needle = format!("{marker}={value}");
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if pid == std::process::id() {
             continue;
         }
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
         if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
             let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
@@ -291,4 +376,184 @@ pub fn processes_with_env(marker: &str, value: &str) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+/// The Docker engine and compose projects, for the `docker_*` tests.
+pub mod docker {
+    use super::workspace_root;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// The local images are built once per test process.
+    static IMAGES: Mutex<bool> = Mutex::new(false);
+    static PROJECTS: AtomicUsize = AtomicUsize::new(0);
+
+    /// `Err(why)` when no Docker engine answers `docker info`; tests then skip loudly.
+    pub fn engine_answers() -> Result<(), String> {
+        let out = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .map_err(|e| format!("cannot run the docker CLI ({e})"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("docker info failed")
+                .to_string())
+        }
+    }
+
+    /// Runs `docker/build-images.sh` (FROM scratch images, nothing pulled) once per test process.
+    pub fn build_local_images() {
+        let mut built = IMAGES.lock().unwrap_or_else(|p| p.into_inner());
+        if *built {
+            return;
+        }
+        let script = workspace_root().join("docker/build-images.sh");
+        let out = Command::new(&script)
+            .output()
+            .expect("docker/build-images.sh runs");
+        assert!(
+            out.status.success(),
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        *built = true;
+    }
+
+    /// A docker-compose v1 project with a unique name, brought down when dropped (also when a test fails).
+    pub struct ComposeProject {
+        pub name: String,
+        file: PathBuf,
+        /// The variables `docker-compose` runs with.
+        pub env: Vec<(String, String)>,
+    }
+
+    impl ComposeProject {
+        /// A project of `file` named `<prefix><pid>x<n>`; `env` fills the compose file's variables.
+        pub fn new(prefix: &str, file: &Path, env: Vec<(String, String)>) -> ComposeProject {
+            let n = PROJECTS.fetch_add(1, Ordering::SeqCst);
+            let name = format!("{prefix}{}x{n}", std::process::id());
+            ComposeProject {
+                name,
+                file: file.to_path_buf(),
+                env,
+            }
+        }
+
+        /// Runs `docker-compose -p <name> -f <file> <args>`; `Err` carries its output.
+        pub fn compose(&self, args: &[&str]) -> Result<Output, String> {
+            let mut cmd = Command::new("docker-compose");
+            cmd.arg("-p")
+                .arg(&self.name)
+                .arg("-f")
+                .arg(&self.file)
+                .args(args);
+            for (k, v) in &self.env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().map_err(|e| {
+                format!(
+                    "cannot run docker-compose ({e}): install the Debian package docker-compose"
+                )
+            })?;
+            if out.status.success() {
+                Ok(out)
+            } else {
+                Err(format!(
+                    "docker-compose {args:?} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        }
+
+        /// `down -v --remove-orphans`: containers, the project's network and its volumes.
+        pub fn down(&self) -> Result<(), String> {
+            self.compose(&["down", "-v", "--remove-orphans", "--timeout", "2"])
+                .map(|_| ())
+        }
+
+        /// Containers, networks and volumes that still carry the project's compose label.
+        pub fn leftovers(&self) -> Vec<String> {
+            let label = format!("label=com.docker.compose.project={}", self.name);
+            let mut found = Vec::new();
+            for kind in [
+                ["ps", "-a"].as_slice(),
+                &["network", "ls"],
+                &["volume", "ls"],
+            ] {
+                let out = Command::new("docker")
+                    .args(kind)
+                    .args(["-q", "--filter", &label])
+                    .output();
+                let ids = out
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default();
+                found.extend(ids.split_whitespace().map(|id| format!("{} {id}", kind[0])));
+            }
+            found
+        }
+    }
+
+    impl Drop for ComposeProject {
+        fn drop(&mut self) {
+            let _ = self.down();
+            let label = format!("label=com.docker.compose.project={}", self.name);
+            for (list, remove) in [
+                (["ps", "-aq"].as_slice(), ["rm", "-f", "-v"].as_slice()),
+                (&["network", "ls", "-q"], &["network", "rm"]),
+                (&["volume", "ls", "-q"], &["volume", "rm", "-f"]),
+            ] {
+                let Ok(out) = Command::new("docker")
+                    .args(list)
+                    .args(["--filter", &label])
+                    .output()
+                else {
+                    continue;
+                };
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker").args(remove).args(&ids).output();
+                }
+            }
+        }
+    }
+
+    /// `GET path` on 127.0.0.1:port: the status code and body, `None` when nothing answers in time.
+    pub fn http_get(port: u16, path: &str, limit: Duration) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), limit).ok()?;
+        s.set_read_timeout(Some(limit)).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// Sends one inline Redis command to 127.0.0.1:port; the first reply line, `None` without an answer in time.
+    pub fn redis_command(port: u16, command: &str, limit: Duration) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), limit).ok()?;
+        s.set_read_timeout(Some(limit)).ok()?;
+        write!(s, "{command}\r\n").ok()?;
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).ok()?;
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        (n > 0).then(|| reply.lines().next().unwrap_or_default().to_string())
+    }
 }

@@ -26,13 +26,18 @@ fn both_subjects_and_the_example_load_in_one_process() {
     let (loader, _dir) = loader();
     let mut ids = Vec::new();
     for name in ["example", "ratelimiter", "tikv"] {
-        let plugin = loader.load(&plugin_library(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plugin = loader
+            .load(&plugin_library(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = &plugin.description;
         assert_eq!(d.info.id, name);
         assert_eq!(d.info.api_version, plugin_api::API_VERSION);
         assert!(!d.chapters.is_empty(), "{name} has chapters");
         assert!(!d.chaos_actions.is_empty(), "{name} has chaos actions");
-        assert!(plugin.copy.starts_with(_dir.path()), "loaded from the hashed copy");
+        assert!(
+            plugin.copy.starts_with(_dir.path()),
+            "loaded from the hashed copy"
+        );
         ids.push(d.info.id.clone());
     }
     assert_eq!(loader.loaded_count(), 3);
@@ -59,8 +64,14 @@ async fn a_rebuilt_plugin_at_the_same_path_is_swapped_in() {
 
     std::fs::copy(&first_build, &path).unwrap();
     let old = loader.load(&path).unwrap();
-    assert!(old.description.info.version.ends_with("+swap-a"), "{}", old.description.info.version);
-    let old_session = Session::create(old.clone(), "", Timeouts::default(), |_, _| {}).await.unwrap();
+    assert!(
+        old.description.info.version.ends_with("+swap-a"),
+        "{}",
+        old.description.info.version
+    );
+    let old_session = Session::create(old.clone(), "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
     old_session.setup().await.unwrap();
     assert!(old_session.health().await.is_ok());
 
@@ -68,10 +79,16 @@ async fn a_rebuilt_plugin_at_the_same_path_is_swapped_in() {
     std::fs::copy(&second_build, &path).unwrap();
     let new = loader.load(&path).unwrap();
     assert_ne!(old.hash, new.hash);
-    assert!(new.description.info.version.ends_with("+swap-b"), "{}", new.description.info.version);
+    assert!(
+        new.description.info.version.ends_with("+swap-b"),
+        "{}",
+        new.description.info.version
+    );
     old_session.teardown().await.unwrap();
     drop(old_session);
-    let new_session = Session::create(new, "", Timeouts::default(), |_, _| {}).await.unwrap();
+    let new_session = Session::create(new, "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
     new_session.setup().await.unwrap();
     let health = new_session.health().await.unwrap();
     assert_eq!(health.nodes.len(), 3);
@@ -83,7 +100,10 @@ async fn a_rebuilt_plugin_at_the_same_path_is_swapped_in() {
 fn a_missing_path_says_so() {
     let (loader, dir) = loader();
     let missing = dir.path().join("nope.so");
-    assert!(matches!(must_fail(&loader, &missing), LoadError::NotFound(_)));
+    assert!(matches!(
+        must_fail(&loader, &missing),
+        LoadError::NotFound(_)
+    ));
     let err = locate::resolve(&missing, BuildPolicy::Never).unwrap_err();
     assert!(matches!(err, LocateError::NotFound { .. }));
     assert!(err.to_string().contains("demo-host list"), "{err}");
@@ -107,14 +127,25 @@ fn an_unbuilt_plugin_crate_names_the_build_command() {
     )
     .unwrap();
     let err = locate::resolve(dir.path(), BuildPolicy::Never).unwrap_err();
-    assert!(err.to_string().contains("cargo build -p subject-unbuilt"), "{err}");
+    assert!(
+        err.to_string().contains("cargo build -p subject-unbuilt"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_plugin_crate_directory_resolves_to_its_library() {
     plugin_library("ratelimiter");
-    let lib = locate::resolve(&workspace_root().join("plugins/ratelimiter"), BuildPolicy::Never).unwrap();
-    assert!(lib.ends_with("libsubject_ratelimiter.so"), "{}", lib.display());
+    let lib = locate::resolve(
+        &workspace_root().join("plugins/ratelimiter"),
+        BuildPolicy::Never,
+    )
+    .unwrap();
+    assert!(
+        lib.ends_with("libsubject_ratelimiter.so"),
+        "{}",
+        lib.display()
+    );
 }
 
 #[test]
@@ -131,7 +162,11 @@ fn an_elf_for_another_architecture_is_refused() {
     let (loader, dir) = loader();
     let mut bytes = std::fs::read(plugin_library("example")).unwrap();
     // e_machine, at offset 18 of the ELF header: claim aarch64 (or x86-64 on aarch64 hosts).
-    let other: u16 = if cfg!(target_arch = "aarch64") { 62 } else { 183 };
+    let other: u16 = if cfg!(target_arch = "aarch64") {
+        62
+    } else {
+        183
+    };
     bytes[18..20].copy_from_slice(&other.to_le_bytes());
     let path = dir.path().join("libsubject_foreign.so");
     std::fs::write(&path, bytes).unwrap();
@@ -171,10 +206,16 @@ fn a_plugin_built_against_another_major_plugin_api_is_refused_naming_both_versio
     let (loader, _dir) = loader();
     let lib = build_example_against("api-major", "1.0.0", |s| s.to_string());
     let err = must_fail(&loader, &lib);
-    assert!(matches!(err, LoadError::IncompatibleVersion { .. }), "{err}");
+    assert!(
+        matches!(err, LoadError::IncompatibleVersion { .. }),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("plugin-api 1.0.0"), "{msg}");
-    assert!(msg.contains(&format!("plugin-api {}", plugin_api::API_VERSION)), "{msg}");
+    assert!(
+        msg.contains(&format!("plugin-api {}", plugin_api::API_VERSION)),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -193,7 +234,10 @@ fn a_plugin_whose_types_differ_in_layout_is_refused() {
     assert!(matches!(err, LoadError::LayoutMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("layout mismatch"), "{msg}");
-    assert!(msg.contains("expected value: f64, found unit: RString"), "{msg}");
+    assert!(
+        msg.contains("expected value: f64, found unit: RString"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,20 +246,36 @@ async fn a_panicking_plugin_call_becomes_an_error_and_the_instance_lives_on() {
     let plugin = loader.load(&plugin_library("example")).unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    let session = Session::create(plugin, "test_hooks=true", Timeouts::default(), move |level, msg| {
-        sink.lock().unwrap().push((level, msg.to_string()));
-    })
+    let session = Session::create(
+        plugin,
+        "test_hooks=true",
+        Timeouts::default(),
+        move |level, msg| {
+            sink.lock().unwrap().push((level, msg.to_string()));
+        },
+    )
     .await
     .unwrap();
     session.setup().await.unwrap();
     let err = session.run_step("panic").await.unwrap_err();
     assert!(err.is_panic(), "{err}");
-    assert!(err.to_string().contains("example plugin was asked to panic"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("example plugin was asked to panic"),
+        "{err}"
+    );
     // The host goes on and so does the plugin.
     let health = session.health().await.unwrap();
-    assert!(health.invariants.iter().all(|i| i.status != InvariantStatus::Unknown));
+    assert!(health
+        .invariants
+        .iter()
+        .all(|i| i.status != InvariantStatus::Unknown));
     session.teardown().await.unwrap();
-    assert!(lines.lock().unwrap().iter().any(|(l, m)| *l == Level::Info && m.contains("writer started")));
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, m)| *l == Level::Info && m.contains("writer started")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,10 +286,15 @@ async fn a_hanging_plugin_call_times_out_and_the_host_goes_on() {
         step: Duration::from_millis(300),
         ..Timeouts::default()
     };
-    let session = Session::create(plugin, "test_hooks=true", timeouts, |_, _| {}).await.unwrap();
+    let session = Session::create(plugin, "test_hooks=true", timeouts, |_, _| {})
+        .await
+        .unwrap();
     session.setup().await.unwrap();
     let err = session.run_step("hang").await.unwrap_err();
-    assert!(matches!(err, CallError::TimedOut { call: "step", .. }), "{err}");
+    assert!(
+        matches!(err, CallError::TimedOut { call: "step", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("did not return within"), "{err}");
     assert!(session.health().await.is_ok());
     session.teardown().await.unwrap();
@@ -239,14 +304,36 @@ async fn a_hanging_plugin_call_times_out_and_the_host_goes_on() {
 async fn bad_config_and_bad_parameters_are_plugin_errors_with_advice() {
     let (loader, _dir) = loader();
     let plugin = loader.load(&plugin_library("example")).unwrap();
-    let err = Session::create(plugin.clone(), "colour=blue", Timeouts::default(), |_, _| {}).await.unwrap_err();
-    assert!(err.to_string().contains("unknown config key `colour`"), "{err}");
-    let session = Session::create(plugin, "", Timeouts::default(), |_, _| {}).await.unwrap();
+    let err = Session::create(
+        plugin.clone(),
+        "colour=blue",
+        Timeouts::default(),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown config key `colour`"),
+        "{err}"
+    );
+    let session = Session::create(plugin, "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
     let err = session
-        .inject("partition", vec![("duration_ms".into(), plugin_api::ParamValue::Int(5))])
+        .inject(
+            "partition",
+            vec![("duration_ms".into(), plugin_api::ParamValue::Int(5))],
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, CallError::Plugin { err: PluginError::InvalidInput(m), .. } if m.contains("out of range")), "{err}");
+    assert!(
+        matches!(&err, CallError::Plugin { err: PluginError::InvalidInput(m), .. } if m.contains("out of range")),
+        "{err}"
+    );
     let err = session.inject("meteor", vec![]).await.unwrap_err();
-    assert!(err.to_string().contains("this subject offers: partition, crash"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("this subject offers: partition, crash"),
+        "{err}"
+    );
 }

@@ -19,12 +19,27 @@ impl Tmux {
             socket: format!("demo-host-e2e-{}-{}", std::process::id(), free_port()),
         };
         let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &t.socket, "-f", "/dev/null", "new-session", "-d", "-s", "demo", "-x", "120", "-y", "40"]);
+        cmd.args([
+            "-L",
+            &t.socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "demo",
+            "-x",
+            "120",
+            "-y",
+            "40",
+        ]);
         for (k, v) in env {
             cmd.args(["-e", &format!("{k}={v}")]);
         }
         cmd.arg("-c").arg(cwd).arg(command);
-        let status = cmd.status().expect("tmux must be installed (Debian package tmux)");
+        let status = cmd
+            .status()
+            .expect("tmux must be installed (Debian package tmux)");
         assert!(status.success(), "tmux new-session failed");
         t
     }
@@ -54,13 +69,18 @@ impl Tmux {
             last = self.screen();
             last.contains(text)
         });
-        assert!(seen, "the screen never showed `{text}` within {limit:?}; last screen:\n{last}");
+        assert!(
+            seen,
+            "the screen never showed `{text}` within {limit:?}; last screen:\n{last}"
+        );
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
     }
 }
 
@@ -78,10 +98,16 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
     plugin_library("example");
     let host = demo_host_binary();
     let node_bin = profile_dir().join("ratelimiter-node");
-    assert!(node_bin.exists(), "{} is built with the plugin", node_bin.display());
+    assert!(
+        node_bin.exists(),
+        "{} is built with the plugin",
+        node_bin.display()
+    );
 
     let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis)).collect();
+    let nodes: Vec<Node> = (1..=3)
+        .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
+        .collect();
     let config = format!(
         "env=compose,redis={},nodes={}",
         redis.url(),
@@ -100,7 +126,10 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
         &workspace_root(),
         &[
             ("DEMO_HOST_STATE_DIR", state.path().display().to_string()),
-            ("DEMO_HOST_CACHE_DIR", state.path().join("cache").display().to_string()),
+            (
+                "DEMO_HOST_CACHE_DIR",
+                state.path().join("cache").display().to_string(),
+            ),
         ],
     );
     let long = Duration::from_secs(60);
@@ -114,14 +143,20 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
     tmux.wait_for("Set the limit", long);
     tmux.wait_for("Counter drift: inject", long);
     tmux.wait_for("injecting redis-pause", long);
-    assert!(!redis.accepts_writes(Duration::from_millis(500)), "Redis writes are paused during the chaos chapter");
+    assert!(
+        !redis.accepts_writes(Duration::from_millis(500)),
+        "Redis writes are paused during the chaos chapter"
+    );
 
     // Switch to the example subject: the pause is recovered before the swap.
     tmux.keys(&["s"]);
     tmux.wait_for("Switch subject", long);
     tmux.keys(&["Enter"]);
     tmux.wait_for("Example replicated counter", long);
-    assert!(redis.accepts_writes(Duration::from_secs(2)), "the swap recovered the pause");
+    assert!(
+        redis.accepts_writes(Duration::from_secs(2)),
+        "the swap recovered the pause"
+    );
     tmux.wait_for("replica-3", long);
 
     // And back: the rate limiter comes back with the config it had.
@@ -133,14 +168,28 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
     tmux.keys(&["Space", "Space"]);
     tmux.wait_for("Counter drift: inject", long);
     tmux.wait_for("injecting redis-pause", long);
-    assert!(!redis.accepts_writes(Duration::from_millis(500)), "paused again");
+    assert!(
+        !redis.accepts_writes(Duration::from_millis(500)),
+        "paused again"
+    );
 
     // Quit in the middle of the chaos: the host recovers it before exiting.
     tmux.keys(&["q"]);
-    assert!(wait_until(long, || exit_file.exists()), "demo-host exited; screen:\n{}", tmux.screen());
+    assert!(
+        wait_until(long, || exit_file.exists()),
+        "demo-host exited; screen:\n{}",
+        tmux.screen()
+    );
     let code = std::fs::read_to_string(&exit_file).unwrap();
     assert_eq!(code.trim(), "0", "clean exit");
-    assert!(redis.accepts_writes(Duration::from_secs(2)), "Redis accepts writes after the quit");
-    let leftovers = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
-    assert!(!leftovers.contains("fault_id"), "no fault left recorded: {leftovers}");
+    assert!(
+        redis.accepts_writes(Duration::from_secs(2)),
+        "Redis accepts writes after the quit"
+    );
+    let leftovers =
+        std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(
+        !leftovers.contains("fault_id"),
+        "no fault left recorded: {leftovers}"
+    );
 }

@@ -11,10 +11,10 @@ use crate::plugin::session::{Session, Timeouts};
 use crate::runtime::effects::Executor;
 use crate::runtime::headless::{self, HeadlessOptions};
 use crate::runtime::interactive::{self, InteractiveOptions};
+use anyhow::{anyhow, Context, Result};
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +25,11 @@ pub fn load_plugin(loader: &Loader, arg: Option<&Path>, no_build: bool) -> Resul
     let arg = arg.ok_or_else(|| {
         anyhow!("no plugin given: pass --plugin plugins/ratelimiter (or a .so file); `demo-host list` shows the plugins found")
     })?;
-    let policy = if no_build { BuildPolicy::Never } else { BuildPolicy::IfNeeded };
+    let policy = if no_build {
+        BuildPolicy::Never
+    } else {
+        BuildPolicy::IfNeeded
+    };
     let path = locate::resolve(arg, policy)?;
     Ok(loader.load(&path)?)
 }
@@ -40,16 +44,25 @@ pub fn environment(plugin: &LoadedPlugin, config: &str) -> String {
 }
 
 /// Creates a session whose plugin log lines become actions on `tx`.
-pub async fn create_session(plugin: LoadedPlugin, config: &str, tx: &UnboundedSender<Action>) -> Result<Session> {
+pub async fn create_session(
+    plugin: LoadedPlugin,
+    config: &str,
+    tx: &UnboundedSender<Action>,
+) -> Result<Session> {
     let log_tx = tx.clone();
     let id = plugin.description.info.id.clone();
-    Session::create(plugin, config, Timeouts::default(), move |level, message| {
-        let _ = log_tx.send(Action::Log {
-            level,
-            source: "plugin",
-            message: message.to_string(),
-        });
-    })
+    Session::create(
+        plugin,
+        config,
+        Timeouts::default(),
+        move |level, message| {
+            let _ = log_tx.send(Action::Log {
+                level,
+                source: "plugin",
+                message: message.to_string(),
+            });
+        },
+    )
     .await
     .with_context(|| format!("creating an instance of plugin `{id}` with config `{config}`"))
 }
@@ -60,19 +73,31 @@ pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bo
     if orphaned.is_empty() {
         return Ok(());
     }
-    eprintln!("An earlier demo-host run left {} fault(s) in effect:", orphaned.len());
+    eprintln!(
+        "An earlier demo-host run left {} fault(s) in effect:",
+        orphaned.len()
+    );
     for l in &orphaned {
-        eprintln!("  - {} ({}) since {}", l.fault.summary, l.fault.action_id, l.fault.started_ms);
+        eprintln!(
+            "  - {} ({}) since {}",
+            l.fault.summary, l.fault.action_id, l.fault.started_ms
+        );
     }
     if ask && !confirm("Recover them now? [Y/n] ")? {
-        eprintln!("left as they are; they stay recorded in {}", leftovers.path().display());
+        eprintln!(
+            "left as they are; they stay recorded in {}",
+            leftovers.path().display()
+        );
         return Ok(());
     }
     for l in orphaned {
         match session.recover_leftover(&l.fault.undo).await {
             Ok(()) => {
                 if let Err(e) = leftovers.remove(&l.fault.fault_id) {
-                    eprintln!("  could not clear the record in {}: {e}", leftovers.path().display());
+                    eprintln!(
+                        "  could not clear the record in {}: {e}",
+                        leftovers.path().display()
+                    );
                 }
                 eprintln!("  recovered {}", l.fault.summary);
             }
@@ -150,9 +175,14 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
         events_json: args.events_json,
         environment: p.environment,
     };
-    let journal = guarded(async { Ok(headless::run(p.exec, p.rx, opts).await) }, &current).await?;
+    let journal = guarded(
+        async { Ok(headless::run(p.exec, p.rx, opts).await) },
+        &current,
+    )
+    .await?;
     let text = serde_json::to_string_pretty(&journal)?;
-    std::fs::write(&args.journal, text).with_context(|| format!("writing the journal to {}", args.journal.display()))?;
+    std::fs::write(&args.journal, text)
+        .with_context(|| format!("writing the journal to {}", args.journal.display()))?;
     eprintln!("journal written to {}", args.journal.display());
     Ok(journal.outcome.exit_code())
 }
@@ -166,13 +196,20 @@ pub async fn run_interactive(args: &RunArgs) -> Result<i32> {
         countdown: Duration::from_secs(args.countdown),
         environment: p.environment,
     };
-    guarded(interactive::run(p.loader, Arc::clone(&current), p.rx, opts), &current).await?;
+    guarded(
+        interactive::run(p.loader, Arc::clone(&current), p.rx, opts),
+        &current,
+    )
+    .await?;
     Ok(0)
 }
 
 /// Runs a loop; if it fails or panics, restores the terminal and recovers the
 /// chaos it left in effect (as recorded for leftover recovery) before reporting.
-pub async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mutex<Executor>>) -> Result<T> {
+pub async fn guarded<T>(
+    run: impl Future<Output = Result<T>>,
+    current: &Arc<Mutex<Executor>>,
+) -> Result<T> {
     let error = match AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,
@@ -180,14 +217,21 @@ pub async fn guarded<T>(run: impl Future<Output = Result<T>>, current: &Arc<Mute
     };
     crate::terminal::restore();
     let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mine = exec.leftovers.all().into_iter().filter(|l| l.host_pid == std::process::id());
+    let mine = exec
+        .leftovers
+        .all()
+        .into_iter()
+        .filter(|l| l.host_pid == std::process::id());
     for l in mine {
         match exec.session.recover(&l.fault.fault_id).await {
             Ok(()) => {
                 let _ = exec.leftovers.remove(&l.fault.fault_id);
                 eprintln!("recovered {} before exiting", l.fault.summary);
             }
-            Err(e) => eprintln!("could not recover {}: {e}; it stays recorded for leftover recovery", l.fault.summary),
+            Err(e) => eprintln!(
+                "could not recover {}: {e}; it stays recorded for leftover recovery",
+                l.fault.summary
+            ),
         }
     }
     if let Err(e) = exec.session.teardown().await {
@@ -244,7 +288,10 @@ mod tests {
     #[test]
     fn up_and_down_default_to_the_compose_environment() {
         assert_eq!(super::with_default_env("", "compose"), "env=compose");
-        assert_eq!(super::with_default_env("mode=strict", "compose"), "env=compose,mode=strict");
+        assert_eq!(
+            super::with_default_env("mode=strict", "compose"),
+            "env=compose,mode=strict"
+        );
         assert_eq!(super::with_default_env("env=local", "compose"), "env=local");
     }
 }

@@ -43,8 +43,16 @@ impl From<&HealthSnapshot> for HealthPoint {
         HealthPoint {
             at_ms: s.at_ms,
             nodes: s.nodes.iter().map(|n| (n.id.clone(), n.status)).collect(),
-            metrics: s.metrics.iter().map(|m| (m.name.clone(), m.value)).collect(),
-            invariants: s.invariants.iter().map(|i| (i.name.clone(), i.status)).collect(),
+            metrics: s
+                .metrics
+                .iter()
+                .map(|m| (m.name.clone(), m.value))
+                .collect(),
+            invariants: s
+                .invariants
+                .iter()
+                .map(|i| (i.name.clone(), i.status))
+                .collect(),
         }
     }
 }
@@ -116,15 +124,28 @@ impl Journal {
             let record = demo.chapters.iter().rev().find(|r| r.index == i);
             if let Some(err) = record.and_then(|r| r.action_error.as_ref()) {
                 failures.push(format!("chapter {} ({}): {err}", i + 1, chapter.title));
-                worst(if err.starts_with("diagnosis failed") { Outcome::AnomalyNotDiagnosed } else { Outcome::Error });
+                worst(if err.starts_with("diagnosis failed") {
+                    Outcome::AnomalyNotDiagnosed
+                } else {
+                    Outcome::Error
+                });
             }
             if let Some(inv) = &chapter.expect_violation {
                 let detected = record.and_then(|r| r.detected_ms);
                 let fault_started = record.and_then(|r| {
-                    demo.chaos.windows.iter().filter(|w| w.started_ms <= r.ended_ms.unwrap_or(u64::MAX)).map(|w| w.started_ms).max()
+                    demo.chaos
+                        .windows
+                        .iter()
+                        .filter(|w| w.started_ms <= r.ended_ms.unwrap_or(u64::MAX))
+                        .map(|w| w.started_ms)
+                        .max()
                 });
                 if detected.is_none() {
-                    failures.push(format!("chapter {} ({}): `{inv}` was never seen violated", i + 1, chapter.title));
+                    failures.push(format!(
+                        "chapter {} ({}): `{inv}` was never seen violated",
+                        i + 1,
+                        chapter.title
+                    ));
                     worst(Outcome::AnomalyNotDetected);
                 }
                 detections.push(Detection {
@@ -132,19 +153,30 @@ impl Journal {
                     invariant: inv.clone(),
                     fault_started_ms: fault_started,
                     detected_ms: detected,
-                    latency_ms: detected.zip(fault_started).map(|(d, f)| d.saturating_sub(f)),
+                    latency_ms: detected
+                        .zip(fault_started)
+                        .map(|(d, f)| d.saturating_sub(f)),
                 });
             }
             if let Some(expected) = &chapter.expect_diagnosis {
-                let hit = demo
-                    .diagnoses
-                    .iter()
-                    .any(|(c, _, s)| *c == i && s.as_ref().is_some_and(|s| s.anomaly_ok && s.component_ok));
+                let hit = demo.diagnoses.iter().any(|(c, _, s)| {
+                    *c == i && s.as_ref().is_some_and(|s| s.anomaly_ok && s.component_ok)
+                });
                 if !hit {
                     let got = demo.diagnoses.iter().rev().find(|(c, _, _)| *c == i);
                     failures.push(match got {
-                        Some((_, _, Some(s))) => format!("chapter {} ({}): diagnosis missed: {}", i + 1, chapter.title, s.detail),
-                        _ => format!("chapter {} ({}): no diagnosis named `{}`", i + 1, chapter.title, expected.anomaly),
+                        Some((_, _, Some(s))) => format!(
+                            "chapter {} ({}): diagnosis missed: {}",
+                            i + 1,
+                            chapter.title,
+                            s.detail
+                        ),
+                        _ => format!(
+                            "chapter {} ({}): no diagnosis named `{}`",
+                            i + 1,
+                            chapter.title,
+                            expected.anomaly
+                        ),
                     });
                     worst(Outcome::AnomalyNotDiagnosed);
                 }

@@ -14,7 +14,9 @@ pub fn map(ui: &UiState, key: KeyEvent) -> Option<Action> {
             KeyCode::Enter => Some(Action::FilterEnd { keep: true }),
             KeyCode::Esc => Some(Action::FilterEnd { keep: false }),
             KeyCode::Backspace => Some(Action::FilterBackspace),
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => Some(Action::FilterInput(c)),
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                Some(Action::FilterInput(c))
+            }
             _ => None,
         };
     }
@@ -28,7 +30,9 @@ pub fn map(ui: &UiState, key: KeyEvent) -> Option<Action> {
         };
     }
     match key.code {
-        KeyCode::Char(' ') | KeyCode::Enter | KeyCode::Right | KeyCode::Char('n') => Some(Action::Next),
+        KeyCode::Char(' ') | KeyCode::Enter | KeyCode::Right | KeyCode::Char('n') => {
+            Some(Action::Next)
+        }
         KeyCode::Backspace | KeyCode::Left | KeyCode::Char('p') => Some(Action::Prev),
         KeyCode::Char('q') => Some(Action::Quit),
         KeyCode::Char('?') => Some(Action::ToggleHelp),
@@ -48,7 +52,9 @@ pub fn map(ui: &UiState, key: KeyEvent) -> Option<Action> {
 
 /// True for the key that interrupts (raw mode turns Ctrl-C into a key press).
 pub fn is_interrupt(key: &KeyEvent) -> bool {
-    key.kind != KeyEventKind::Release && key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c')
+    key.kind != KeyEventKind::Release
+        && key.modifiers.contains(KeyModifiers::CONTROL)
+        && key.code == KeyCode::Char('c')
 }
 
 #[cfg(test)]
@@ -62,17 +68,44 @@ mod tests {
     #[test]
     fn keys_mean_different_things_per_mode() {
         let mut ui = UiState::default();
-        assert!(matches!(map(&ui, key(KeyCode::Char(' '))), Some(Action::Next)));
-        assert!(matches!(map(&ui, key(KeyCode::Char('q'))), Some(Action::Quit)));
-        assert!(matches!(map(&ui, key(KeyCode::Char('/'))), Some(Action::FilterStart)));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char(' '))),
+            Some(Action::Next)
+        ));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        ));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char('/'))),
+            Some(Action::FilterStart)
+        ));
         ui.filter_editing = true;
-        assert!(matches!(map(&ui, key(KeyCode::Char('q'))), Some(Action::FilterInput('q'))));
-        assert!(matches!(map(&ui, key(KeyCode::Esc)), Some(Action::FilterEnd { keep: false })));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char('q'))),
+            Some(Action::FilterInput('q'))
+        ));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Esc)),
+            Some(Action::FilterEnd { keep: false })
+        ));
         ui.filter_editing = false;
-        ui.picker = Some(crate::engine::state::Picker { entries: vec![], selected: 0 });
-        assert!(matches!(map(&ui, key(KeyCode::Char('j'))), Some(Action::PickerMove(1))));
-        assert!(matches!(map(&ui, key(KeyCode::Char('q'))), Some(Action::Back)));
-        assert!(is_interrupt(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+        ui.picker = Some(crate::engine::state::Picker {
+            entries: vec![],
+            selected: 0,
+        });
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char('j'))),
+            Some(Action::PickerMove(1))
+        ));
+        assert!(matches!(
+            map(&ui, key(KeyCode::Char('q'))),
+            Some(Action::Back)
+        ));
+        assert!(is_interrupt(&KeyEvent::new(
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL
+        )));
         assert!(!is_interrupt(&key(KeyCode::Char('c'))));
     }
 }

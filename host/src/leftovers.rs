@@ -24,15 +24,22 @@ pub struct Leftovers {
 
 impl Leftovers {
     pub fn new(path: PathBuf) -> Self {
-        Leftovers { path, lock: Mutex::new(()) }
+        Leftovers {
+            path,
+            lock: Mutex::new(()),
+        }
     }
 
     /// `$DEMO_HOST_STATE_DIR`, else `$XDG_STATE_HOME/demo-host`, else `~/.local/state/demo-host`.
     pub fn default_path() -> PathBuf {
         let dir = std::env::var_os("DEMO_HOST_STATE_DIR")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("demo-host")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/demo-host")))
+            .or_else(|| {
+                std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("demo-host"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/demo-host"))
+            })
             .unwrap_or_else(|| std::env::temp_dir().join("demo-host-state"));
         dir.join("leftover-faults.json")
     }
@@ -88,7 +95,9 @@ impl Leftovers {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec_pretty(all).unwrap_or_default())?;
         std::fs::rename(tmp, &self.path)
     }
@@ -126,6 +135,12 @@ mod tests {
         // Recorded by this (living) process: not orphaned.
         assert!(again.orphaned("s").is_empty());
         again.remove("f1").unwrap();
-        assert_eq!(l.all().iter().map(|x| x.fault.fault_id.as_str()).collect::<Vec<_>>(), vec!["f2"]);
+        assert_eq!(
+            l.all()
+                .iter()
+                .map(|x| x.fault.fault_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["f2"]
+        );
     }
 }

@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     // Installed before ratatui's hook, which chains to it after restoring the terminal.
     let _ = color_eyre::install();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

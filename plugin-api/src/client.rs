@@ -68,8 +68,15 @@ impl Instance {
         from_ffi_result(self.0.health())
     }
 
-    pub fn inject(&self, action: &str, params: &[(String, ParamValue)]) -> Result<ActiveFault, PluginError> {
-        from_ffi_result(self.0.inject(RStr::from_str(action), params.to_vec().into_ffi()))
+    pub fn inject(
+        &self,
+        action: &str,
+        params: &[(String, ParamValue)],
+    ) -> Result<ActiveFault, PluginError> {
+        from_ffi_result(
+            self.0
+                .inject(RStr::from_str(action), params.to_vec().into_ffi()),
+        )
     }
 
     pub fn recover(&self, fault_id: &str) -> Result<(), PluginError> {

@@ -12,12 +12,18 @@ pub struct Config(BTreeMap<String, String>);
 impl Config {
     pub fn parse(text: &str) -> Result<Config, PluginError> {
         let mut map = BTreeMap::new();
-        for item in text.split([',', ' ', '\n', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in text
+            .split([',', ' ', '\n', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (k, v) = item.split_once('=').ok_or_else(|| {
                 PluginError::invalid(format!("config item `{item}` is not of the form key=value"))
             })?;
             if k.trim().is_empty() {
-                return Err(PluginError::invalid(format!("config item `{item}` has an empty key")));
+                return Err(PluginError::invalid(format!(
+                    "config item `{item}` has an empty key"
+                )));
             }
             map.insert(k.trim().to_string(), v.trim().to_string());
         }
@@ -72,8 +78,19 @@ mod tests {
         let c = Config::parse("env=local, nodes=3 poll_ms=100").unwrap();
         assert_eq!(c.get("env"), Some("local"));
         assert_eq!(c.parse_or("nodes", 1u32).unwrap(), 3);
-        assert!(c.parse_or("env", 1u32).unwrap_err().to_string().contains("env=local"));
-        assert!(Config::parse("justaword").unwrap_err().to_string().contains("key=value"));
-        assert!(c.reject_unknown(&["env"]).unwrap_err().to_string().contains("unknown config key `nodes`"));
+        assert!(c
+            .parse_or("env", 1u32)
+            .unwrap_err()
+            .to_string()
+            .contains("env=local"));
+        assert!(Config::parse("justaword")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
+        assert!(c
+            .reject_unknown(&["env"])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown config key `nodes`"));
     }
 }

@@ -36,7 +36,10 @@ fn install_panic_hook() {
             } else {
                 "panic with a non-text payload".to_string()
             };
-            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
         }));
     });
@@ -48,7 +51,9 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginE
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
-            let msg = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "unknown panic".into());
+            let msg = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "unknown panic".into());
             Err(PluginError::Panicked(msg))
         }
     }
@@ -93,7 +98,12 @@ impl<S: Subject> FfiSubject for Guarded<S> {
                 .iter()
                 .find(|a| a.id == action.as_str())
                 .ok_or_else(|| {
-                    let known: Vec<&str> = self.description.chaos_actions.iter().map(|a| a.id.as_str()).collect();
+                    let known: Vec<&str> = self
+                        .description
+                        .chaos_actions
+                        .iter()
+                        .map(|a| a.id.as_str())
+                        .collect();
                     PluginError::invalid(format!(
                         "unknown chaos action `{action}`; this subject offers: {}",
                         known.join(", ")
@@ -138,7 +148,9 @@ extern "C" fn create<S: Subject>(ctx: FfiInstanceContext) -> RResult<FfiSubjectB
     let r = guard(|| {
         let description = description::<S>()?;
         let host_log = ctx.log;
-        let log = Logger::new(move |level: Level, msg: &str| host_log.log(level.into_ffi(), RStr::from_str(msg)));
+        let log = Logger::new(move |level: Level, msg: &str| {
+            host_log.log(level.into_ffi(), RStr::from_str(msg))
+        });
         let raw = ctx.config.into_string();
         let instance = S::create(InstanceContext {
             config: Config::parse(&raw)?,
@@ -162,11 +174,12 @@ extern "C" fn create<S: Subject>(ctx: FfiInstanceContext) -> RResult<FfiSubjectB
 pub fn module<S: Subject>() -> SubjectModRef {
     // One static per monomorphisation is not possible in generic code, so the
     // module is leaked once; the export macro calls this a single time per load.
-    let with_meta: &'static WithMetadata<SubjectMod> = Box::leak(Box::new(WithMetadata::new(SubjectMod {
-        api_version,
-        describe: describe::<S>,
-        create: create::<S>,
-    })));
+    let with_meta: &'static WithMetadata<SubjectMod> =
+        Box::leak(Box::new(WithMetadata::new(SubjectMod {
+            api_version,
+            describe: describe::<S>,
+            create: create::<S>,
+        })));
     SubjectModRef(with_meta.static_as_prefix())
 }
 

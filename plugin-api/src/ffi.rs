@@ -219,9 +219,14 @@ impl Boundary for Component {
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone)]
 pub enum FfiOnEnter {
-    Chaos { action: RString, params: RVec<FfiParam> },
+    Chaos {
+        action: RString,
+        params: RVec<FfiParam>,
+    },
     Recover,
-    Step { id: RString },
+    Step {
+        id: RString,
+    },
     Diagnose,
 }
 
@@ -245,7 +250,9 @@ impl Boundary for OnEnter {
                 params: Boundary::from_ffi(params),
             },
             FfiOnEnter::Recover => OnEnter::Recover,
-            FfiOnEnter::Step { id } => OnEnter::Step { id: id.into_string() },
+            FfiOnEnter::Step { id } => OnEnter::Step {
+                id: id.into_string(),
+            },
             FfiOnEnter::Diagnose => OnEnter::Diagnose,
         }
     }
@@ -356,7 +363,8 @@ pub trait FfiSubject: Send + Sync {
     fn setup(&self) -> RResult<(), FfiError>;
     fn teardown(&self) -> RResult<(), FfiError>;
     fn health(&self) -> RResult<FfiHealthSnapshot, FfiError>;
-    fn inject(&self, action: RStr<'_>, params: RVec<FfiParam>) -> RResult<FfiActiveFault, FfiError>;
+    fn inject(&self, action: RStr<'_>, params: RVec<FfiParam>)
+        -> RResult<FfiActiveFault, FfiError>;
     fn recover(&self, fault_id: RStr<'_>) -> RResult<(), FfiError>;
     fn run_step(&self, step: RStr<'_>) -> RResult<RString, FfiError>;
     #[sabi(last_prefix_field)]

@@ -23,13 +23,20 @@ impl Params {
 
 /// Fills defaults and checks type and range of every given value.
 /// Unknown names and wrong types are errors that name the parameter and what it takes.
-pub fn validate(specs: &[ParamSpec], given: &[(String, ParamValue)]) -> Result<Params, PluginError> {
+pub fn validate(
+    specs: &[ParamSpec],
+    given: &[(String, ParamValue)],
+) -> Result<Params, PluginError> {
     for (name, _) in given {
         if !specs.iter().any(|s| &s.name == name) {
             let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
             return Err(PluginError::invalid(format!(
                 "unknown parameter `{name}`; this action takes: {}",
-                if known.is_empty() { "no parameters".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
     }
@@ -70,7 +77,10 @@ fn check(spec: &ParamSpec, value: ParamValue) -> Result<ParamValue, PluginError>
     };
     if let Some(x) = value.as_f64() {
         if !x.is_finite() {
-            return Err(PluginError::invalid(format!("parameter `{}` must be a finite number", spec.name)));
+            return Err(PluginError::invalid(format!(
+                "parameter `{}` must be a finite number",
+                spec.name
+            )));
         }
         let below = spec.min.is_some_and(|m| x < m);
         let above = spec.max.is_some_and(|m| x > m);
@@ -145,7 +155,11 @@ mod tests {
 
     #[test]
     fn text_values_are_parsed_and_ranges_checked() {
-        let p = validate(&spec(), &[("multiplier".into(), ParamValue::Text("3".into()))]).unwrap();
+        let p = validate(
+            &spec(),
+            &[("multiplier".into(), ParamValue::Text("3".into()))],
+        )
+        .unwrap();
         assert_eq!(p.f64("multiplier"), Some(3.0));
         let err = validate(&spec(), &[("duration_ms".into(), ParamValue::Int(5))]).unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
@@ -155,9 +169,16 @@ mod tests {
     #[test]
     fn unknown_and_mistyped_parameters_are_named() {
         let err = validate(&spec(), &[("speed".into(), ParamValue::Int(1))]).unwrap_err();
-        assert!(err.to_string().contains("unknown parameter `speed`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown parameter `speed`"),
+            "{err}"
+        );
         assert!(err.to_string().contains("duration_ms, multiplier"), "{err}");
-        let err = validate(&spec(), &[("multiplier".into(), ParamValue::Text("lots".into()))]).unwrap_err();
+        let err = validate(
+            &spec(),
+            &[("multiplier".into(), ParamValue::Text("lots".into()))],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("takes a number"), "{err}");
         let err = validate(&spec(), &[("duration_ms".into(), ParamValue::Float(1.5))]).unwrap_err();
         assert!(err.to_string().contains("whole number"), "{err}");

@@ -17,7 +17,9 @@ impl SinceTracker {
             Err(poisoned) => poisoned.into_inner(),
         };
         for inv in invariants {
-            let entry = seen.entry(inv.name.clone()).or_insert((inv.status, inv.since_ms));
+            let entry = seen
+                .entry(inv.name.clone())
+                .or_insert((inv.status, inv.since_ms));
             if entry.0 != inv.status {
                 *entry = (inv.status, inv.since_ms);
             }

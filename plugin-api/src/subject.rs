@@ -55,9 +55,12 @@ pub struct InstanceContext {
     pub log: Logger,
 }
 
+/// Where log lines go: a function of level and message.
+type Sink = dyn Fn(Level, &str) + Send + Sync;
+
 /// The host's log sink. Cheap to clone; safe to use from any thread.
 #[derive(Clone)]
-pub struct Logger(Arc<dyn Fn(Level, &str) + Send + Sync>);
+pub struct Logger(Arc<Sink>);
 
 impl Logger {
     pub fn new(sink: impl Fn(Level, &str) + Send + Sync + 'static) -> Self {

@@ -1,7 +1,7 @@
 //! `demo-host inspect`: a plugin's info, chapters and chaos actions.
 
 use super::table;
-use plugin_api::{Chapter, ChaosAction, Component, OnEnter, Recovery, SubjectDescription};
+use plugin_api::{ChaosAction, Chapter, Component, OnEnter, Recovery, SubjectDescription};
 
 /// The description as human-readable tables.
 pub fn render_text(d: &SubjectDescription) -> String {
@@ -19,14 +19,35 @@ pub fn render_text(d: &SubjectDescription) -> String {
         .chapters
         .iter()
         .enumerate()
-        .map(|(n, c)| vec![(n + 1).to_string(), c.title.clone(), on_enter(c), advance(c), expects(c)])
+        .map(|(n, c)| {
+            vec![
+                (n + 1).to_string(),
+                c.title.clone(),
+                on_enter(c),
+                advance(c),
+                expects(c),
+            ]
+        })
         .collect();
-    out.push_str(&table::render(&["#", "title", "on enter", "advance", "expects"], &rows));
+    out.push_str(&table::render(
+        &["#", "title", "on enter", "advance", "expects"],
+        &rows,
+    ));
     out.push_str("\n\nChaos actions\n");
     let rows: Vec<Vec<String>> = d.chaos_actions.iter().map(action_row).collect();
-    out.push_str(&table::render(&["id", "name", "kind", "recovery", "parameters"], &rows));
+    out.push_str(&table::render(
+        &["id", "name", "kind", "recovery", "parameters"],
+        &rows,
+    ));
     out.push_str("\n\nComponents: ");
-    out.push_str(&d.diagnosis.components.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "));
+    out.push_str(
+        &d.diagnosis
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     out.push('\n');
     out
 }
@@ -37,7 +58,11 @@ fn on_enter(c: &Chapter) -> String {
         Some(OnEnter::Chaos { action, params }) if params.is_empty() => format!("chaos {action}"),
         Some(OnEnter::Chaos { action, params }) => format!(
             "chaos {action} ({})",
-            params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+            params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Some(OnEnter::Recover) => "recover all".into(),
         Some(OnEnter::Step { id }) => format!("step {id}"),
@@ -103,6 +128,10 @@ fn action_row(a: &ChaosAction) -> Vec<String> {
             Recovery::SelfRecovering => "by itself".into(),
             Recovery::ExplicitRecover => "needs recover".into(),
         },
-        if params.is_empty() { "-".into() } else { params },
+        if params.is_empty() {
+            "-".into()
+        } else {
+            params
+        },
     ]
 }

@@ -22,7 +22,15 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         out.trim_end().to_string()
     };
     let mut out = vec![line(header.to_vec())];
-    out.push(line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push(line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for row in rows {
         out.push(line(row.iter().map(String::as_str).collect()));
     }
@@ -33,7 +41,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_align_to_the_widest_cell() {
-        let t = super::render(&["id", "name"], &[vec!["a".into(), "x".into()], vec!["long-id".into(), "y".into()]]);
+        let t = super::render(
+            &["id", "name"],
+            &[
+                vec!["a".into(), "x".into()],
+                vec!["long-id".into(), "y".into()],
+            ],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "id       name");
         assert_eq!(lines[1], "-------  ----");

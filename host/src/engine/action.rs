@@ -23,24 +23,49 @@ pub enum Action {
     FilterStart,
     FilterInput(char),
     FilterBackspace,
-    FilterEnd { keep: bool },
+    FilterEnd {
+        keep: bool,
+    },
     ScrollLog(i32),
     /// Escape: closes the topmost overlay.
     Back,
     HealthPolled(Result<HealthSnapshot, String>),
-    StepDone { chapter: usize, result: Result<String, String> },
-    Injected { chapter: usize, action: String, result: Result<ActiveFault, String> },
-    Recovered { fault_id: String, result: Result<(), String> },
+    StepDone {
+        chapter: usize,
+        result: Result<String, String>,
+    },
+    Injected {
+        chapter: usize,
+        action: String,
+        result: Result<ActiveFault, String>,
+    },
+    Recovered {
+        fault_id: String,
+        result: Result<(), String>,
+    },
     DiagnosisChunk(String),
     DiagnosisDone(Result<Diagnosis, String>),
-    Log { level: Level, source: &'static str, message: String },
+    Log {
+        level: Level,
+        source: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub enum Effect {
-    Inject { chapter: usize, action: String, params: Vec<(String, ParamValue)> },
-    Recover { fault_id: String },
-    RunStep { chapter: usize, id: String },
+    Inject {
+        chapter: usize,
+        action: String,
+        params: Vec<(String, ParamValue)>,
+    },
+    Recover {
+        fault_id: String,
+    },
+    RunStep {
+        chapter: usize,
+        id: String,
+    },
     Diagnose(Box<ObservationWindow>),
     /// Find the plugins on the search path for the picker.
     Discover,

@@ -35,9 +35,17 @@ pub struct Chaos {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChaosStatus {
     Normal,
-    Countdown { action: String, left_ms: u64 },
-    Injecting { action: String, left_ms: Option<u64> },
-    Recovering { faults: usize },
+    Countdown {
+        action: String,
+        left_ms: u64,
+    },
+    Injecting {
+        action: String,
+        left_ms: Option<u64>,
+    },
+    Recovering {
+        faults: usize,
+    },
 }
 
 impl Chaos {
@@ -60,7 +68,11 @@ impl Chaos {
 
     pub fn ended(&mut self, fault_id: &str, at_ms: u64) {
         self.active.retain(|f| f.fault.fault_id != fault_id);
-        for w in self.windows.iter_mut().filter(|w| w.fault_id == fault_id && w.ended_ms.is_none()) {
+        for w in self
+            .windows
+            .iter_mut()
+            .filter(|w| w.fault_id == fault_id && w.ended_ms.is_none())
+        {
             w.ended_ms = Some(at_ms);
         }
     }

@@ -24,13 +24,19 @@ pub fn description() -> SubjectDescription {
                     params: vec![("duration_ms".into(), ParamValue::Int(2000))],
                 })
                 .blocking(),
-            Chapter::narrate("Detection", "The views drift apart.").expect_violation("views agree").auto_advance(100),
+            Chapter::narrate("Detection", "The views drift apart.")
+                .expect_violation("views agree")
+                .auto_advance(100),
             Chapter::narrate("Diagnosis", "Ask the diagnoser.")
                 .on_enter(OnEnter::Diagnose)
                 .expect_diagnosis("view drift", Component::ChaosTarget)
                 .blocking(),
-            Chapter::narrate("Recovery", "Undo everything.").on_enter(OnEnter::Recover).blocking(),
-            Chapter::narrate("Set up more", "A subject's own step.").on_enter(OnEnter::Step { id: "warm".into() }).blocking(),
+            Chapter::narrate("Recovery", "Undo everything.")
+                .on_enter(OnEnter::Recover)
+                .blocking(),
+            Chapter::narrate("Set up more", "A subject's own step.")
+                .on_enter(OnEnter::Step { id: "warm".into() })
+                .blocking(),
             Chapter::narrate("Done", "The end."),
         ],
         chaos_actions: vec![],
@@ -76,24 +82,47 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
         nodes: vec![
             node(1, NodeStatus::Up),
             node(2, NodeStatus::Up),
-            node(3, if node3_down { NodeStatus::Down } else { NodeStatus::Up }),
+            node(
+                3,
+                if node3_down {
+                    NodeStatus::Down
+                } else {
+                    NodeStatus::Up
+                },
+            ),
             NodeHealth {
                 id: "store".into(),
                 role: "store".into(),
                 address: "127.0.0.1:6379".into(),
-                status: if drift { NodeStatus::Degraded } else { NodeStatus::Up },
+                status: if drift {
+                    NodeStatus::Degraded
+                } else {
+                    NodeStatus::Up
+                },
                 metrics: vec![],
             },
         ],
         metrics: vec![
-            Metric::new("requests", 120.0 + ((at - T0) / 100 % 7) as f64 * 10.0, "/s"),
+            Metric::new(
+                "requests",
+                120.0 + ((at - T0) / 100 % 7) as f64 * 10.0,
+                "/s",
+            ),
             Metric::new("drift", if drift { 42.0 } else { 0.0 }, "ops"),
         ],
         invariants: vec![
             Invariant {
                 name: "views agree".into(),
-                status: if drift { InvariantStatus::Violated } else { InvariantStatus::Ok },
-                detail: if drift { "store is 42 behind the nodes".into() } else { "within 5".into() },
+                status: if drift {
+                    InvariantStatus::Violated
+                } else {
+                    InvariantStatus::Ok
+                },
+                detail: if drift {
+                    "store is 42 behind the nodes".into()
+                } else {
+                    "within 5".into()
+                },
                 since_ms: at,
                 class: AnomalyClass::StateDivergence,
                 components: if drift { vec!["store".into()] } else { vec![] },
@@ -102,11 +131,23 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
             },
             Invariant {
                 name: "nodes up".into(),
-                status: if node3_down { InvariantStatus::Violated } else { InvariantStatus::Ok },
-                detail: if node3_down { "node-3 down".into() } else { "3 of 3 up".into() },
+                status: if node3_down {
+                    InvariantStatus::Violated
+                } else {
+                    InvariantStatus::Ok
+                },
+                detail: if node3_down {
+                    "node-3 down".into()
+                } else {
+                    "3 of 3 up".into()
+                },
                 since_ms: at,
                 class: AnomalyClass::NodeDown,
-                components: if node3_down { vec!["node-3".into()] } else { vec![] },
+                components: if node3_down {
+                    vec!["node-3".into()]
+                } else {
+                    vec![]
+                },
                 observed: None,
                 bound: None,
             },

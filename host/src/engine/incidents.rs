@@ -39,7 +39,9 @@ impl Incidents {
         let mut opened = Vec::new();
         for inv in invariants {
             let violated = inv.status == plugin_api::InvariantStatus::Violated;
-            let key_matches = |i: &Incident| i.invariant == inv.name && (i.components == inv.components || !violated);
+            let key_matches = |i: &Incident| {
+                i.invariant == inv.name && (i.components == inv.components || !violated)
+            };
             if violated {
                 match self.list.iter_mut().find(|i| key_matches(i)) {
                     Some(i) => {
@@ -68,7 +70,11 @@ impl Incidents {
                     }
                 }
             } else if inv.status == plugin_api::InvariantStatus::Ok {
-                for i in self.list.iter_mut().filter(|i| i.invariant == inv.name && i.state != IncidentState::Resolved) {
+                for i in self
+                    .list
+                    .iter_mut()
+                    .filter(|i| i.invariant == inv.name && i.state != IncidentState::Resolved)
+                {
                     i.state = IncidentState::Resolved;
                 }
             }
@@ -79,7 +85,11 @@ impl Incidents {
     /// Attaches a diagnosis to the unresolved incidents (or, failing those, the latest one).
     pub fn attach_diagnosis(&mut self, anomaly: &str) {
         let mut attached = false;
-        for i in self.list.iter_mut().filter(|i| i.state != IncidentState::Resolved) {
+        for i in self
+            .list
+            .iter_mut()
+            .filter(|i| i.state != IncidentState::Resolved)
+        {
             i.state = IncidentState::Diagnosed;
             i.diagnosis = Some(anomaly.to_string());
             attached = true;
@@ -92,7 +102,10 @@ impl Incidents {
     }
 
     pub fn open_count(&self) -> usize {
-        self.list.iter().filter(|i| i.state != IncidentState::Resolved).count()
+        self.list
+            .iter()
+            .filter(|i| i.state != IncidentState::Resolved)
+            .count()
     }
 }
 
@@ -117,15 +130,26 @@ mod tests {
     #[test]
     fn violations_are_deduplicated_and_resolve_and_reopen() {
         let mut inc = Incidents::default();
-        assert_eq!(inc.observe(1, &[inv(InvariantStatus::Violated, &["a"])]), vec![1]);
-        assert!(inc.observe(2, &[inv(InvariantStatus::Violated, &["a"])]).is_empty());
+        assert_eq!(
+            inc.observe(1, &[inv(InvariantStatus::Violated, &["a"])]),
+            vec![1]
+        );
+        assert!(inc
+            .observe(2, &[inv(InvariantStatus::Violated, &["a"])])
+            .is_empty());
         assert_eq!(inc.list.len(), 1);
         assert_eq!(inc.list[0].last_seen_ms, 2);
         // Another component is another incident.
-        assert_eq!(inc.observe(3, &[inv(InvariantStatus::Violated, &["b"])]), vec![2]);
+        assert_eq!(
+            inc.observe(3, &[inv(InvariantStatus::Violated, &["b"])]),
+            vec![2]
+        );
         inc.observe(4, &[inv(InvariantStatus::Ok, &[])]);
         assert!(inc.list.iter().all(|i| i.state == IncidentState::Resolved));
-        assert_eq!(inc.observe(5, &[inv(InvariantStatus::Violated, &["a"])]), vec![1]);
+        assert_eq!(
+            inc.observe(5, &[inv(InvariantStatus::Violated, &["a"])]),
+            vec![1]
+        );
         assert_eq!(inc.list[0].occurrences, 2);
         assert_eq!(inc.list[0].first_seen_ms, 1);
         inc.attach_diagnosis("counter drift");

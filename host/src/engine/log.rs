@@ -22,7 +22,13 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    pub fn push(&mut self, at_ms: u64, level: Level, source: &'static str, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        at_ms: u64,
+        level: Level,
+        source: &'static str,
+        message: impl Into<String>,
+    ) {
         if self.entries.len() == CAPACITY {
             self.entries.pop_front();
         }
@@ -47,10 +53,15 @@ impl EventLog {
     }
 
     /// Entries whose source or message contains `filter` (case-insensitive).
-    pub fn filtered<'a>(&'a self, filter: &'a str) -> impl DoubleEndedIterator<Item = &'a LogEntry> + 'a {
+    pub fn filtered<'a>(
+        &'a self,
+        filter: &'a str,
+    ) -> impl DoubleEndedIterator<Item = &'a LogEntry> + 'a {
         let needle = filter.to_lowercase();
         self.entries.iter().filter(move |e| {
-            needle.is_empty() || e.message.to_lowercase().contains(&needle) || e.source.contains(needle.as_str())
+            needle.is_empty()
+                || e.message.to_lowercase().contains(&needle)
+                || e.source.contains(needle.as_str())
         })
     }
 }

@@ -42,9 +42,17 @@ pub struct ChapterRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DiagnosisPanel {
     Idle,
-    Running { started_ms: u64, text: String },
-    Done { diagnosis: Box<Diagnosis>, score: Option<Score> },
-    Failed { message: String },
+    Running {
+        started_ms: u64,
+        text: String,
+    },
+    Done {
+        diagnosis: Box<Diagnosis>,
+        score: Option<Score>,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 /// What an invariant has shown over the run, for the journal's verdicts.
@@ -109,7 +117,13 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn new(subject: Arc<SubjectDescription>, environment: String, mode: Mode, countdown_ms: u64, now_ms: u64) -> Self {
+    pub fn new(
+        subject: Arc<SubjectDescription>,
+        environment: String,
+        mode: Mode,
+        countdown_ms: u64,
+        now_ms: u64,
+    ) -> Self {
         Demo {
             subject,
             environment,
@@ -159,10 +173,13 @@ impl Demo {
             return None;
         }
         match &self.phase {
-            ChapterPhase::Countdown { action, .. } => Some(format!("waiting: {action} is counting down")),
+            ChapterPhase::Countdown { action, .. } => {
+                Some(format!("waiting: {action} is counting down"))
+            }
             ChapterPhase::Running { what } => Some(format!("waiting for {what} to finish")),
             ChapterPhase::Settled { .. } if matches!(chapter.on_enter, Some(OnEnter::Diagnose)) => {
-                matches!(self.diagnosis, DiagnosisPanel::Running { .. }).then(|| "waiting for the diagnosis".to_string())
+                matches!(self.diagnosis, DiagnosisPanel::Running { .. })
+                    .then(|| "waiting for the diagnosis".to_string())
             }
             ChapterPhase::Settled { .. } => None,
         }

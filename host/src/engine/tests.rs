@@ -6,7 +6,8 @@ use super::{start, update, Action, Demo, Effect, Mode};
 use crate::engine::chaos::ChaosStatus;
 
 fn injects(fx: &[Effect]) -> bool {
-    fx.iter().any(|e| matches!(e, Effect::Inject { action, .. } if action == "pause"))
+    fx.iter()
+        .any(|e| matches!(e, Effect::Inject { action, .. } if action == "pause"))
 }
 
 /// Drives to chapter 2 ("Break it") and through its countdown.
@@ -33,23 +34,47 @@ fn chaos_waits_for_its_countdown_and_blocks_advance_until_injected() {
     start(&mut demo);
     update(&mut demo, T0 + 10, Action::Next);
     assert_eq!(demo.chapter, 1);
-    assert!(matches!(demo.chaos_status(), ChaosStatus::Countdown { left_ms: 3000, .. }));
-    assert!(!injects(&update(&mut demo, T0 + 1000, Action::Tick)), "no injection before the countdown ends");
+    assert!(matches!(
+        demo.chaos_status(),
+        ChaosStatus::Countdown { left_ms: 3000, .. }
+    ));
+    assert!(
+        !injects(&update(&mut demo, T0 + 1000, Action::Tick)),
+        "no injection before the countdown ends"
+    );
     update(&mut demo, T0 + 1100, Action::Next);
     assert_eq!(demo.chapter, 1, "a blocking chapter refuses to advance");
-    assert!(demo.ui.notice.as_deref().unwrap_or("").contains("counting down"));
+    assert!(demo
+        .ui
+        .notice
+        .as_deref()
+        .unwrap_or("")
+        .contains("counting down"));
     let fx = update(&mut demo, T0 + 3010, Action::Tick);
     assert!(injects(&fx));
-    assert!(matches!(demo.chaos_status(), ChaosStatus::Injecting { left_ms: None, .. }));
+    assert!(matches!(
+        demo.chaos_status(),
+        ChaosStatus::Injecting { left_ms: None, .. }
+    ));
     update(&mut demo, T0 + 3020, Action::Next);
     assert_eq!(demo.chapter, 1, "still blocked while the inject call runs");
     update(
         &mut demo,
         T0 + 3100,
-        Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))) },
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))),
+        },
     );
     assert!(matches!(demo.phase, ChapterPhase::Settled { .. }));
-    assert!(matches!(demo.chaos_status(), ChaosStatus::Injecting { left_ms: Some(1950), .. }));
+    assert!(matches!(
+        demo.chaos_status(),
+        ChaosStatus::Injecting {
+            left_ms: Some(1950),
+            ..
+        }
+    ));
     update(&mut demo, T0 + 3200, Action::Next);
     assert_eq!(demo.chapter, 2);
 }
@@ -58,13 +83,34 @@ fn chaos_waits_for_its_countdown_and_blocks_advance_until_injected() {
 fn a_self_recovering_fault_is_confirmed_recovered_when_it_expires() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))),
+        },
+    );
     assert!(update(&mut demo, T0 + 5000, Action::Tick).is_empty());
     let fx = update(&mut demo, T0 + 5060, Action::Tick);
     assert!(matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"));
-    assert!(matches!(demo.chaos_status(), ChaosStatus::Recovering { faults: 1 }));
-    assert!(update(&mut demo, T0 + 5100, Action::Tick).is_empty(), "asked once");
-    update(&mut demo, T0 + 5200, Action::Recovered { fault_id: "f1".into(), result: Ok(()) });
+    assert!(matches!(
+        demo.chaos_status(),
+        ChaosStatus::Recovering { faults: 1 }
+    ));
+    assert!(
+        update(&mut demo, T0 + 5100, Action::Tick).is_empty(),
+        "asked once"
+    );
+    update(
+        &mut demo,
+        T0 + 5200,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
     assert_eq!(demo.chaos_status(), ChaosStatus::Normal);
     assert_eq!(demo.chaos.windows[0].ended_ms, Some(T0 + 5200));
 }
@@ -73,41 +119,86 @@ fn a_self_recovering_fault_is_confirmed_recovered_when_it_expires() {
 fn auto_advance_chapters_move_on_after_their_delay() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     update(&mut demo, T0 + 3200, Action::Next);
     assert_eq!(demo.chapter, 2);
     update(&mut demo, T0 + 3250, Action::Tick);
     assert_eq!(demo.chapter, 2, "not before 100 ms");
     let fx = update(&mut demo, T0 + 3310, Action::Tick);
     assert_eq!(demo.chapter, 3, "moved on by itself");
-    assert!(matches!(fx.as_slice(), [Effect::Diagnose(_)]), "the diagnosis chapter starts a diagnosis");
+    assert!(
+        matches!(fx.as_slice(), [Effect::Diagnose(_)]),
+        "the diagnosis chapter starts a diagnosis"
+    );
 }
 
 #[test]
 fn headless_runs_wait_for_the_expected_violation() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     update(&mut demo, T0 + 3500, Action::Tick);
-    assert_eq!(demo.chapter, 2, "headless advances by itself after the dwell");
+    assert_eq!(
+        demo.chapter, 2,
+        "headless advances by itself after the dwell"
+    );
     for t in [3600, 4000, 9000] {
-        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))));
+        update(
+            &mut demo,
+            T0 + t,
+            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))),
+        );
         update(&mut demo, T0 + t + 1, Action::Tick);
         assert_eq!(demo.chapter, 2, "waits while the invariant holds");
     }
-    update(&mut demo, T0 + 9100, Action::HealthPolled(Ok(fixture::snapshot(T0 + 9100, true, false))));
+    update(
+        &mut demo,
+        T0 + 9100,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 9100, true, false))),
+    );
     assert_eq!(demo.chapters.last().unwrap().detected_ms, Some(T0 + 9100));
     update(&mut demo, T0 + 9300, Action::Tick);
     assert_eq!(demo.chapter, 3, "advances once detected");
-    assert_eq!(demo.verdicts["views agree"].first_violation_ms, Some(T0 + 9100));
+    assert_eq!(
+        demo.verdicts["views agree"].first_violation_ms,
+        Some(T0 + 9100)
+    );
 }
 
 #[test]
 fn a_violation_seen_before_the_detection_chapter_still_counts() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
-    update(&mut demo, T0 + 3150, Action::HealthPolled(Ok(fixture::snapshot(T0 + 3150, true, false))));
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
+    update(
+        &mut demo,
+        T0 + 3150,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 3150, true, false))),
+    );
     update(&mut demo, T0 + 3500, Action::Tick);
     assert_eq!(demo.chapter, 2);
     assert_eq!(demo.chapters.last().unwrap().detected_ms, Some(T0 + 3150));
@@ -117,15 +208,31 @@ fn a_violation_seen_before_the_detection_chapter_still_counts() {
 fn a_diagnosis_that_misses_pauses_an_interactive_demo_for_review() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     update(&mut demo, T0 + 3200, Action::Next);
     update(&mut demo, T0 + 3310, Action::Tick);
     assert_eq!(demo.chapter, 3);
-    update(&mut demo, T0 + 3400, Action::DiagnosisChunk("thinking".into()));
+    update(
+        &mut demo,
+        T0 + 3400,
+        Action::DiagnosisChunk("thinking".into()),
+    );
     assert!(matches!(&demo.diagnosis, DiagnosisPanel::Running { text, .. } if text == "thinking"));
     update(&mut demo, T0 + 3500, Action::Next);
     assert_eq!(demo.chapter, 3, "blocked while diagnosing");
-    update(&mut demo, T0 + 3600, Action::DiagnosisDone(Ok(diagnosis("node down", &["node-1"]))));
+    update(
+        &mut demo,
+        T0 + 3600,
+        Action::DiagnosisDone(Ok(diagnosis("node down", &["node-1"]))),
+    );
     assert!(demo.ui.review.is_some(), "a miss pauses the demo");
     update(&mut demo, T0 + 3700, Action::Next);
     assert_eq!(demo.chapter, 3, "the first enter confirms the review");
@@ -138,28 +245,68 @@ fn a_diagnosis_that_misses_pauses_an_interactive_demo_for_review() {
 fn a_matching_diagnosis_is_scored_and_attached_to_the_incident() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
-    update(&mut demo, T0 + 3150, Action::HealthPolled(Ok(fixture::snapshot(T0 + 3150, true, false))));
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
+    update(
+        &mut demo,
+        T0 + 3150,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 3150, true, false))),
+    );
     update(&mut demo, T0 + 3500, Action::Tick);
     update(&mut demo, T0 + 3700, Action::Tick);
     assert_eq!(demo.chapter, 3);
-    update(&mut demo, T0 + 3800, Action::DiagnosisDone(Ok(diagnosis("view drift", &["store"]))));
+    update(
+        &mut demo,
+        T0 + 3800,
+        Action::DiagnosisDone(Ok(diagnosis("view drift", &["store"]))),
+    );
     let (_, _, score) = demo.diagnoses.last().unwrap();
     assert!(score.as_ref().unwrap().passed(), "{score:?}");
-    assert_eq!(demo.incidents.list[0].diagnosis.as_deref(), Some("view drift"));
+    assert_eq!(
+        demo.incidents.list[0].diagnosis.as_deref(),
+        Some("view drift")
+    );
     let fx = update(&mut demo, T0 + 4200, Action::Tick);
     assert_eq!(demo.chapter, 4, "headless moves on once diagnosed");
-    assert!(matches!(fx.as_slice(), [Effect::Recover { .. }]), "the recovery chapter recovers the fault");
+    assert!(
+        matches!(fx.as_slice(), [Effect::Recover { .. }]),
+        "the recovery chapter recovers the fault"
+    );
 }
 
 #[test]
 fn quitting_recovers_every_fault_before_exit() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     let fx = update(&mut demo, T0 + 3200, Action::Quit);
-    assert!(matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"), "{fx:?}");
-    let fx = update(&mut demo, T0 + 3300, Action::Recovered { fault_id: "f1".into(), result: Ok(()) });
+    assert!(
+        matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"),
+        "{fx:?}"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 3300,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
     assert!(matches!(fx.as_slice(), [Effect::Exit]));
 }
 
@@ -167,18 +314,47 @@ fn quitting_recovers_every_fault_before_exit() {
 fn quitting_during_an_injection_recovers_it_when_it_lands() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    assert!(update(&mut demo, T0 + 3050, Action::Quit).is_empty(), "nothing to recover yet, and no exit while injecting");
-    let fx = update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    assert!(
+        update(&mut demo, T0 + 3050, Action::Quit).is_empty(),
+        "nothing to recover yet, and no exit while injecting"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     assert!(matches!(fx.as_slice(), [Effect::Recover { .. }]), "{fx:?}");
-    let fx = update(&mut demo, T0 + 3200, Action::Recovered { fault_id: "f1".into(), result: Err("store gone".into()) });
-    assert!(matches!(fx.as_slice(), [Effect::Exit]), "a failed recovery on quit is logged, not a hang");
+    let fx = update(
+        &mut demo,
+        T0 + 3200,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Err("store gone".into()),
+        },
+    );
+    assert!(
+        matches!(fx.as_slice(), [Effect::Exit]),
+        "a failed recovery on quit is logged, not a hang"
+    );
 }
 
 #[test]
 fn going_back_does_not_rerun_a_chapter_action() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     update(&mut demo, T0 + 3200, Action::Next);
     let fx = update(&mut demo, T0 + 3210, Action::Prev);
     assert_eq!(demo.chapter, 1);
@@ -193,8 +369,18 @@ fn steps_and_failures_reach_the_record_and_log() {
     let mut fx = Vec::new();
     super::update::enter(&mut demo, 5, &mut fx);
     assert!(matches!(fx.as_slice(), [Effect::RunStep { id, .. }] if id == "warm"));
-    update(&mut demo, T0 + 100, Action::StepDone { chapter: 5, result: Err("no such table".into()) });
-    assert_eq!(demo.chapters.last().unwrap().action_error.as_deref(), Some("no such table"));
+    update(
+        &mut demo,
+        T0 + 100,
+        Action::StepDone {
+            chapter: 5,
+            result: Err("no such table".into()),
+        },
+    );
+    assert_eq!(
+        demo.chapters.last().unwrap().action_error.as_deref(),
+        Some("no such table")
+    );
     assert!(demo.log.iter().any(|e| e.message.contains("no such table")));
     assert!(matches!(demo.phase, ChapterPhase::Settled { .. }));
 }
@@ -203,10 +389,24 @@ fn steps_and_failures_reach_the_record_and_log() {
 fn plugin_errors_are_logged_once_per_change() {
     let mut demo = fixture::demo(Mode::Interactive);
     for t in 0..5 {
-        update(&mut demo, T0 + t, Action::HealthPolled(Err("connection refused".into())));
+        update(
+            &mut demo,
+            T0 + t,
+            Action::HealthPolled(Err("connection refused".into())),
+        );
     }
-    assert_eq!(demo.log.iter().filter(|e| e.message.contains("connection refused")).count(), 1);
-    update(&mut demo, T0 + 10, Action::HealthPolled(Ok(fixture::snapshot(T0 + 10, false, false))));
+    assert_eq!(
+        demo.log
+            .iter()
+            .filter(|e| e.message.contains("connection refused"))
+            .count(),
+        1
+    );
+    update(
+        &mut demo,
+        T0 + 10,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 10, false, false))),
+    );
     assert!(demo.health_error.is_none());
 }
 
@@ -214,8 +414,20 @@ fn plugin_errors_are_logged_once_per_change() {
 fn the_log_filters_and_scrolls() {
     let mut demo = fixture::demo(Mode::Interactive);
     for i in 0..30 {
-        let message = if i % 3 == 0 { format!("drift {i}") } else { format!("other {i}") };
-        update(&mut demo, T0 + i, Action::Log { level: plugin_api::Level::Info, source: "plugin", message });
+        let message = if i % 3 == 0 {
+            format!("drift {i}")
+        } else {
+            format!("other {i}")
+        };
+        update(
+            &mut demo,
+            T0 + i,
+            Action::Log {
+                level: plugin_api::Level::Info,
+                source: "plugin",
+                message,
+            },
+        );
     }
     update(&mut demo, T0 + 40, Action::FilterStart);
     for c in "drift".chars() {
@@ -233,20 +445,56 @@ fn the_log_filters_and_scrolls() {
 fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(&mut demo, T0 + 3100, Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("f1", T0 + 3050, None)) });
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 3050, None)),
+        },
+    );
     for t in (3200..6000).step_by(200) {
-        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, true, false))));
+        update(
+            &mut demo,
+            T0 + t,
+            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, true, false))),
+        );
     }
-    update(&mut demo, T0 + 6000, Action::Recovered { fault_id: "f1".into(), result: Ok(()) });
+    update(
+        &mut demo,
+        T0 + 6000,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
     for t in (6100..8000).step_by(200) {
-        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))));
+        update(
+            &mut demo,
+            T0 + t,
+            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))),
+        );
     }
     demo.chaos.started(fixture::fault("f2", T0 + 8000, None));
     for t in (8100..9000).step_by(200) {
-        update(&mut demo, T0 + t, Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, true))));
+        update(
+            &mut demo,
+            T0 + t,
+            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, true))),
+        );
     }
     let window = super::update::observation_window(&demo);
-    assert!(window.snapshots.iter().all(|s| s.at_ms >= T0 + 6000), "nothing from the first episode");
-    assert!(window.snapshots.iter().any(|s| s.at_ms < T0 + 8000), "some calm before the second fault");
-    assert!(window.invariant_changes.iter().all(|c| c.invariant != "views agree" || c.to != plugin_api::InvariantStatus::Violated));
+    assert!(
+        window.snapshots.iter().all(|s| s.at_ms >= T0 + 6000),
+        "nothing from the first episode"
+    );
+    assert!(
+        window.snapshots.iter().any(|s| s.at_ms < T0 + 8000),
+        "some calm before the second fault"
+    );
+    assert!(window
+        .invariant_changes
+        .iter()
+        .all(|c| c.invariant != "views agree" || c.to != plugin_api::InvariantStatus::Violated));
 }

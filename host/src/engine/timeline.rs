@@ -6,6 +6,14 @@ use std::collections::{BTreeMap, VecDeque};
 /// How far back the history reaches.
 pub const HISTORY_MS: u64 = 5 * 60 * 1000;
 
+/// One metric over time: `(unix ms, value)` points, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub unit: String,
+    pub points: Vec<(u64, f64)>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Timeline {
     pub snapshots: VecDeque<HealthSnapshot>,
@@ -30,7 +38,7 @@ impl Timeline {
     }
 
     /// Each cluster metric's values over time, in the order the subject lists them.
-    pub fn metric_series(&self) -> Vec<(String, String, Vec<(u64, f64)>)> {
+    pub fn metric_series(&self) -> Vec<Series> {
         let mut order: Vec<(String, String)> = Vec::new();
         let mut series: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
         for s in &self.snapshots {
@@ -38,14 +46,17 @@ impl Timeline {
                 if !series.contains_key(&m.name) {
                     order.push((m.name.clone(), m.unit.clone()));
                 }
-                series.entry(m.name.clone()).or_default().push((s.at_ms, m.value));
+                series
+                    .entry(m.name.clone())
+                    .or_default()
+                    .push((s.at_ms, m.value));
             }
         }
         order
             .into_iter()
             .map(|(name, unit)| {
                 let points = series.remove(&name).unwrap_or_default();
-                (name, unit, points)
+                Series { name, unit, points }
             })
             .collect()
     }

@@ -1,7 +1,9 @@
 //! `update(&mut Demo, now, Action) -> Vec<Effect>`: every rule of the demo.
 
 use super::action::{Action, Effect};
-use super::state::{ChapterPhase, ChapterRecord, Demo, DiagnosisPanel, InvariantVerdict, Mode, Picker};
+use super::state::{
+    ChapterPhase, ChapterRecord, Demo, DiagnosisPanel, InvariantVerdict, Mode, Picker,
+};
 use crate::diagnosis::{self, ObservationWindow};
 use plugin_api::{InvariantStatus, Level, OnEnter};
 
@@ -32,7 +34,12 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             demo.ui.quitting = true;
             let ids = demo.chaos.begin_recover_all();
             if !ids.is_empty() {
-                demo.log.push(now_ms, Level::Info, "host", format!("quitting: recovering {} active fault(s)", ids.len()));
+                demo.log.push(
+                    now_ms,
+                    Level::Info,
+                    "host",
+                    format!("quitting: recovering {} active fault(s)", ids.len()),
+                );
             }
             fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
             exit_if_clean(demo, &mut fx);
@@ -40,7 +47,10 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::ToggleHelp => demo.ui.help = !demo.ui.help,
         Action::SwitchSubject => fx.push(Effect::Discover),
         Action::OpenPicker(entries) => {
-            demo.ui.picker = Some(Picker { entries, selected: 0 });
+            demo.ui.picker = Some(Picker {
+                entries,
+                selected: 0,
+            });
         }
         Action::PickerMove(delta) => {
             if let Some(p) = demo.ui.picker.as_mut() {
@@ -60,7 +70,11 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::Reload => fx.push(Effect::Reload),
         Action::RecoverAll => {
             let ids = demo.chaos.begin_recover_all();
-            let msg = if ids.is_empty() { "no active chaos to recover".to_string() } else { format!("recovering {} fault(s)", ids.len()) };
+            let msg = if ids.is_empty() {
+                "no active chaos to recover".to_string()
+            } else {
+                format!("recovering {} fault(s)", ids.len())
+            };
             demo.log.push(now_ms, Level::Info, "chaos", msg);
             fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
         }
@@ -83,7 +97,8 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         }
         Action::ScrollLog(delta) => {
             let max = demo.log.filtered(&demo.ui.filter).count().saturating_sub(1);
-            demo.ui.log_scroll = (demo.ui.log_scroll as i64 + delta as i64).clamp(0, max as i64) as usize;
+            demo.ui.log_scroll =
+                (demo.ui.log_scroll as i64 + delta as i64).clamp(0, max as i64) as usize;
         }
         Action::Back => {
             if demo.ui.help {
@@ -100,7 +115,12 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::HealthPolled(Ok(snapshot)) => observe(demo, snapshot),
         Action::HealthPolled(Err(e)) => {
             if demo.health_error.as_ref() != Some(&e) {
-                demo.log.push(now_ms, Level::Error, "plugin", format!("health poll failed: {e}"));
+                demo.log.push(
+                    now_ms,
+                    Level::Error,
+                    "plugin",
+                    format!("health poll failed: {e}"),
+                );
                 demo.health_error = Some(e);
             }
         }
@@ -111,21 +131,37 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             }
             settle_if(demo, chapter);
         }
-        Action::Injected { chapter, action, result } => {
+        Action::Injected {
+            chapter,
+            action,
+            result,
+        } => {
             demo.chaos.injecting = None;
             match result {
                 Ok(fault) => {
-                    demo.log.push(now_ms, Level::Warn, "chaos", format!("injected {}: {}", fault.action_id, fault.summary));
+                    demo.log.push(
+                        now_ms,
+                        Level::Warn,
+                        "chaos",
+                        format!("injected {}: {}", fault.action_id, fault.summary),
+                    );
                     let id = fault.fault_id.clone();
                     demo.chaos.started(fault);
                     if demo.ui.quitting {
-                        if let Some(f) = demo.chaos.active.iter_mut().find(|f| f.fault.fault_id == id) {
+                        if let Some(f) = demo
+                            .chaos
+                            .active
+                            .iter_mut()
+                            .find(|f| f.fault.fault_id == id)
+                        {
                             f.recovering = true;
                         }
                         fx.push(Effect::Recover { fault_id: id });
                     }
                 }
-                Err(e) => action_failed(demo, chapter, format!("chaos action {action} failed: {e}")),
+                Err(e) => {
+                    action_failed(demo, chapter, format!("chaos action {action} failed: {e}"))
+                }
             }
             settle_if(demo, chapter);
             exit_if_clean(demo, &mut fx);
@@ -133,7 +169,12 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::Recovered { fault_id, result } => {
             match result {
                 Ok(()) => {
-                    demo.log.push(now_ms, Level::Info, "chaos", format!("recovered {fault_id}"));
+                    demo.log.push(
+                        now_ms,
+                        Level::Info,
+                        "chaos",
+                        format!("recovered {fault_id}"),
+                    );
                     demo.chaos.ended(&fault_id, now_ms);
                 }
                 Err(e) if demo.ui.quitting => {
@@ -141,8 +182,18 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
                     demo.chaos.ended(&fault_id, now_ms);
                 }
                 Err(e) => {
-                    demo.log.push(now_ms, Level::Error, "chaos", format!("could not recover {fault_id}: {e}; press x to try again"));
-                    if let Some(f) = demo.chaos.active.iter_mut().find(|f| f.fault.fault_id == fault_id) {
+                    demo.log.push(
+                        now_ms,
+                        Level::Error,
+                        "chaos",
+                        format!("could not recover {fault_id}: {e}; press x to try again"),
+                    );
+                    if let Some(f) = demo
+                        .chaos
+                        .active
+                        .iter_mut()
+                        .find(|f| f.fault.fault_id == fault_id)
+                    {
                         f.recovering = false;
                     }
                 }
@@ -160,7 +211,11 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             }
         }
         Action::DiagnosisDone(result) => finish_diagnosis(demo, result),
-        Action::Log { level, source, message } => demo.log.push(now_ms, level, source, message),
+        Action::Log {
+            level,
+            source,
+            message,
+        } => demo.log.push(now_ms, level, source, message),
     }
     fx
 }
@@ -174,11 +229,20 @@ fn tick(demo: &mut Demo, fx: &mut Vec<Effect>) {
         }
     }
     for fault_id in demo.chaos.expired(now) {
-        demo.log.push(now, Level::Info, "chaos", format!("{fault_id} has run its course; confirming recovery"));
+        demo.log.push(
+            now,
+            Level::Info,
+            "chaos",
+            format!("{fault_id} has run its course; confirming recovery"),
+        );
         fx.push(Effect::Recover { fault_id });
     }
-    let ChapterPhase::Settled { since_ms } = demo.phase else { return };
-    let Some(chapter) = demo.current() else { return };
+    let ChapterPhase::Settled { since_ms } = demo.phase else {
+        return;
+    };
+    let Some(chapter) = demo.current() else {
+        return;
+    };
     let last = demo.chapter + 1 >= demo.chapter_count();
     let dwell = match (chapter.auto_advance_ms, demo.mode) {
         (Some(ms), _) => Some(ms),
@@ -204,12 +268,17 @@ fn expectations_met(demo: &Demo) -> bool {
     if demo.mode == Mode::Interactive {
         return true;
     }
-    let Some(chapter) = demo.current() else { return true };
+    let Some(chapter) = demo.current() else {
+        return true;
+    };
     let record = demo.chapters.last();
-    let detected = chapter.expect_violation.is_none() || record.is_some_and(|r| r.detected_ms.is_some());
+    let detected =
+        chapter.expect_violation.is_none() || record.is_some_and(|r| r.detected_ms.is_some());
     let diagnosing = matches!(demo.diagnosis, DiagnosisPanel::Running { .. });
-    let needs_diagnosis = matches!(chapter.on_enter, Some(OnEnter::Diagnose)) || chapter.expect_diagnosis.is_some();
-    let diagnosed = !needs_diagnosis || (!diagnosing && demo.diagnoses.iter().any(|(c, _, _)| *c == demo.chapter));
+    let needs_diagnosis =
+        matches!(chapter.on_enter, Some(OnEnter::Diagnose)) || chapter.expect_diagnosis.is_some();
+    let diagnosed = !needs_diagnosis
+        || (!diagnosing && demo.diagnoses.iter().any(|(c, _, _)| *c == demo.chapter));
     detected && diagnosed
 }
 
@@ -219,7 +288,12 @@ fn next(demo: &mut Demo, fx: &mut Vec<Effect>) {
         return;
     }
     if demo.ui.review.take().is_some() {
-        demo.log.push(demo.now_ms, Level::Info, "host", "diagnosis reviewed; the demo continues");
+        demo.log.push(
+            demo.now_ms,
+            Level::Info,
+            "host",
+            "diagnosis reviewed; the demo continues",
+        );
         return;
     }
     if let Some(why) = demo.advance_blocked() {
@@ -240,14 +314,18 @@ pub fn enter(demo: &mut Demo, index: usize, fx: &mut Vec<Effect>) {
     demo.chapter = index;
     demo.ui.notice = None;
     let now = demo.now_ms;
-    let Some(chapter) = demo.subject.chapters.get(index).cloned() else { return };
+    let Some(chapter) = demo.subject.chapters.get(index).cloned() else {
+        return;
+    };
     open_record(demo, chapter.on_enter.as_ref().map(describe_on_enter));
     if let Some(expected) = &chapter.expect_violation {
         // The anomaly may already be showing from the chapter before.
         let since = demo.chaos.windows.last().map(|w| w.started_ms).unwrap_or(0);
         let seen = demo.verdicts.get(expected).and_then(|v| {
             let latest_start = (v.status == InvariantStatus::Violated).then_some(v.since_ms);
-            latest_start.or(v.first_violation_ms).filter(|t| *t >= since)
+            latest_start
+                .or(v.first_violation_ms)
+                .filter(|t| *t >= since)
         });
         if let (Some(at), Some(r)) = (seen, demo.chapters.last_mut()) {
             r.detected_ms = Some(at);
@@ -269,12 +347,16 @@ pub fn enter(demo: &mut Demo, index: usize, fx: &mut Vec<Effect>) {
         Some(OnEnter::Recover) => {
             let ids = demo.chaos.begin_recover_all();
             if !ids.is_empty() {
-                demo.phase = ChapterPhase::Running { what: "recovery".into() };
+                demo.phase = ChapterPhase::Running {
+                    what: "recovery".into(),
+                };
                 fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
             }
         }
         Some(OnEnter::Step { id }) => {
-            demo.phase = ChapterPhase::Running { what: format!("step {id}") };
+            demo.phase = ChapterPhase::Running {
+                what: format!("step {id}"),
+            };
             fx.push(Effect::RunStep { chapter: index, id });
         }
         Some(OnEnter::Diagnose) => start_diagnosis(demo, fx),
@@ -298,8 +380,15 @@ fn start_inject(demo: &mut Demo, action: &str, fx: &mut Vec<Effect>) {
     start_inject_with(demo, action, params, fx);
 }
 
-fn start_inject_with(demo: &mut Demo, action: &str, params: Vec<(String, plugin_api::ParamValue)>, fx: &mut Vec<Effect>) {
-    demo.phase = ChapterPhase::Running { what: format!("chaos {action}") };
+fn start_inject_with(
+    demo: &mut Demo,
+    action: &str,
+    params: Vec<(String, plugin_api::ParamValue)>,
+    fx: &mut Vec<Effect>,
+) {
+    demo.phase = ChapterPhase::Running {
+        what: format!("chaos {action}"),
+    };
     demo.chaos.injecting = Some(action.to_string());
     fx.push(Effect::Inject {
         chapter: demo.chapter,
@@ -329,12 +418,15 @@ fn close_chapter(demo: &mut Demo) {
 
 fn settle_if(demo: &mut Demo, chapter: usize) {
     if chapter == demo.chapter && matches!(demo.phase, ChapterPhase::Running { .. }) {
-        demo.phase = ChapterPhase::Settled { since_ms: demo.now_ms };
+        demo.phase = ChapterPhase::Settled {
+            since_ms: demo.now_ms,
+        };
     }
 }
 
 fn action_failed(demo: &mut Demo, chapter: usize, message: String) {
-    demo.log.push(demo.now_ms, Level::Error, "plugin", message.clone());
+    demo.log
+        .push(demo.now_ms, Level::Error, "plugin", message.clone());
     if let Some(r) = demo.chapters.iter_mut().rev().find(|r| r.index == chapter) {
         r.action_error = Some(message);
     }
@@ -350,17 +442,25 @@ fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
 fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
     let at = snapshot.at_ms;
     if demo.health_error.take().is_some() {
-        demo.log.push(demo.now_ms, Level::Info, "plugin", "health polls answer again");
+        demo.log.push(
+            demo.now_ms,
+            Level::Info,
+            "plugin",
+            "health polls answer again",
+        );
     }
     let expected = demo.current().and_then(|c| c.expect_violation.clone());
     for inv in &snapshot.invariants {
-        let verdict = demo.verdicts.entry(inv.name.clone()).or_insert(InvariantVerdict {
-            status: InvariantStatus::Ok,
-            detail: String::new(),
-            since_ms: at,
-            first_violation_ms: None,
-            violations: 0,
-        });
+        let verdict = demo
+            .verdicts
+            .entry(inv.name.clone())
+            .or_insert(InvariantVerdict {
+                status: InvariantStatus::Ok,
+                detail: String::new(),
+                since_ms: at,
+                first_violation_ms: None,
+                violations: 0,
+            });
         if verdict.status != inv.status {
             let level = match inv.status {
                 InvariantStatus::Violated => Level::Warn,
@@ -372,7 +472,12 @@ fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
                 InvariantStatus::Unknown => "unknown",
                 InvariantStatus::Ok => "ok again",
             };
-            demo.log.push(at, level, "invariant", format!("{}: {word} ({})", inv.name, inv.detail));
+            demo.log.push(
+                at,
+                level,
+                "invariant",
+                format!("{}: {word} ({})", inv.name, inv.detail),
+            );
             if inv.status == InvariantStatus::Violated {
                 verdict.first_violation_ms.get_or_insert(at);
                 verdict.violations += 1;
@@ -381,18 +486,29 @@ fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
         }
         verdict.status = inv.status;
         verdict.detail = inv.detail.clone();
-        if inv.status == InvariantStatus::Violated && expected.as_deref() == Some(inv.name.as_str()) {
+        if inv.status == InvariantStatus::Violated && expected.as_deref() == Some(inv.name.as_str())
+        {
             if let Some(r) = demo.chapters.last_mut().filter(|r| r.detected_ms.is_none()) {
                 r.detected_ms = Some(at);
-                demo.log.push(at, Level::Info, "host", format!("detected: {}", inv.name));
+                demo.log
+                    .push(at, Level::Info, "host", format!("detected: {}", inv.name));
             }
         }
     }
     demo.incidents.observe(at, &snapshot.invariants);
-    let newest_logged = demo.timeline.latest().and_then(|s| s.events.iter().map(|e| e.at_ms).max()).unwrap_or(0);
+    let newest_logged = demo
+        .timeline
+        .latest()
+        .and_then(|s| s.events.iter().map(|e| e.at_ms).max())
+        .unwrap_or(0);
     for e in snapshot.events.iter().filter(|e| e.at_ms > newest_logged) {
         // A plugin may report a line both through its logger and as a snapshot event.
-        let already = demo.log.iter().rev().take(50).any(|l| l.source == "plugin" && l.message == e.message);
+        let already = demo
+            .log
+            .iter()
+            .rev()
+            .take(50)
+            .any(|l| l.source == "plugin" && l.message == e.message);
         if !already {
             demo.log.push(e.at_ms, e.level, "plugin", e.message.clone());
         }
@@ -411,7 +527,12 @@ fn start_diagnosis(demo: &mut Demo, fx: &mut Vec<Effect>) {
         text: String::new(),
     };
     demo.diagnosis_chapter = demo.chapter;
-    demo.log.push(demo.now_ms, Level::Info, "diagnosis", format!("diagnosing {} snapshot(s)", window.snapshots.len()));
+    demo.log.push(
+        demo.now_ms,
+        Level::Info,
+        "diagnosis",
+        format!("diagnosing {} snapshot(s)", window.snapshots.len()),
+    );
     fx.push(Effect::Diagnose(Box::new(window)));
 }
 
@@ -423,7 +544,12 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
     let anchor = latest_fault
         .map(|w| w.started_ms)
         .into_iter()
-        .chain(demo.verdicts.values().filter(|v| v.status == InvariantStatus::Violated).map(|v| v.since_ms))
+        .chain(
+            demo.verdicts
+                .values()
+                .filter(|v| v.status == InvariantStatus::Violated)
+                .map(|v| v.since_ms),
+        )
         .max()
         .unwrap_or(demo.now_ms);
     let previous_fault_end = demo
@@ -435,16 +561,26 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
         .filter_map(|w| w.ended_ms)
         .max()
         .unwrap_or(0);
-    let from = anchor.saturating_sub(WINDOW_LEAD_MS).max(previous_fault_end);
+    let from = anchor
+        .saturating_sub(WINDOW_LEAD_MS)
+        .max(previous_fault_end);
     let all: Vec<_> = demo.timeline.since(from).cloned().collect();
     let snapshots = if all.len() > WINDOW_MAX_SNAPSHOTS {
         let step = all.len().div_ceil(WINDOW_MAX_SNAPSHOTS);
         let last = all.len() - 1;
-        all.into_iter().enumerate().filter(|(i, _)| i % step == 0 || *i == last).map(|(_, s)| s).collect()
+        all.into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || *i == last)
+            .map(|(_, s)| s)
+            .collect()
     } else {
         all
     };
-    ObservationWindow::from_snapshots(demo.subject.info.name.clone(), demo.subject.diagnosis.clone(), snapshots)
+    ObservationWindow::from_snapshots(
+        demo.subject.info.name.clone(),
+        demo.subject.diagnosis.clone(),
+        snapshots,
+    )
 }
 
 fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String>) {
@@ -452,17 +588,33 @@ fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String
     let chapter = demo.diagnosis_chapter;
     match result {
         Ok(d) => {
-            let expected = demo.subject.chapters.get(chapter).and_then(|c| c.expect_diagnosis.clone());
-            let score = expected.as_ref().map(|e| diagnosis::score(&d, e, &demo.chaos.last_targets));
+            let expected = demo
+                .subject
+                .chapters
+                .get(chapter)
+                .and_then(|c| c.expect_diagnosis.clone());
+            let score = expected
+                .as_ref()
+                .map(|e| diagnosis::score(&d, e, &demo.chaos.last_targets));
             demo.incidents.attach_diagnosis(&d.anomaly);
             demo.log.push(
                 now,
                 Level::Info,
                 "diagnosis",
-                format!("{} ({:.0}% confidence): {}", d.anomaly, d.confidence * 100.0, d.affected_components.join(", ")),
+                format!(
+                    "{} ({:.0}% confidence): {}",
+                    d.anomaly,
+                    d.confidence * 100.0,
+                    d.affected_components.join(", ")
+                ),
             );
             if let Some(s) = score.as_ref().filter(|s| !(s.anomaly_ok && s.component_ok)) {
-                demo.log.push(now, Level::Error, "diagnosis", format!("diagnosis missed its expectation: {}", s.detail));
+                demo.log.push(
+                    now,
+                    Level::Error,
+                    "diagnosis",
+                    format!("diagnosis missed its expectation: {}", s.detail),
+                );
                 if demo.mode == Mode::Interactive {
                     demo.ui.review = Some(s.detail.clone());
                 }
@@ -474,7 +626,12 @@ fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String
             };
         }
         Err(message) => {
-            demo.log.push(now, Level::Error, "diagnosis", format!("diagnosis failed: {message}"));
+            demo.log.push(
+                now,
+                Level::Error,
+                "diagnosis",
+                format!("diagnosis failed: {message}"),
+            );
             if let Some(r) = demo.chapters.iter_mut().rev().find(|r| r.index == chapter) {
                 r.action_error = Some(format!("diagnosis failed: {message}"));
             }

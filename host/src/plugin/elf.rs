@@ -42,7 +42,8 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<(), ElfProblem> {
         };
         return Err(wrong_arch(found));
     }
-    let file = ElfFile64::<Endianness>::parse(bytes).map_err(|e| ElfProblem::Malformed(e.to_string()))?;
+    let file =
+        ElfFile64::<Endianness>::parse(bytes).map_err(|e| ElfProblem::Malformed(e.to_string()))?;
     let header = file.elf_header();
     let endian = file.endian();
     let machine = header.e_machine(endian);
@@ -79,9 +80,10 @@ fn is_pie(file: &ElfFile64<Endianness>) -> bool {
     let Ok(Some((dynamic, _))) = sections.dynamic(endian, file.data()) else {
         return false;
     };
-    dynamic
-        .iter()
-        .any(|d| d.d_tag(endian) == u64::from(elf::DT_FLAGS_1) && d.d_val(endian) & u64::from(elf::DF_1_PIE) != 0)
+    dynamic.iter().any(|d| {
+        d.d_tag(endian) == u64::from(elf::DT_FLAGS_1)
+            && d.d_val(endian) & u64::from(elf::DF_1_PIE) != 0
+    })
 }
 
 fn wrong_arch(found: String) -> ElfProblem {

@@ -57,7 +57,11 @@ pub enum LoadError {
         report: String,
     },
     #[error("{path} was built with an incompatible abi_stable ({detail}); rebuild it against plugin-api {host}")]
-    AbiHeader { path: PathBuf, detail: String, host: String },
+    AbiHeader {
+        path: PathBuf,
+        detail: String,
+        host: String,
+    },
     #[error("{path}: the plugin's root module failed while loading: {detail}")]
     RootModule { path: PathBuf, detail: String },
     #[error("{path}: the plugin could not describe itself: {err}")]
@@ -80,7 +84,10 @@ pub struct LoadedPlugin {
 impl LoadedPlugin {
     /// Where binaries built with the plugin live: the directory of the original file.
     pub fn library_dir(&self) -> PathBuf {
-        self.source.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.source
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 }
 
@@ -112,7 +119,11 @@ impl Loader {
     pub fn default_cache_dir() -> PathBuf {
         std::env::var_os("DEMO_HOST_CACHE_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("demo-host-{}", whoami())).join("plugins"))
+            .unwrap_or_else(|| {
+                std::env::temp_dir()
+                    .join(format!("demo-host-{}", whoami()))
+                    .join("plugins")
+            })
     }
 
     /// Loads `path`: preflight, hash, copy, `dlopen`, ABI checks, describe.
@@ -170,12 +181,19 @@ impl Loader {
             err,
         };
         std::fs::create_dir_all(&self.cache_dir).map_err(cache_err)?;
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
         let copy = self.cache_dir.join(format!("{stem}-{}.so", &hash[..16]));
         let intact = std::fs::read(&copy).is_ok_and(|existing| existing == bytes);
         if !intact {
             // Write beside and rename, so a concurrent host never maps a half-written file.
-            let tmp = self.cache_dir.join(format!(".{stem}-{}.{}.tmp", &hash[..16], std::process::id()));
+            let tmp = self.cache_dir.join(format!(
+                ".{stem}-{}.{}.tmp",
+                &hash[..16],
+                std::process::id()
+            ));
             std::fs::write(&tmp, bytes).map_err(cache_err)?;
             std::fs::rename(&tmp, &copy).map_err(cache_err)?;
         }
@@ -267,11 +285,17 @@ fn summarize_layout_report(report: &str) -> String {
     let lines: Vec<&str> = report.lines().map(str::trim).collect();
     let mut out: Vec<String> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some(kind) = line.strip_prefix("Error:") else { continue };
+        let Some(kind) = line.strip_prefix("Error:") else {
+            continue;
+        };
         let describe = |label: &str| {
             let start = lines[i..].iter().position(|l| *l == label)? + i;
-            let field = lines[start..].iter().find_map(|l| l.strip_prefix("field_name:"))?;
-            let ty = lines[start..].iter().find_map(|l| l.strip_prefix("type:"))?;
+            let field = lines[start..]
+                .iter()
+                .find_map(|l| l.strip_prefix("field_name:"))?;
+            let ty = lines[start..]
+                .iter()
+                .find_map(|l| l.strip_prefix("type:"))?;
             Some(format!("{field}: {ty}"))
         };
         let entry = match (describe("Expected:"), describe("Found:")) {

@@ -23,7 +23,11 @@ pub enum LocateError {
         command: String,
     },
     #[error("building plugin crate {dir} failed (`{command}` exited with {status}); fix the build errors above and try again")]
-    BuildFailed { dir: PathBuf, command: String, status: String },
+    BuildFailed {
+        dir: PathBuf,
+        command: String,
+        status: String,
+    },
     #[error("could not read {path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error("{path} is not a valid Cargo.toml: {err}")]
@@ -48,11 +52,17 @@ impl PluginCrate {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(LocateError::Io { path, err }),
         };
-        let manifest: toml::Value = text.parse().map_err(|e: toml::de::Error| LocateError::BadManifest {
-            path: path.clone(),
-            err: e.to_string(),
-        })?;
-        let Some(package) = manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()) else {
+        let manifest: toml::Value =
+            text.parse()
+                .map_err(|e: toml::de::Error| LocateError::BadManifest {
+                    path: path.clone(),
+                    err: e.to_string(),
+                })?;
+        let Some(package) = manifest
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+        else {
             return Ok(None);
         };
         let lib = manifest.get("lib");
@@ -76,7 +86,11 @@ impl PluginCrate {
     }
 
     pub fn build_command(&self) -> String {
-        let release = if cfg!(debug_assertions) { "" } else { " --release" };
+        let release = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
         format!("cargo build{release} -p {}", self.package)
     }
 
@@ -97,7 +111,10 @@ impl PluginCrate {
 
     pub fn build(&self) -> Result<PathBuf, LocateError> {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.arg("build").arg("-p").arg(&self.package).current_dir(&self.dir);
+        cmd.arg("build")
+            .arg("-p")
+            .arg(&self.package)
+            .current_dir(&self.dir);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -145,7 +162,11 @@ pub fn resolve(arg: &Path, policy: BuildPolicy) -> Result<PathBuf, LocateError> 
     let Some(found) = candidates.iter().find(|p| p.exists()) else {
         return Err(LocateError::NotFound {
             arg: arg.display().to_string(),
-            looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     if found.is_file() {
@@ -195,7 +216,10 @@ pub fn search_path() -> Vec<PathBuf> {
     if let Some(var) = std::env::var_os(PATH_VAR) {
         dirs.extend(std::env::split_paths(&var).filter(|p| !p.as_os_str().is_empty()));
     }
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push(exe_dir);
     }
     dirs
@@ -216,13 +240,18 @@ pub struct Found {
 pub fn discover() -> Vec<Found> {
     let mut found: Vec<Found> = Vec::new();
     for dir in search_path() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for path in entries {
             if path.is_dir() {
                 if let Ok(Some(krate)) = PluginCrate::read(&path) {
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     found.push(Found {
                         name,
                         location: path.clone(),
@@ -251,11 +280,15 @@ pub fn discover() -> Vec<Found> {
 
 fn subject_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    file.strip_prefix("libsubject_")?.strip_suffix(".so").map(str::to_string)
+    file.strip_prefix("libsubject_")?
+        .strip_suffix(".so")
+        .map(str::to_string)
 }
 
 fn libraries_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut libs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "so"))
@@ -270,30 +303,41 @@ fn target_dirs(crate_dir: &Path) -> Vec<PathBuf> {
         Some(t) => PathBuf::from(t),
         None => workspace_root(crate_dir).join("target"),
     };
-    let profiles: [&str; 2] = if cfg!(debug_assertions) { ["debug", "release"] } else { ["release", "debug"] };
+    let profiles: [&str; 2] = if cfg!(debug_assertions) {
+        ["debug", "release"]
+    } else {
+        ["release", "debug"]
+    };
     profiles.iter().map(|p| target.join(p)).collect()
 }
 
 fn workspace_root(crate_dir: &Path) -> PathBuf {
-    let start = crate_dir.canonicalize().unwrap_or_else(|_| crate_dir.to_path_buf());
+    let start = crate_dir
+        .canonicalize()
+        .unwrap_or_else(|_| crate_dir.to_path_buf());
     start
         .ancestors()
         .find(|d| {
-            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+            std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
         })
         .unwrap_or(&start)
         .to_path_buf()
 }
 
 fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 fn newest_source(dir: &Path) -> SystemTime {
     let mut newest = mtime(&dir.join("Cargo.toml"));
     let mut stack = vec![dir.join("src")];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

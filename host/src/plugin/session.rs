@@ -57,7 +57,10 @@ impl Timeouts {
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum CallError {
     #[error("plugin call `{call}` failed: {err}")]
-    Plugin { call: &'static str, err: PluginError },
+    Plugin {
+        call: &'static str,
+        err: PluginError,
+    },
     #[error("plugin call `{call}` did not return within {after:?}; the plugin seems stuck (its thread is abandoned); try `r` to reload it or check the subject")]
     TimedOut { call: &'static str, after: Duration },
     #[error("plugin call `{call}` could not start a thread: {detail}")]
@@ -66,7 +69,13 @@ pub enum CallError {
 
 impl CallError {
     pub fn is_panic(&self) -> bool {
-        matches!(self, CallError::Plugin { err: PluginError::Panicked(_), .. })
+        matches!(
+            self,
+            CallError::Plugin {
+                err: PluginError::Panicked(_),
+                ..
+            }
+        )
     }
 }
 
@@ -81,7 +90,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("plugin", &self.plugin).finish()
+        f.debug_struct("Session")
+            .field("plugin", &self.plugin)
+            .finish()
     }
 }
 
@@ -96,7 +107,10 @@ impl Session {
         let module = plugin.module;
         let dir = plugin.library_dir();
         let cfg = config.to_string();
-        let instance = run_off_loop("create", timeouts.create, move || module.create(&cfg, &dir, log)).await?;
+        let instance = run_off_loop("create", timeouts.create, move || {
+            module.create(&cfg, &dir, log)
+        })
+        .await?;
         Ok(Session {
             plugin,
             config: config.to_string(),
@@ -124,32 +138,45 @@ impl Session {
     }
 
     pub async fn teardown(&self) -> Result<(), CallError> {
-        self.call("teardown", self.timeouts.teardown, |i| i.teardown()).await
+        self.call("teardown", self.timeouts.teardown, |i| i.teardown())
+            .await
     }
 
     pub async fn health(&self) -> Result<HealthSnapshot, CallError> {
-        self.call("health", self.timeouts.health, |i| i.health()).await
+        self.call("health", self.timeouts.health, |i| i.health())
+            .await
     }
 
-    pub async fn inject(&self, action: &str, params: Vec<(String, ParamValue)>) -> Result<ActiveFault, CallError> {
+    pub async fn inject(
+        &self,
+        action: &str,
+        params: Vec<(String, ParamValue)>,
+    ) -> Result<ActiveFault, CallError> {
         let action = action.to_string();
-        self.call("inject", self.timeouts.inject, move |i| i.inject(&action, &params)).await
+        self.call("inject", self.timeouts.inject, move |i| {
+            i.inject(&action, &params)
+        })
+        .await
     }
 
     pub async fn recover(&self, fault_id: &str) -> Result<(), CallError> {
         let id = fault_id.to_string();
-        self.call("recover", self.timeouts.recover, move |i| i.recover(&id)).await
+        self.call("recover", self.timeouts.recover, move |i| i.recover(&id))
+            .await
     }
 
     pub async fn run_step(&self, step: &str) -> Result<String, CallError> {
         let step = step.to_string();
-        self.call("step", self.timeouts.step, move |i| i.run_step(&step)).await
+        self.call("step", self.timeouts.step, move |i| i.run_step(&step))
+            .await
     }
 
     pub async fn recover_leftover(&self, undo: &str) -> Result<(), CallError> {
         let undo = undo.to_string();
-        self.call("recover_leftover", self.timeouts.recover, move |i| i.recover_leftover(&undo))
-            .await
+        self.call("recover_leftover", self.timeouts.recover, move |i| {
+            i.recover_leftover(&undo)
+        })
+        .await
     }
 
     /// Calls `health` on the current thread (benchmarks measure the ABI itself).

@@ -28,27 +28,46 @@ pub struct Executor {
 
 impl Executor {
     pub fn run(&self, effects: Vec<Effect>) -> Vec<Control> {
-        effects.into_iter().filter_map(|e| self.run_one(e)).collect()
+        effects
+            .into_iter()
+            .filter_map(|e| self.run_one(e))
+            .collect()
     }
 
     fn run_one(&self, effect: Effect) -> Option<Control> {
         let session = self.session.clone();
         let tx = self.tx.clone();
         match effect {
-            Effect::Inject { chapter, action, params } => {
+            Effect::Inject {
+                chapter,
+                action,
+                params,
+            } => {
                 let leftovers = Arc::clone(&self.leftovers);
                 tokio::spawn(async move {
-                    let result = session.inject(&action, params).await.map_err(|e| e.to_string());
+                    let result = session
+                        .inject(&action, params)
+                        .await
+                        .map_err(|e| e.to_string());
                     if let Ok(fault) = &result {
-                        if let Err(e) = leftovers.record(session.subject_id(), &session.config, fault) {
+                        if let Err(e) =
+                            leftovers.record(session.subject_id(), &session.config, fault)
+                        {
                             let _ = tx.send(Action::Log {
                                 level: Level::Warn,
                                 source: "host",
-                                message: format!("could not record the fault for leftover recovery at {}: {e}", leftovers.path().display()),
+                                message: format!(
+                                    "could not record the fault for leftover recovery at {}: {e}",
+                                    leftovers.path().display()
+                                ),
                             });
                         }
                     }
-                    let _ = tx.send(Action::Injected { chapter, action, result });
+                    let _ = tx.send(Action::Injected {
+                        chapter,
+                        action,
+                        result,
+                    });
                 });
             }
             Effect::Recover { fault_id } => {
@@ -87,7 +106,9 @@ impl Executor {
             }
             Effect::Discover => {
                 tokio::spawn(async move {
-                    let found = tokio::task::spawn_blocking(crate::plugin::locate::discover).await.unwrap_or_default();
+                    let found = tokio::task::spawn_blocking(crate::plugin::locate::discover)
+                        .await
+                        .unwrap_or_default();
                     let entries = found
                         .into_iter()
                         .map(|f| (f.name, f.library.unwrap_or(f.location)))

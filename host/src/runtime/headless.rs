@@ -28,7 +28,11 @@ const TICK: Duration = Duration::from_millis(25);
 
 /// Plays the demo to its end (or until interrupted) and returns the journal.
 /// The caller created the session (and its log channel); this sets it up and tears it down.
-pub async fn run(exec: Executor, mut rx: UnboundedReceiver<Action>, opts: HeadlessOptions) -> Journal {
+pub async fn run(
+    exec: Executor,
+    mut rx: UnboundedReceiver<Action>,
+    opts: HeadlessOptions,
+) -> Journal {
     let session = exec.session.clone();
     let started = now_ms();
     let mut out = Progress::new(opts.events_json);
@@ -43,7 +47,13 @@ pub async fn run(exec: Executor, mut rx: UnboundedReceiver<Action>, opts: Headle
     let mut timeline = Vec::new();
     let diagnoser = exec.diagnoser.label();
 
-    out.line("setup", &format!("setting up {} ({})", demo.subject.info.name, opts.environment));
+    out.line(
+        "setup",
+        &format!(
+            "setting up {} ({})",
+            demo.subject.info.name, opts.environment
+        ),
+    );
     if let Err(e) = session.setup().await {
         failures.push(format!("setup failed: {e}"));
         out.line("error", &format!("setup failed: {e}"));
@@ -91,15 +101,30 @@ pub async fn run(exec: Executor, mut rx: UnboundedReceiver<Action>, opts: Headle
         controls = exec.run(fx);
 
         // A chapter that takes too long is a failure; move on so recovery chapters still run.
-        let chapter_started = demo.chapters.last().map(|r| r.started_ms).unwrap_or(started);
-        if !quitting && !demo.finished && now.saturating_sub(chapter_started) > opts.chapter_timeout.as_millis() as u64 {
+        let chapter_started = demo
+            .chapters
+            .last()
+            .map(|r| r.started_ms)
+            .unwrap_or(started);
+        if !quitting
+            && !demo.finished
+            && now.saturating_sub(chapter_started) > opts.chapter_timeout.as_millis() as u64
+        {
             let title = demo.current().map(|c| c.title.clone()).unwrap_or_default();
             // Waiting on an expectation is a miss the journal names (not detected, not
             // diagnosed); an action that never finished is an error of its own.
             let action_stuck = !matches!(demo.phase, engine::ChapterPhase::Settled { .. });
             let msg = match action_stuck {
-                true => format!("chapter {} ({title}): its action did not finish within {:?}", demo.chapter + 1, opts.chapter_timeout),
-                false => format!("chapter {} ({title}): its expectation was not met within {:?}", demo.chapter + 1, opts.chapter_timeout),
+                true => format!(
+                    "chapter {} ({title}): its action did not finish within {:?}",
+                    demo.chapter + 1,
+                    opts.chapter_timeout
+                ),
+                false => format!(
+                    "chapter {} ({title}): its expectation was not met within {:?}",
+                    demo.chapter + 1,
+                    opts.chapter_timeout
+                ),
             };
             demo.log.push(now, Level::Error, "host", msg.clone());
             let mut fx = Vec::new();
@@ -197,8 +222,15 @@ impl Progress {
     fn outcome(&mut self, j: &Journal) {
         let human = match j.failures.is_empty() {
             true => format!("outcome: {:?}", j.outcome),
-            false => format!("outcome: {:?}\n  - {}", j.outcome, j.failures.join("\n  - ")),
+            false => format!(
+                "outcome: {:?}\n  - {}",
+                j.outcome,
+                j.failures.join("\n  - ")
+            ),
         };
-        self.emit(json!({"type": "outcome", "outcome": j.outcome, "failures": j.failures}), human);
+        self.emit(
+            json!({"type": "outcome", "outcome": j.outcome, "failures": j.failures}),
+            human,
+        );
     }
 }

@@ -42,7 +42,10 @@ pub async fn run(
     opts: InteractiveOptions,
 ) -> Result<()> {
     let mut exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    eprintln!("setting up {} ({})…", exec.session.plugin.description.info.name, opts.environment);
+    eprintln!(
+        "setting up {} ({})…",
+        exec.session.plugin.description.info.name, opts.environment
+    );
     exec.session.setup().await?;
 
     let (mut terminal, _guard) = TerminalGuard::enter();
@@ -64,8 +67,34 @@ pub async fn run(
                     exec.session.teardown().await?;
                     return Ok(());
                 }
-                Control::Swap(path) => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, Some(path), &mut terminal, &mut configs).await,
-                Control::Reload => swap(&loader, &current, &mut exec, &mut demo, &mut poll, &opts, None, &mut terminal, &mut configs).await,
+                Control::Swap(path) => {
+                    swap(
+                        &loader,
+                        &current,
+                        &mut exec,
+                        &mut demo,
+                        &mut poll,
+                        &opts,
+                        Some(path),
+                        &mut terminal,
+                        &mut configs,
+                    )
+                    .await
+                }
+                Control::Reload => {
+                    swap(
+                        &loader,
+                        &current,
+                        &mut exec,
+                        &mut demo,
+                        &mut poll,
+                        &opts,
+                        None,
+                        &mut terminal,
+                        &mut configs,
+                    )
+                    .await
+                }
             }
         }
         terminal.draw(|f| ui::render(&demo, f))?;
@@ -93,7 +122,9 @@ pub async fn run(
 fn interrupt(demo: &Demo) -> Action {
     if demo.ui.quitting {
         crate::terminal::restore();
-        eprintln!("forced exit: active chaos was not recovered; the next start offers leftover recovery");
+        eprintln!(
+            "forced exit: active chaos was not recovered; the next start offers leftover recovery"
+        );
         std::process::exit(130);
     }
     Action::Quit
@@ -128,41 +159,91 @@ async fn swap(
     let log = |demo: &mut Demo, level, msg: String| demo.log.push(now_ms(), level, "host", msg);
     log(demo, Level::Info, format!("loading {}…", path.display()));
     let _ = terminal.draw(|f| ui::render(demo, f));
-    let plugin = match locate::resolve(&path, BuildPolicy::Never).map_err(anyhow::Error::from).and_then(|p| Ok(loader.load(&p)?)) {
+    let plugin = match locate::resolve(&path, BuildPolicy::Never)
+        .map_err(anyhow::Error::from)
+        .and_then(|p| Ok(loader.load(&p)?))
+    {
         Ok(p) => p,
-        Err(e) => return log(demo, Level::Error, format!("could not load {}: {e:#}", path.display())),
+        Err(e) => {
+            return log(
+                demo,
+                Level::Error,
+                format!("could not load {}: {e:#}", path.display()),
+            )
+        }
     };
     if reload && plugin.hash == exec.session.plugin.hash {
-        return log(demo, Level::Info, "the plugin file is unchanged; nothing to reload".into());
+        return log(
+            demo,
+            Level::Info,
+            "the plugin file is unchanged; nothing to reload".into(),
+        );
     }
     // Each subject keeps the config it last ran with; one never seen before starts from its defaults.
-    configs.insert(exec.session.subject_id().to_string(), exec.session.config.clone());
-    let config = configs.get(&plugin.description.info.id).cloned().unwrap_or_default();
+    configs.insert(
+        exec.session.subject_id().to_string(),
+        exec.session.config.clone(),
+    );
+    let config = configs
+        .get(&plugin.description.info.id)
+        .cloned()
+        .unwrap_or_default();
     for view in demo.chaos.active.clone() {
         match exec.session.recover(&view.fault.fault_id).await {
             Ok(()) => {
                 let _ = exec.leftovers.remove(&view.fault.fault_id);
-                log(demo, Level::Info, format!("recovered {} before the swap", view.fault.fault_id));
+                log(
+                    demo,
+                    Level::Info,
+                    format!("recovered {} before the swap", view.fault.fault_id),
+                );
             }
-            Err(e) => log(demo, Level::Error, format!("could not recover {} before the swap: {e}", view.fault.fault_id)),
+            Err(e) => log(
+                demo,
+                Level::Error,
+                format!(
+                    "could not recover {} before the swap: {e}",
+                    view.fault.fault_id
+                ),
+            ),
         }
     }
     poll.abort();
     if let Err(e) = exec.session.teardown().await {
-        log(demo, Level::Error, format!("teardown of {} failed: {e}", exec.session.subject_id()));
+        log(
+            demo,
+            Level::Error,
+            format!("teardown of {} failed: {e}", exec.session.subject_id()),
+        );
     }
     let new_session = match app::create_session(plugin.clone(), &config, &exec.tx).await {
         Ok(s) => s,
         Err(e) => {
-            log(demo, Level::Error, format!("{e:#}; staying on {}", exec.session.subject_id()));
+            log(
+                demo,
+                Level::Error,
+                format!("{e:#}; staying on {}", exec.session.subject_id()),
+            );
             restart_current(exec, demo, poll, opts).await;
             return;
         }
     };
-    log(demo, Level::Info, format!("setting up {}…", plugin.description.info.name));
+    log(
+        demo,
+        Level::Info,
+        format!("setting up {}…", plugin.description.info.name),
+    );
     let _ = terminal.draw(|f| ui::render(demo, f));
     if let Err(e) = new_session.setup().await {
-        log(demo, Level::Error, format!("setup of {} failed: {e}; staying on {}", plugin.description.info.id, exec.session.subject_id()));
+        log(
+            demo,
+            Level::Error,
+            format!(
+                "setup of {} failed: {e}; staying on {}",
+                plugin.description.info.id,
+                exec.session.subject_id()
+            ),
+        );
         let _ = new_session.teardown().await;
         restart_current(exec, demo, poll, opts).await;
         return;
@@ -187,15 +268,29 @@ async fn swap(
     let fx = engine::start(demo);
     for c in exec.run(fx) {
         if c == Control::Exit {
-            log(demo, Level::Warn, "the new subject asked to exit at start".into());
+            log(
+                demo,
+                Level::Warn,
+                "the new subject asked to exit at start".into(),
+            );
         }
     }
 }
 
 /// After a failed swap, bring the previous subject back up.
-async fn restart_current(exec: &Executor, demo: &mut Demo, poll: &mut JoinHandle<()>, opts: &InteractiveOptions) {
+async fn restart_current(
+    exec: &Executor,
+    demo: &mut Demo,
+    poll: &mut JoinHandle<()>,
+    opts: &InteractiveOptions,
+) {
     if let Err(e) = exec.session.setup().await {
-        demo.log.push(now_ms(), Level::Error, "host", format!("restarting {} failed: {e}", exec.session.subject_id()));
+        demo.log.push(
+            now_ms(),
+            Level::Error,
+            "host",
+            format!("restarting {} failed: {e}", exec.session.subject_id()),
+        );
     }
     *poll = poller::spawn(exec.session.clone(), opts.poll, exec.tx.clone());
 }

@@ -15,7 +15,10 @@ pub fn node_status(s: NodeStatus) -> (&'static str, Style) {
     match s {
         NodeStatus::Up => ("● up", Style::new().fg(Color::Green)),
         NodeStatus::Degraded => ("◐ degraded", Style::new().fg(Color::Yellow)),
-        NodeStatus::Down => ("○ DOWN", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+        NodeStatus::Down => (
+            "○ DOWN",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
         NodeStatus::Unknown => ("? unknown", Style::new().fg(Color::DarkGray)),
     }
 }
@@ -23,7 +26,10 @@ pub fn node_status(s: NodeStatus) -> (&'static str, Style) {
 pub fn invariant_status(s: InvariantStatus) -> (&'static str, Style) {
     match s {
         InvariantStatus::Ok => ("✔ ok", Style::new().fg(Color::Green)),
-        InvariantStatus::Violated => ("✘ VIOLATED", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+        InvariantStatus::Violated => (
+            "✘ VIOLATED",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
         InvariantStatus::Unknown => ("? unknown", Style::new().fg(Color::Yellow)),
     }
 }
@@ -40,7 +46,13 @@ pub fn level(l: Level) -> Style {
 /// `HH:MM:SS.mmm` (UTC) of a unix-ms timestamp.
 pub fn clock(at_ms: u64) -> String {
     let secs = at_ms / 1000;
-    format!("{:02}:{:02}:{:02}.{:03}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, at_ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        at_ms % 1000
+    )
 }
 
 /// How long ago, coarsely: `850ms`, `12s`, `3m`.

@@ -8,9 +8,16 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered().title(" Cluster health ").title_style(format::title());
+    let block = Block::bordered()
+        .title(" Cluster health ")
+        .title_style(format::title());
     let Some(snapshot) = demo.timeline.latest() else {
-        frame.render_widget(Paragraph::new("waiting for the first health poll…").style(format::dim()).block(block), area);
+        frame.render_widget(
+            Paragraph::new("waiting for the first health poll…")
+                .style(format::dim())
+                .block(block),
+            area,
+        );
         return;
     };
     let rows = snapshot.nodes.iter().map(|n| {
@@ -31,7 +38,12 @@ pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
     });
     let table = Table::new(
         rows,
-        [Constraint::Length(9), Constraint::Length(10), Constraint::Length(21), Constraint::Min(8)],
+        [
+            Constraint::Length(9),
+            Constraint::Length(10),
+            Constraint::Length(21),
+            Constraint::Min(8),
+        ],
     )
     .header(Row::new(vec!["node", "status", "address", "metrics"]).style(format::dim()))
     .block(block);
@@ -39,7 +51,9 @@ pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
 }
 
 pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered().title(" Invariants ").title_style(format::title());
+    let block = Block::bordered()
+        .title(" Invariants ")
+        .title_style(format::title());
     let Some(snapshot) = demo.timeline.latest() else {
         frame.render_widget(block, area);
         return;
@@ -53,16 +67,26 @@ pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
                 Line::from(vec![
                     Span::styled(format!("{text:<11}"), style),
                     Span::styled(inv.name.clone(), format::title()),
-                    Span::styled(format!("  since {}", format::ago(demo.now_ms, inv.since_ms)), format::dim()),
+                    Span::styled(
+                        format!("  since {}", format::ago(demo.now_ms, inv.since_ms)),
+                        format::dim(),
+                    ),
                 ]),
                 Line::styled(format!("  {}", inv.detail), format::dim()),
             ]
         })
         .collect();
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        area,
+    );
 }
 
 /// An address without its URL scheme: `http://127.0.0.1:8001` shows as `127.0.0.1:8001`.
 fn short_address(address: &str) -> &str {
-    address.split_once("://").map_or(address, |(_, rest)| rest.trim_end_matches('/'))
+    address
+        .split_once("://")
+        .map_or(address, |(_, rest)| rest.trim_end_matches('/'))
 }

@@ -9,7 +9,12 @@ use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
 pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered().title(format!(" Incidents · {} open ", demo.incidents.open_count())).title_style(format::title());
+    let block = Block::bordered()
+        .title(format!(
+            " Incidents · {} open ",
+            demo.incidents.open_count()
+        ))
+        .title_style(format::title());
     let rows = demo.incidents.list.iter().rev().map(|i| {
         let (state, style) = match i.state {
             IncidentState::Open => ("open", Style::new().fg(Color::Red)),
@@ -22,7 +27,11 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             Cell::from(i.components.join(",")),
             Cell::from(state).style(style),
             Cell::from(format!("×{}", i.occurrences)),
-            Cell::from(format!("{} → {} ago", format::ago(demo.now_ms, i.first_seen_ms), format::ago(demo.now_ms, i.last_seen_ms))),
+            Cell::from(format!(
+                "{} → {} ago",
+                format::ago(demo.now_ms, i.first_seen_ms),
+                format::ago(demo.now_ms, i.last_seen_ms)
+            )),
             Cell::from(i.diagnosis.clone().unwrap_or_default()),
         ])
     });

@@ -16,13 +16,18 @@ const LABEL_WIDTH: u16 = 26;
 
 pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
-        .title(format!(" Live metrics · last {}s · shaded: chaos ", SPAN_MS / 1000))
+        .title(format!(
+            " Live metrics · last {}s · shaded: chaos ",
+            SPAN_MS / 1000
+        ))
         .title_style(format::title());
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let series = demo.timeline.metric_series();
     if series.is_empty() {
-        frame.buffer_mut().set_string(inner.x, inner.y, "no metrics yet", format::dim());
+        frame
+            .buffer_mut()
+            .set_string(inner.x, inner.y, "no metrics yet", format::dim());
         return;
     }
     let spans: Vec<(u64, u64)> = demo
@@ -31,16 +36,35 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|w| (w.started_ms, w.ended_ms.unwrap_or(demo.now_ms)))
         .collect();
-    for (i, (name, unit, points)) in series.iter().enumerate() {
+    for (i, crate::engine::timeline::Series { name, unit, points }) in series.iter().enumerate() {
         let y = inner.y + (i as u16) * 2;
         if y + 1 >= inner.y + inner.height {
             break;
         }
         let current = points.last().map(|p| p.1).unwrap_or(0.0);
-        let label = format!("{} {}", format::clip(name, 14), format::value(current, unit));
-        frame.buffer_mut().set_string(inner.x, y + 1, format::clip(&label, LABEL_WIDTH as usize - 1), Style::new());
-        let chart = Rect::new(inner.x + LABEL_WIDTH, y, inner.width.saturating_sub(LABEL_WIDTH), 2);
-        Bars { points, spans: &spans, now_ms: demo.now_ms }.render(chart, frame.buffer_mut());
+        let label = format!(
+            "{} {}",
+            format::clip(name, 14),
+            format::value(current, unit)
+        );
+        frame.buffer_mut().set_string(
+            inner.x,
+            y + 1,
+            format::clip(&label, LABEL_WIDTH as usize - 1),
+            Style::new(),
+        );
+        let chart = Rect::new(
+            inner.x + LABEL_WIDTH,
+            y,
+            inner.width.saturating_sub(LABEL_WIDTH),
+            2,
+        );
+        Bars {
+            points,
+            spans: &spans,
+            now_ms: demo.now_ms,
+        }
+        .render(chart, frame.buffer_mut());
     }
 }
 
@@ -70,7 +94,11 @@ impl Widget for Bars<'_> {
             let t0 = start + col as u64 * bucket_ms;
             let t1 = t0 + bucket_ms;
             let shaded = self.spans.iter().any(|&(a, b)| a < t1 && b >= t0);
-            let bg = if shaded { Color::Rgb(90, 20, 20) } else { Color::Reset };
+            let bg = if shaded {
+                Color::Rgb(90, 20, 20)
+            } else {
+                Color::Reset
+            };
             let value = v.or(last);
             last = value;
             // Two rows give 16 levels: the lower row fills first.
@@ -83,7 +111,13 @@ impl Widget for Bars<'_> {
             let style = Style::new().fg(Color::Cyan).bg(bg);
             let glyph = |n: usize| if n == 0 { ' ' } else { BARS[n - 1] };
             buf[(x, area.y)].set_char(glyph(upper)).set_style(style);
-            buf[(x, area.y + 1)].set_char(if value.is_some() && lower == 0 { '▁' } else { glyph(lower) }).set_style(style);
+            buf[(x, area.y + 1)]
+                .set_char(if value.is_some() && lower == 0 {
+                    '▁'
+                } else {
+                    glyph(lower)
+                })
+                .set_style(style);
         }
     }
 }

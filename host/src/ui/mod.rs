@@ -29,14 +29,23 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
         too_small(frame, area);
         return;
     }
-    let [header, body, footer] = Layout::vertical([Constraint::Length(2), Constraint::Min(10), Constraint::Length(1)]).areas(area);
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(10),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     header::render(demo, frame, header);
     footer_line(demo, frame, footer);
 
     let left_width = (body.width * 9 / 20).clamp(40, 80);
-    let [left, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
     let node_rows = demo.timeline.latest().map_or(1, |s| s.nodes.len().max(1)) as u16;
-    let inv_rows = demo.timeline.latest().map_or(1, |s| s.invariants.len().max(1)) as u16;
+    let inv_rows = demo
+        .timeline
+        .latest()
+        .map_or(1, |s| s.invariants.len().max(1)) as u16;
     let [narr, nodes, invs] = Layout::vertical([
         Constraint::Min(6),
         Constraint::Length(node_rows + 3),
@@ -48,7 +57,10 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
     health::invariants(demo, frame, invs);
 
     let tall = right.height >= 40;
-    let metric_rows = demo.timeline.latest().map_or(1, |s| s.metrics.len().clamp(1, if tall { 8 } else { 4 })) as u16;
+    let metric_rows =
+        demo.timeline
+            .latest()
+            .map_or(1, |s| s.metrics.len().clamp(1, if tall { 8 } else { 4 })) as u16;
     let [chart, diag, incidents, log] = Layout::vertical([
         Constraint::Length(metric_rows * 2 + 2),
         Constraint::Min(7),
@@ -67,7 +79,10 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
 fn too_small(frame: &mut Frame, area: Rect) {
     let text = vec![
         Line::from("terminal too small"),
-        Line::from(format!("need at least {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}", area.width, area.height)),
+        Line::from(format!(
+            "need at least {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}",
+            area.width, area.height
+        )),
         Line::from("enlarge the window or reduce the font size · q quits"),
     ];
     let y = area.height.saturating_sub(3) / 2;
@@ -77,6 +92,8 @@ fn too_small(frame: &mut Frame, area: Rect) {
 
 fn footer_line(demo: &Demo, frame: &mut Frame, area: Rect) {
     let hint = demo.current().map(|c| c.key_hint.as_str()).unwrap_or("");
-    let text = format!(" {hint} │ ? help · s switch · r reload · x recover · d diagnose · / filter · q quit");
+    let text = format!(
+        " {hint} │ ? help · s switch · r reload · x recover · d diagnose · / filter · q quit"
+    );
     frame.render_widget(Paragraph::new(text).style(format::dim()), area);
 }

@@ -10,15 +10,22 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
-    let Some(chapter) = demo.current() else { return };
+    let Some(chapter) = demo.current() else {
+        return;
+    };
     let mut lines = vec![Line::from(chapter.narration.clone()), Line::from("")];
     let status = match &demo.phase {
         ChapterPhase::Countdown { action, ends_at_ms } => {
-            format!("{action} in {}…", ends_at_ms.saturating_sub(demo.now_ms).div_ceil(1000).max(1))
+            format!(
+                "{action} in {}…",
+                ends_at_ms.saturating_sub(demo.now_ms).div_ceil(1000).max(1)
+            )
         }
         ChapterPhase::Running { what } => format!("running {what}…"),
         ChapterPhase::Settled { .. } => match chapter.auto_advance_ms {
-            Some(ms) if !demo.finished => format!("moves on by itself after {:.1}s", ms as f64 / 1000.0),
+            Some(ms) if !demo.finished => {
+                format!("moves on by itself after {:.1}s", ms as f64 / 1000.0)
+            }
             _ => String::new(),
         },
     };
@@ -26,8 +33,16 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled(status, Style::new().fg(Color::Cyan)));
     }
     if let Some(r) = demo.chapters.last().and_then(|r| r.action_error.as_ref()) {
-        lines.push(Line::styled(format::clip(r, 300), Style::new().fg(Color::Red)));
+        lines.push(Line::styled(
+            format::clip(r, 300),
+            Style::new().fg(Color::Red),
+        ));
     }
-    let block = Block::bordered().title(format!(" {} ", chapter.title)).title_style(format::title());
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), area);
+    let block = Block::bordered()
+        .title(format!(" {} ", chapter.title))
+        .title_style(format::title());
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
+        area,
+    );
 }

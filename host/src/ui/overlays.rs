@@ -25,17 +25,27 @@ const HELP: &[(&str, &str)] = &[
 
 pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
     if demo.ui.help {
-        let lines: Vec<Line> = HELP.iter().map(|(k, v)| Line::from(format!("{k:<16} {v}"))).collect();
+        let lines: Vec<Line> = HELP
+            .iter()
+            .map(|(k, v)| Line::from(format!("{k:<16} {v}")))
+            .collect();
         popup(frame, area, " Keys ", lines, 60);
     } else if let Some(p) = &demo.ui.picker {
         let lines: Vec<Line> = if p.entries.is_empty() {
-            vec![Line::styled("no plugins found on the search path", format::dim())]
+            vec![Line::styled(
+                "no plugins found on the search path",
+                format::dim(),
+            )]
         } else {
             p.entries
                 .iter()
                 .enumerate()
                 .map(|(i, (name, path))| {
-                    let text = format!("{} {name:<14} {}", if i == p.selected { "▶" } else { " " }, path.display());
+                    let text = format!(
+                        "{} {name:<14} {}",
+                        if i == p.selected { "▶" } else { " " },
+                        path.display()
+                    );
                     if i == p.selected {
                         Line::styled(text, Style::new().fg(Color::Black).bg(Color::Cyan))
                     } else {
@@ -44,13 +54,25 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
                 })
                 .collect()
         };
-        popup(frame, area, " Switch subject · enter loads · esc cancels ", lines, 70);
+        popup(
+            frame,
+            area,
+            " Switch subject · enter loads · esc cancels ",
+            lines,
+            70,
+        );
     } else if let Some(why) = &demo.ui.review {
         let lines = vec![
-            Line::styled("The diagnosis did not name what this chapter expects.", Style::new().fg(Color::Red)),
+            Line::styled(
+                "The diagnosis did not name what this chapter expects.",
+                Style::new().fg(Color::Red),
+            ),
             Line::from(why.clone()),
             Line::from(""),
-            Line::styled("Review the panels, then press enter to continue.", format::dim()),
+            Line::styled(
+                "Review the panels, then press enter to continue.",
+                format::dim(),
+            ),
         ];
         popup(frame, area, " Paused for review ", lines, 70);
     }
@@ -58,9 +80,20 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
 
 fn popup(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16) {
     let height = (lines.len() as u16 + 2).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)]).flex(Flex::Center).areas(area);
-    let [rect] = Layout::horizontal([Constraint::Length(width.min(area.width))]).flex(Flex::Center).areas(row);
+    let [row] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
     frame.render_widget(Clear, rect);
-    let block = Block::bordered().title(title.to_string()).title_style(format::title());
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), rect);
+    let block = Block::bordered()
+        .title(title.to_string())
+        .title_style(format::title());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        rect,
+    );
 }

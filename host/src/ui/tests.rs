@@ -18,7 +18,11 @@ fn healthy_demo() -> Demo {
     start(&mut demo);
     for i in 0..60 {
         let t = T0 + i * 500;
-        update(&mut demo, t, Action::HealthPolled(Ok(fixture::snapshot(t, false, false))));
+        update(
+            &mut demo,
+            t,
+            Action::HealthPolled(Ok(fixture::snapshot(t, false, false))),
+        );
     }
     update(&mut demo, T0 + 30_000, Action::Tick);
     demo
@@ -31,7 +35,11 @@ fn injected() -> Demo {
     update(
         &mut demo,
         T0 + 33_300,
-        Action::Injected { chapter: 1, action: "pause".into(), result: Ok(fixture::fault("pause-1", T0 + 33_250, Some(T0 + 43_250))) },
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("pause-1", T0 + 33_250, Some(T0 + 43_250))),
+        },
     );
     demo
 }
@@ -40,7 +48,11 @@ fn violated_demo() -> Demo {
     let mut demo = injected();
     for i in 0..10 {
         let t = T0 + 33_500 + i * 500;
-        update(&mut demo, t, Action::HealthPolled(Ok(fixture::snapshot(t, true, i > 5))));
+        update(
+            &mut demo,
+            t,
+            Action::HealthPolled(Ok(fixture::snapshot(t, true, i > 5))),
+        );
     }
     update(&mut demo, T0 + 38_400, Action::Next);
     update(&mut demo, T0 + 38_500, Action::Tick);
@@ -74,7 +86,11 @@ fn violated() {
 fn diagnosing() {
     let mut demo = violated_demo();
     update(&mut demo, T0 + 38_600, Action::Tick);
-    update(&mut demo, T0 + 38_700, Action::DiagnosisChunk("{\"anomaly\": \"view dri".into()));
+    update(
+        &mut demo,
+        T0 + 38_700,
+        Action::DiagnosisChunk("{\"anomaly\": \"view dri".into()),
+    );
     update(&mut demo, T0 + 39_300, Action::Tick);
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
@@ -99,7 +115,11 @@ fn diagnosed() {
 #[test]
 fn plugin_error() {
     let mut demo = healthy_demo();
-    update(&mut demo, T0 + 30_200, Action::HealthPolled(Err("plugin call `health` did not return within 3s".into())));
+    update(
+        &mut demo,
+        T0 + 30_200,
+        Action::HealthPolled(Err("plugin call `health` did not return within 3s".into())),
+    );
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
 
@@ -127,8 +147,14 @@ fn subject_picker() {
         &mut demo,
         T0 + 30_100,
         Action::OpenPicker(vec![
-            ("example".into(), "target/debug/libsubject_example.so".into()),
-            ("ratelimiter".into(), "target/debug/libsubject_ratelimiter.so".into()),
+            (
+                "example".into(),
+                "target/debug/libsubject_example.so".into(),
+            ),
+            (
+                "ratelimiter".into(),
+                "target/debug/libsubject_ratelimiter.so".into(),
+            ),
         ]),
     );
     update(&mut demo, T0 + 30_200, Action::PickerMove(1));

@@ -54,18 +54,25 @@ impl Subject for ExampleSubject {
                 id: "example".into(),
                 name: "Example replicated counter".into(),
                 version,
-                description: "Three in-process replicas of a counter; a template for plugin authors.".into(),
+                description:
+                    "Three in-process replicas of a counter; a template for plugin authors.".into(),
                 api_version: String::new(),
                 environments: vec!["inprocess".into()],
             },
             chapters: vec![
-                Chapter::narrate("Welcome", "Three replicas follow one writer. Watch them agree."),
-                Chapter::narrate("Partition a replica", "replica-2 stops receiving writes for a while.")
-                    .on_enter(OnEnter::Chaos {
-                        action: "partition".into(),
-                        params: vec![("duration_ms".into(), ParamValue::Int(1500))],
-                    })
-                    .blocking(),
+                Chapter::narrate(
+                    "Welcome",
+                    "Three replicas follow one writer. Watch them agree.",
+                ),
+                Chapter::narrate(
+                    "Partition a replica",
+                    "replica-2 stops receiving writes for a while.",
+                )
+                .on_enter(OnEnter::Chaos {
+                    action: "partition".into(),
+                    params: vec![("duration_ms".into(), ParamValue::Int(1500))],
+                })
+                .blocking(),
                 Chapter::narrate("Detection", "The replicas no longer agree.")
                     .expect_violation("replicas agree")
                     .auto_advance(200),
@@ -84,7 +91,8 @@ impl Subject for ExampleSubject {
                     id: "partition".into(),
                     name: "Partition a replica".into(),
                     kind: ChaosKind::Custom("partition".into()),
-                    description: "replica-2 receives no writes for the given time, then catches up.".into(),
+                    description:
+                        "replica-2 receives no writes for the given time, then catches up.".into(),
                     params: vec![duration_param()],
                     recovery: Recovery::SelfRecovering,
                 },
@@ -166,7 +174,10 @@ impl Subject for ExampleSubject {
     }
 
     fn teardown(&self) -> PluginResult<()> {
-        let ids: Vec<String> = lock(&self.shared.faults)?.iter().map(|f| f.fault_id.clone()).collect();
+        let ids: Vec<String> = lock(&self.shared.faults)?
+            .iter()
+            .map(|f| f.fault_id.clone())
+            .collect();
         for id in ids {
             self.recover(&id)?;
         }
@@ -187,18 +198,34 @@ impl Subject for ExampleSubject {
                 id: r.id.clone(),
                 role: "replica".into(),
                 address: format!("inprocess://{}", r.id),
-                status: if r.up { NodeStatus::Up } else { NodeStatus::Down },
+                status: if r.up {
+                    NodeStatus::Up
+                } else {
+                    NodeStatus::Down
+                },
                 metrics: vec![Metric::new("value", r.value as f64, "")],
             })
             .collect();
         let up: Vec<&Replica> = replicas.iter().filter(|r| r.up).collect();
-        let lagging: Vec<&Replica> = up.iter().copied().filter(|r| acked - r.value.min(acked) > TOLERANCE).collect();
-        let max_lag = up.iter().map(|r| acked.saturating_sub(r.value)).max().unwrap_or(0);
+        let lagging: Vec<&Replica> = up
+            .iter()
+            .copied()
+            .filter(|r| acked - r.value.min(acked) > TOLERANCE)
+            .collect();
+        let max_lag = up
+            .iter()
+            .map(|r| acked.saturating_sub(r.value))
+            .max()
+            .unwrap_or(0);
         let down: Vec<&Replica> = replicas.iter().filter(|r| !r.up).collect();
         let mut invariants = vec![
             Invariant {
                 name: "replicas agree".into(),
-                status: if lagging.is_empty() { InvariantStatus::Ok } else { InvariantStatus::Violated },
+                status: if lagging.is_empty() {
+                    InvariantStatus::Ok
+                } else {
+                    InvariantStatus::Violated
+                },
                 detail: if lagging.is_empty() {
                     format!("all answering replicas within {TOLERANCE} of {acked}")
                 } else {
@@ -212,8 +239,16 @@ impl Subject for ExampleSubject {
             },
             Invariant {
                 name: "replicas up".into(),
-                status: if down.is_empty() { InvariantStatus::Ok } else { InvariantStatus::Violated },
-                detail: if down.is_empty() { "3 of 3 up".into() } else { format!("{} down", ids(&down)) },
+                status: if down.is_empty() {
+                    InvariantStatus::Ok
+                } else {
+                    InvariantStatus::Violated
+                },
+                detail: if down.is_empty() {
+                    "3 of 3 up".into()
+                } else {
+                    format!("{} down", ids(&down))
+                },
                 since_ms: now,
                 class: AnomalyClass::NodeDown,
                 components: down.iter().map(|r| r.id.clone()).collect(),
@@ -252,7 +287,10 @@ impl Subject for ExampleSubject {
             }
         };
         let fault = ActiveFault {
-            fault_id: format!("{action}-{}", self.shared.next_fault.fetch_add(1, Ordering::SeqCst)),
+            fault_id: format!(
+                "{action}-{}",
+                self.shared.next_fault.fetch_add(1, Ordering::SeqCst)
+            ),
             action_id: action.into(),
             targets: vec![target.clone()],
             summary: format!("{action} {target}"),
@@ -289,9 +327,9 @@ impl Subject for ExampleSubject {
     }
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
-        let (action, target) = undo
-            .split_once(':')
-            .ok_or_else(|| PluginError::invalid(format!("undo record `{undo}` is not action:target")))?;
+        let (action, target) = undo.split_once(':').ok_or_else(|| {
+            PluginError::invalid(format!("undo record `{undo}` is not action:target"))
+        })?;
         let acked = self.shared.acknowledged.load(Ordering::SeqCst);
         let mut replicas = lock(&self.shared.replicas)?;
         let replica = replicas
@@ -301,7 +339,11 @@ impl Subject for ExampleSubject {
         match action {
             "partition" => replica.partitioned_until = None,
             "crash" => replica.up = true,
-            other => return Err(PluginError::invalid(format!("unknown action `{other}` in undo record"))),
+            other => {
+                return Err(PluginError::invalid(format!(
+                    "unknown action `{other}` in undo record"
+                )))
+            }
         }
         replica.value = acked;
         Ok(())
@@ -347,9 +389,14 @@ fn duration_param() -> ParamSpec {
 }
 
 fn ids(replicas: &[&Replica]) -> String {
-    replicas.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+    replicas
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn lock<T>(m: &Mutex<T>) -> PluginResult<std::sync::MutexGuard<'_, T>> {
-    m.lock().map_err(|_| PluginError::failed("internal state poisoned by an earlier panic"))
+    m.lock()
+        .map_err(|_| PluginError::failed("internal state poisoned by an earlier panic"))
 }
