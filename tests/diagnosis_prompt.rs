@@ -143,3 +143,32 @@ fn masked_prompt_hides_node_names_and_addresses() {
     }
     assert!(prompt.user.contains("MASKED_NODE_1"));
 }
+
+/// Prompts stay small enough for a local model's context (about 8k tokens),
+/// whatever the window's length, and still carry every invariant change.
+#[test]
+fn prompts_fit_a_small_context() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for entry in std::fs::read_dir(dir).expect("scenarios dir") {
+        let path = entry.expect("entry").path();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let w: ObservationWindow = serde_json::from_value(v["window"].clone()).expect("window");
+        let p = build_prompt(&w);
+        let size = p.system.len() + p.user.len();
+        println!("{}: {size} bytes", v["name"]);
+        assert!(
+            size < 32 * 1024,
+            "{}: prompt of {size} bytes",
+            path.display()
+        );
+        for c in &w.invariant_changes {
+            assert!(
+                p.user.contains(&format!("\"at_ms\":{}", c.at_ms)),
+                "{}: change at {} lost",
+                path.display(),
+                c.at_ms
+            );
+        }
+    }
+}

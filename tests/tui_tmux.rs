@@ -193,3 +193,48 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
         "no fault left recorded: {leftovers}"
     );
 }
+
+#[test]
+fn ctrl_c_during_chaos_recovers_and_restores_the_terminal() {
+    let lib = plugin_library("ratelimiter");
+    let host = demo_host_binary();
+    let node_bin = profile_dir().join("ratelimiter-node");
+    let redis = Redis::start();
+    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis)).collect();
+    let config = format!(
+        "env=compose,redis={},nodes={}",
+        redis.url(),
+        nodes.iter().map(Node::url).collect::<Vec<_>>().join("+")
+    );
+    let state = tempfile::tempdir().unwrap();
+    let exit_file = state.path().join("exit-code");
+    let command = format!(
+        "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; echo SHELL-BACK; sleep 60",
+        host.display(),
+        lib.display(),
+        exit_file.display()
+    );
+    let tmux = Tmux::start(
+        &command,
+        &workspace_root(),
+        &[
+            ("DEMO_HOST_STATE_DIR", state.path().display().to_string()),
+            ("DEMO_HOST_CACHE_DIR", state.path().join("cache").display().to_string()),
+        ],
+    );
+    let long = Duration::from_secs(60);
+    tmux.wait_for("Redis-backed rate limiter", long);
+    tmux.keys(&["Space", "Space"]);
+    tmux.wait_for("injecting redis-pause", long);
+    // The pause lasts 30 s: only the interrupt's recovery can end it within the checks below.
+    assert!(!redis.accepts_writes(Duration::from_millis(500)), "Redis writes are paused");
+    tmux.keys(&["C-c"]);
+    assert!(wait_until(long, || exit_file.exists()), "demo-host exited; screen:\n{}", tmux.screen());
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    assert!(redis.accepts_writes(Duration::from_secs(2)), "the interrupt recovered the pause");
+    tmux.wait_for("SHELL-BACK", long);
+    let screen = tmux.screen();
+    assert!(!screen.contains("Live metrics"), "the alternate screen was left:\n{screen}");
+    let left = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(!left.contains("fault_id"), "nothing left recorded: {left}");
+}

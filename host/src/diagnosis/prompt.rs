@@ -3,7 +3,7 @@
 
 use super::report::{class_key, NO_ANOMALY};
 use super::window::ObservationWindow;
-use plugin_api::AnomalyClass;
+use plugin_api::{AnomalyClass, HealthSnapshot};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
@@ -57,9 +57,88 @@ Answer only with the {tool} JSON object described by the schema.",
     )
 }
 
-/// The full prompt for a window (mask the window first when identities must not leave).
+/// Most snapshots a prompt carries: enough for the before/during picture and
+/// every status change, small enough for a local model's context.
+pub const PROMPT_SNAPSHOTS: usize = 10;
+
+/// The window as a model sees it: the snapshots where a node or invariant
+/// changed status, the first, the last before the anomaly and the last, topped
+/// up with evenly spaced others to [`PROMPT_SNAPSHOTS`]; events once, at the
+/// window level. Invariant changes are kept whole.
+pub fn condense(window: &ObservationWindow) -> ObservationWindow {
+    let snaps = &window.snapshots;
+    let n = snaps.len();
+    let mut keep: Vec<usize> = Vec::new();
+    let must = |i: usize, keep: &mut Vec<usize>| {
+        if i < n && !keep.contains(&i) {
+            keep.push(i);
+        }
+    };
+    must(0, &mut keep);
+    if let Some(start) = window.anomaly_started_ms {
+        if let Some(last_before) = snaps.iter().rposition(|s| s.at_ms < start) {
+            must(last_before, &mut keep);
+        }
+    }
+    must(n.saturating_sub(1), &mut keep);
+    let changed: Vec<usize> = (1..n)
+        .filter(|&i| status_changed(&snaps[i - 1], &snaps[i]))
+        .collect();
+    for i in spread(&changed, PROMPT_SNAPSHOTS.saturating_sub(keep.len())) {
+        must(i, &mut keep);
+    }
+    let rest: Vec<usize> = (0..n).filter(|i| !keep.contains(i)).collect();
+    for i in spread(&rest, PROMPT_SNAPSHOTS.saturating_sub(keep.len())) {
+        must(i, &mut keep);
+    }
+    keep.sort_unstable();
+    let mut events = window.events.clone();
+    for e in snaps.iter().flat_map(|s| s.events.iter()) {
+        if !events.contains(e) {
+            events.push(e.clone());
+        }
+    }
+    events.sort_by_key(|e| e.at_ms);
+    ObservationWindow {
+        snapshots: keep
+            .into_iter()
+            .map(|i| HealthSnapshot {
+                events: Vec::new(),
+                ..snaps[i].clone()
+            })
+            .collect(),
+        events,
+        ..window.clone()
+    }
+}
+
+fn status_changed(a: &HealthSnapshot, b: &HealthSnapshot) -> bool {
+    let node = |s: &HealthSnapshot, id: &str| s.nodes.iter().find(|n| n.id == id).map(|n| n.status);
+    let inv = |s: &HealthSnapshot, name: &str| s.invariant(name).map(|i| i.status);
+    b.nodes.iter().any(|n| node(a, &n.id) != Some(n.status))
+        || b.invariants
+            .iter()
+            .any(|i| inv(a, &i.name) != Some(i.status))
+}
+
+/// Up to `count` items, evenly spaced, first and last included.
+fn spread(items: &[usize], count: usize) -> Vec<usize> {
+    if items.len() <= count {
+        return items.to_vec();
+    }
+    match count {
+        0 => Vec::new(),
+        1 => vec![items[items.len() - 1]],
+        _ => (0..count)
+            .map(|k| items[k * (items.len() - 1) / (count - 1)])
+            .collect(),
+    }
+}
+
+/// The full prompt for a window (mask the window first when identities must
+/// not leave). The window is condensed and sent as compact JSON.
 pub fn build_prompt(window: &ObservationWindow) -> Prompt {
-    let json = serde_json::to_string_pretty(window).unwrap_or_default();
+    let json = serde_json::to_string(&condense(window)).unwrap_or_default();
     let user = format!(
         "Subject: {}\nObservation window (JSON):\n{json}\n\nDiagnose the anomaly in this window.",
         window.subject
@@ -67,5 +146,54 @@ pub fn build_prompt(window: &ObservationWindow) -> Prompt {
     Prompt {
         system: system_prompt(),
         user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::{Invariant, InvariantStatus};
+
+    fn window(polls: u64, violated_from: u64) -> ObservationWindow {
+        let snaps = (0..polls)
+            .map(|k| HealthSnapshot {
+                at_ms: k * 100,
+                invariants: vec![Invariant {
+                    name: "views agree".into(),
+                    status: if k >= violated_from {
+                        InvariantStatus::Violated
+                    } else {
+                        InvariantStatus::Ok
+                    },
+                    detail: String::new(),
+                    since_ms: 0,
+                    class: AnomalyClass::StateDivergence,
+                    components: vec![],
+                    observed: None,
+                    bound: None,
+                }],
+                ..Default::default()
+            })
+            .collect();
+        ObservationWindow::from_snapshots("s", Default::default(), snaps)
+    }
+
+    #[test]
+    fn condensing_keeps_the_turning_points() {
+        let w = window(120, 70);
+        let c = condense(&w);
+        let times: Vec<u64> = c.snapshots.iter().map(|s| s.at_ms).collect();
+        assert_eq!(c.snapshots.len(), PROMPT_SNAPSHOTS);
+        for t in [0, 6_900, 7_000, 11_900] {
+            assert!(times.contains(&t), "{t} missing from {times:?}");
+        }
+        assert!(times.windows(2).all(|p| p[0] < p[1]), "in time order");
+        assert_eq!(c.invariant_changes, w.invariant_changes);
+    }
+
+    #[test]
+    fn small_windows_are_sent_whole() {
+        let w = window(6, 3);
+        assert_eq!(condense(&w).snapshots, w.snapshots);
     }
 }

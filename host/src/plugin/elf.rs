@@ -4,7 +4,6 @@
 use object::elf;
 use object::read::elf::{Dyn, ElfFile64, FileHeader};
 use object::{Endianness, Object, ObjectSymbol};
-use std::path::Path;
 
 /// Why a file is not a loadable plugin.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,8 +27,7 @@ pub enum ElfProblem {
 }
 
 /// Checks magic, class, architecture and type, and that the root module symbol is exported.
-pub fn check(path: &Path, bytes: &[u8]) -> Result<(), ElfProblem> {
-    let _ = path;
+pub fn check(bytes: &[u8]) -> Result<(), ElfProblem> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(ElfProblem::NotElf {
             magic: bytes.iter().take(4).copied().collect(),

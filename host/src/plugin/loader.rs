@@ -136,7 +136,7 @@ impl Loader {
                 err,
             },
         })?;
-        elf::check(path, &bytes).map_err(|problem| LoadError::NotAPlugin {
+        elf::check(&bytes).map_err(|problem| LoadError::NotAPlugin {
             path: path.to_path_buf(),
             problem,
         })?;
