@@ -104,6 +104,16 @@ mod tests {
     }
 
     #[test]
+    fn a_character_split_across_chunks_survives() {
+        let bytes = "data: up → down\n\n".as_bytes();
+        let arrow = bytes.iter().position(|b| *b == 0xe2).unwrap();
+        let mut d = SseDecoder::default();
+        let mut got = d.push(&bytes[..arrow + 1]);
+        got.extend(d.push(&bytes[arrow + 1..]));
+        assert_eq!(got[0].data, "up → down");
+    }
+
+    #[test]
     fn multi_line_data_is_joined() {
         let mut d = SseDecoder::default();
         let got = d.push(b"data: one\ndata: two\n\n");

@@ -498,3 +498,42 @@ fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
         .iter()
         .all(|c| c.invariant != "views agree" || c.to != plugin_api::InvariantStatus::Violated));
 }
+
+#[test]
+fn the_diagnosis_window_never_mentions_the_injected_fault() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    into_chaos(&mut demo);
+    update(
+        &mut demo,
+        T0 + 3100,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fixture::fault("pause-7", T0 + 3050, None)),
+        },
+    );
+    let mut s = fixture::snapshot(T0 + 3200, true, false);
+    s.events = vec![
+        plugin_api::Event {
+            at_ms: T0 + 3060,
+            level: plugin_api::Level::Warn,
+            message: "injected pause-7: store paused".into(),
+        },
+        plugin_api::Event {
+            at_ms: T0 + 3150,
+            level: plugin_api::Level::Warn,
+            message: "flush to the store timed out".into(),
+        },
+    ];
+    update(&mut demo, T0 + 3200, Action::HealthPolled(Ok(s)));
+    let window = super::update::observation_window(&demo);
+    let text = serde_json::to_string(&window).unwrap();
+    assert!(
+        !text.contains("pause-7") && !text.contains("store paused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("flush to the store timed out"),
+        "observations stay"
+    );
+}

@@ -576,11 +576,30 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
     } else {
         all
     };
-    ObservationWindow::from_snapshots(
+    let mut window = ObservationWindow::from_snapshots(
         demo.subject.info.name.clone(),
         demo.subject.diagnosis.clone(),
         snapshots,
-    )
+    );
+    // Plugins log their own injections; a diagnosis that read them would not be earned.
+    let mut needles: Vec<&str> = Vec::new();
+    for w in &demo.chaos.windows {
+        needles.extend([
+            w.fault_id.as_str(),
+            w.summary.as_str(),
+            w.action_id.as_str(),
+        ]);
+        if let Some(a) = demo
+            .subject
+            .chaos_actions
+            .iter()
+            .find(|a| a.id == w.action_id)
+        {
+            needles.push(a.name.as_str());
+        }
+    }
+    window.redact_mentions(&needles);
+    window
 }
 
 fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String>) {
