@@ -184,6 +184,15 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
     std::fs::write(&args.journal, text)
         .with_context(|| format!("writing the journal to {}", args.journal.display()))?;
     eprintln!("journal written to {}", args.journal.display());
+    if let Some(dir) = &args.record_scenarios {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for scenario in journal.scenarios() {
+            let path = dir.join(format!("{}.json", scenario.name));
+            std::fs::write(&path, serde_json::to_string_pretty(&scenario)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("scenario written to {}", path.display());
+        }
+    }
     Ok(journal.outcome.exit_code())
 }
 

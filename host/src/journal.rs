@@ -1,10 +1,9 @@
 //! The JSON journal of a run: chapters, chaos windows, the health timeline,
 //! invariant verdicts, detections, diagnoses, incidents and the outcome.
 
-use crate::diagnosis::{Diagnosis, Score};
 use crate::engine::chaos::ChaosWindow;
 use crate::engine::incidents::Incident;
-use crate::engine::state::{ChapterRecord, Demo, InvariantVerdict};
+use crate::engine::state::{ChapterRecord, Demo, DiagnosisRun, InvariantVerdict};
 use plugin_api::{HealthSnapshot, InvariantStatus, NodeStatus, SubjectInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -67,13 +66,6 @@ pub struct Detection {
     pub latency_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DiagnosisRecord {
-    pub chapter: usize,
-    pub diagnosis: Diagnosis,
-    pub score: Option<Score>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Journal {
     pub host_version: String,
@@ -87,7 +79,8 @@ pub struct Journal {
     pub health_timeline: Vec<HealthPoint>,
     pub invariants: BTreeMap<String, InvariantVerdict>,
     pub detections: Vec<Detection>,
-    pub diagnoses: Vec<DiagnosisRecord>,
+    /// Each diagnosis with the window it was given, so it can be replayed offline.
+    pub diagnoses: Vec<DiagnosisRun>,
     pub incidents: Vec<Incident>,
     pub failures: Vec<String>,
     pub outcome: Outcome,
@@ -159,13 +152,14 @@ impl Journal {
                 });
             }
             if let Some(expected) = &chapter.expect_diagnosis {
-                let hit = demo.diagnoses.iter().any(|(c, _, s)| {
-                    *c == i && s.as_ref().is_some_and(|s| s.anomaly_ok && s.component_ok)
-                });
+                let hit = demo
+                    .diagnoses
+                    .iter()
+                    .any(|r| r.chapter == i && r.score.as_ref().is_some_and(|s| s.passed()));
                 if !hit {
-                    let got = demo.diagnoses.iter().rev().find(|(c, _, _)| *c == i);
-                    failures.push(match got {
-                        Some((_, _, Some(s))) => format!(
+                    let got = demo.diagnoses.iter().rev().find(|r| r.chapter == i);
+                    failures.push(match got.and_then(|r| r.score.as_ref()) {
+                        Some(s) => format!(
                             "chapter {} ({}): diagnosis missed: {}",
                             i + 1,
                             chapter.title,
@@ -203,18 +197,60 @@ impl Journal {
             health_timeline,
             invariants: demo.verdicts.clone(),
             detections,
-            diagnoses: demo
-                .diagnoses
-                .iter()
-                .map(|(chapter, diagnosis, score)| DiagnosisRecord {
-                    chapter: *chapter,
-                    diagnosis: diagnosis.clone(),
-                    score: score.clone(),
-                })
-                .collect(),
+            diagnoses: demo.diagnoses.clone(),
             incidents: demo.incidents.list.clone(),
             failures,
             outcome,
         }
     }
+}
+
+/// A diagnosis window with what it must yield: the format of `tests/scenarios/*.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario<'a> {
+    pub name: String,
+    pub description: String,
+    pub expected: &'a plugin_api::ExpectedDiagnosis,
+    pub chaos_targets: &'a [String],
+    pub min_confidence: f64,
+    pub window: &'a crate::diagnosis::ObservationWindow,
+}
+
+impl Journal {
+    /// The scenarios of this run: one per diagnosis whose chapter expected something.
+    pub fn scenarios(&self) -> Vec<Scenario<'_>> {
+        self.diagnoses
+            .iter()
+            .filter_map(|r| {
+                let expected = r.expected.as_ref()?;
+                let title = self
+                    .chapters
+                    .iter()
+                    .find(|c| c.index == r.chapter)
+                    .map(|c| c.title.as_str())
+                    .unwrap_or("");
+                Some(Scenario {
+                    name: format!("{}-{}", self.subject.id, slug(&expected.anomaly)),
+                    description: format!(
+                        "Recorded from a headless run of {} {} (chapter {}: {title}).",
+                        self.subject.name,
+                        self.subject.version,
+                        r.chapter + 1
+                    ),
+                    expected,
+                    chaos_targets: &r.chaos_targets,
+                    min_confidence: 0.5,
+                    window: &r.window,
+                })
+            })
+            .collect()
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+        .to_lowercase()
 }

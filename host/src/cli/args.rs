@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Stream NDJSON events to stdout (headless).
     #[arg(long)]
     pub events_json: bool,
+    /// Write each diagnosis's observation window as a scenario file into this directory,
+    /// to replay and score the diagnosis offline (the format of tests/scenarios).
+    #[arg(long)]
+    pub record_scenarios: Option<PathBuf>,
     /// Longest a chapter may take in a headless run before the run fails, in seconds.
     #[arg(long, default_value_t = 60)]
     pub chapter_timeout: u64,

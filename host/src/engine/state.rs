@@ -4,7 +4,7 @@ use super::chaos::{Chaos, ChaosStatus};
 use super::incidents::Incidents;
 use super::log::EventLog;
 use super::timeline::Timeline;
-use crate::diagnosis::{Diagnosis, Score};
+use crate::diagnosis::{Diagnosis, ObservationWindow, Score};
 use plugin_api::{InvariantStatus, OnEnter, SubjectDescription};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +53,18 @@ pub enum DiagnosisPanel {
     Failed {
         message: String,
     },
+}
+
+/// One finished diagnosis: what it was given, what it said, how it scored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DiagnosisRun {
+    pub chapter: usize,
+    pub diagnosis: Diagnosis,
+    pub score: Option<Score>,
+    pub expected: Option<plugin_api::ExpectedDiagnosis>,
+    /// Targets of the latest fault: used for scoring only, never part of the window.
+    pub chaos_targets: Vec<String>,
+    pub window: ObservationWindow,
 }
 
 /// What an invariant has shown over the run, for the journal's verdicts.
@@ -106,8 +118,10 @@ pub struct Demo {
     pub incidents: Incidents,
     pub log: EventLog,
     pub diagnosis: DiagnosisPanel,
-    /// Every finished diagnosis with the chapter it belongs to, for the journal.
-    pub diagnoses: Vec<(usize, Diagnosis, Option<Score>)>,
+    /// Every finished diagnosis, for the journal.
+    pub diagnoses: Vec<DiagnosisRun>,
+    /// The window the running diagnosis was given.
+    pub diagnosis_window: Option<Box<ObservationWindow>>,
     /// The chapter the running (or last) diagnosis belongs to.
     pub diagnosis_chapter: usize,
     pub ui: UiState,
@@ -140,6 +154,7 @@ impl Demo {
             log: EventLog::default(),
             diagnosis: DiagnosisPanel::Idle,
             diagnoses: Vec::new(),
+            diagnosis_window: None,
             diagnosis_chapter: 0,
             ui: UiState::default(),
             now_ms,

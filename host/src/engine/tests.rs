@@ -267,8 +267,17 @@ fn a_matching_diagnosis_is_scored_and_attached_to_the_incident() {
         T0 + 3800,
         Action::DiagnosisDone(Ok(diagnosis("view drift", &["store"]))),
     );
-    let (_, _, score) = demo.diagnoses.last().unwrap();
-    assert!(score.as_ref().unwrap().passed(), "{score:?}");
+    let run = demo.diagnoses.last().unwrap();
+    assert!(run.score.as_ref().unwrap().passed(), "{:?}", run.score);
+    assert_eq!(
+        run.chaos_targets,
+        ["store"],
+        "scored against the fault's targets"
+    );
+    assert!(
+        !run.window.snapshots.is_empty(),
+        "the window it was given is kept"
+    );
     assert_eq!(
         demo.incidents.list[0].diagnosis.as_deref(),
         Some("view drift")

@@ -2,7 +2,7 @@
 
 use super::action::{Action, Effect};
 use super::state::{
-    ChapterPhase, ChapterRecord, Demo, DiagnosisPanel, InvariantVerdict, Mode, Picker,
+    ChapterPhase, ChapterRecord, Demo, DiagnosisPanel, DiagnosisRun, InvariantVerdict, Mode, Picker,
 };
 use crate::diagnosis::{self, ObservationWindow};
 use plugin_api::{InvariantStatus, Level, OnEnter};
@@ -278,7 +278,7 @@ fn expectations_met(demo: &Demo) -> bool {
     let needs_diagnosis =
         matches!(chapter.on_enter, Some(OnEnter::Diagnose)) || chapter.expect_diagnosis.is_some();
     let diagnosed = !needs_diagnosis
-        || (!diagnosing && demo.diagnoses.iter().any(|(c, _, _)| *c == demo.chapter));
+        || (!diagnosing && demo.diagnoses.iter().any(|r| r.chapter == demo.chapter));
     detected && diagnosed
 }
 
@@ -533,7 +533,9 @@ fn start_diagnosis(demo: &mut Demo, fx: &mut Vec<Effect>) {
         "diagnosis",
         format!("diagnosing {} snapshot(s)", window.snapshots.len()),
     );
-    fx.push(Effect::Diagnose(Box::new(window)));
+    let window = Box::new(window);
+    demo.diagnosis_window = Some(window.clone());
+    fx.push(Effect::Diagnose(window));
 }
 
 /// The snapshots around the anomaly: from a lead before the latest fault or
@@ -599,6 +601,12 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
         }
     }
     window.redact_mentions(&needles);
+    // Snapshots carry the plugin's recent events, some older than the window itself.
+    let start = window.snapshots.first().map_or(from, |s| s.at_ms.min(from));
+    window.events.retain(|e| e.at_ms >= start);
+    for s in &mut window.snapshots {
+        s.events.retain(|e| e.at_ms >= start);
+    }
     window
 }
 
@@ -638,13 +646,23 @@ fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String
                     demo.ui.review = Some(s.detail.clone());
                 }
             }
-            demo.diagnoses.push((chapter, d.clone(), score.clone()));
+            if let Some(window) = demo.diagnosis_window.take() {
+                demo.diagnoses.push(DiagnosisRun {
+                    chapter,
+                    diagnosis: d.clone(),
+                    score: score.clone(),
+                    expected,
+                    chaos_targets: demo.chaos.last_targets.clone(),
+                    window: *window,
+                });
+            }
             demo.diagnosis = DiagnosisPanel::Done {
                 diagnosis: Box::new(d),
                 score,
             };
         }
         Err(message) => {
+            demo.diagnosis_window = None;
             demo.log.push(
                 now,
                 Level::Error,
