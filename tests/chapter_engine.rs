@@ -3,41 +3,57 @@
 
 use demo_host::app;
 use demo_host::diagnosis::{BackendConfig, DiagnoseOptions};
-use demo_host::journal::{Journal, Outcome};
+use demo_host::engine::Action;
+use demo_host::journal::Outcome;
 use demo_host::leftovers::Leftovers;
-use demo_host::plugin::loader::Loader;
+use demo_host::plugin::loader::{LoadedPlugin, Loader};
 use demo_host::runtime::effects::Executor;
 use demo_host::runtime::headless::{self, HeadlessOptions};
 use e2e_tests::plugin_library;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-async fn run_example(config: &str, chapter_timeout: Duration) -> (Journal, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let loader = Loader::new(dir.path().join("cache"));
-    let plugin = loader.load(&plugin_library("example")).unwrap();
+/// The example plugin's instance wired to the builtin diagnoser, leftovers kept in `dir`.
+async fn executor(
+    plugin: LoadedPlugin,
+    dir: &std::path::Path,
+) -> (Executor, UnboundedReceiver<Action>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = app::create_session(plugin, config, &tx).await.unwrap();
+    let session = app::create_session(plugin, "", &tx).await.unwrap();
     let exec = Executor {
         session,
         tx,
         diagnoser: Arc::new(BackendConfig::Builtin),
         diagnose_options: DiagnoseOptions::default(),
-        leftovers: Arc::new(Leftovers::new(dir.path().join("leftovers.json"))),
+        leftovers: Arc::new(Leftovers::new(dir.join("leftovers.json"))),
     };
-    let opts = HeadlessOptions {
+    (exec, rx)
+}
+
+fn options(chapter_timeout: Duration, countdown: Duration) -> HeadlessOptions {
+    HeadlessOptions {
         poll: Duration::from_millis(50),
         chapter_timeout,
-        countdown: Duration::from_millis(300),
+        countdown,
         events_json: false,
         environment: "inprocess".into(),
-    };
-    (headless::run(exec, rx, opts).await, dir)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() {
-    let (j, dir) = run_example("", Duration::from_secs(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = Loader::new(dir.path().join("cache"))
+        .load(&plugin_library("example"))
+        .unwrap();
+    let (exec, rx) = executor(plugin, dir.path()).await;
+    let j = headless::run(
+        exec,
+        rx,
+        options(Duration::from_secs(20), Duration::from_millis(300)),
+    )
+    .await;
     assert_eq!(j.outcome, Outcome::Passed, "{:?}", j.failures);
     assert_eq!(j.chapters.len(), 6, "every chapter entered once");
     assert!(
@@ -97,23 +113,8 @@ async fn a_chapter_whose_anomaly_never_shows_fails_the_run_as_not_detected() {
     description.chapters[2].expect_violation = Some("replicas vanish".into());
     let mut plugin = plugin;
     plugin.description = Arc::new(description);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = app::create_session(plugin, "", &tx).await.unwrap();
-    let exec = Executor {
-        session,
-        tx,
-        diagnoser: Arc::new(BackendConfig::Builtin),
-        diagnose_options: DiagnoseOptions::default(),
-        leftovers: Arc::new(Leftovers::new(dir.path().join("leftovers.json"))),
-    };
-    let opts = HeadlessOptions {
-        poll: Duration::from_millis(50),
-        chapter_timeout: Duration::from_secs(2),
-        countdown: Duration::ZERO,
-        events_json: false,
-        environment: "inprocess".into(),
-    };
-    let j = headless::run(exec, rx, opts).await;
+    let (exec, rx) = executor(plugin, dir.path()).await;
+    let j = headless::run(exec, rx, options(Duration::from_secs(2), Duration::ZERO)).await;
     assert_eq!(j.outcome, Outcome::AnomalyNotDetected, "{:?}", j.failures);
     assert!(
         j.failures

@@ -55,44 +55,32 @@ async fn check_recovered(exec: &Executor) {
         .all(|i| i.status == InvariantStatus::Ok));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_loop_that_fails_mid_chaos_recovers_before_returning_the_error() {
+/// Runs a loop that crashes a replica and then fails as `fail` says, under the host's guard.
+async fn crash_then_fail(fail: fn() -> anyhow::Result<()>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let exec = executor(dir.path()).await;
     let current = Arc::new(Mutex::new(exec.clone()));
     let result: anyhow::Result<()> = app::guarded(
         async {
             crash(&exec).await;
-            anyhow::bail!("the terminal went away")
+            fail()
         },
         &current,
     )
     .await;
-    let err = result.unwrap_err();
-    assert!(
-        format!("{err:#}").contains("the terminal went away"),
-        "{err:#}"
-    );
-    assert!(
-        format!("{err:#}").contains("active chaos was recovered"),
-        "{err:#}"
-    );
     check_recovered(&exec).await;
+    format!("{:#}", result.expect_err("the loop's failure is reported"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loop_that_fails_mid_chaos_recovers_before_returning_the_error() {
+    let err = crash_then_fail(|| anyhow::bail!("the terminal went away")).await;
+    assert!(err.contains("the terminal went away"), "{err}");
+    assert!(err.contains("active chaos was recovered"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_loop_that_panics_mid_chaos_recovers_before_reporting_the_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = executor(dir.path()).await;
-    let current = Arc::new(Mutex::new(exec.clone()));
-    let result: anyhow::Result<()> = app::guarded(
-        async {
-            crash(&exec).await;
-            panic!("a bug in the host");
-        },
-        &current,
-    )
-    .await;
-    assert!(format!("{:#}", result.unwrap_err()).contains("panicked"));
-    check_recovered(&exec).await;
+    let err = crash_then_fail(|| panic!("a bug in the host")).await;
+    assert!(err.contains("panicked"), "{err}");
 }

@@ -10,17 +10,9 @@ use std::time::Duration;
 
 const MARKER: &str = "DEMO_HOST_E2E_RUN";
 
-fn host() -> std::path::PathBuf {
-    let bin = profile_dir().join("demo-host");
-    if !bin.exists() {
-        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
-    }
-    bin
-}
-
 fn command(run_id: &str, state: &std::path::Path, journal: &std::path::Path) -> Command {
     let lib = plugin_library("ratelimiter");
-    let mut cmd = Command::new(host());
+    let mut cmd = demo_host(state);
     cmd.args([
         "run",
         "--headless",

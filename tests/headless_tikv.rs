@@ -7,7 +7,7 @@ use docker_chaos::standin::StandinProject;
 use docker_chaos::Engine;
 use e2e_tests::*;
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,10 +25,6 @@ fn a_killed_store_is_detected_and_diagnosed_as_store_down() {
         }
     };
     let lib = plugin_library("tikv");
-    let host = profile_dir().join("demo-host");
-    if !host.exists() {
-        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
-    }
     let project = rt
         .block_on(async {
             let project =
@@ -78,7 +74,7 @@ fn a_killed_store_is_detected_and_diagnosed_as_store_down() {
     let state = tempfile::tempdir().unwrap();
     let journal_path = state.path().join("journal.json");
     let config = format!("pd={} project={} load=off", pd.url(), project.name());
-    let output = Command::new(host)
+    let output = demo_host(state.path())
         .args([
             "run",
             "--headless",
@@ -91,8 +87,6 @@ fn a_killed_store_is_detected_and_diagnosed_as_store_down() {
         .args(["--config", &config])
         .arg("--journal")
         .arg(&journal_path)
-        .env("DEMO_HOST_STATE_DIR", state.path())
-        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache"))
         .stderr(Stdio::inherit())
         .output()
         .expect("demo-host runs");

@@ -1,32 +1,21 @@
 //! A host killed with SIGKILL cannot clean up: its faults stay recorded, and
 //! the next start undoes them.
 
-use e2e_tests::procs::{wait_until, Node, Redis};
+use e2e_tests::procs::{wait_until, Cluster};
 use e2e_tests::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
 fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
     let lib = plugin_library("ratelimiter");
-    let host = profile_dir().join("demo-host");
-    if !host.exists() {
-        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
-    }
-    let node_bin = profile_dir().join("ratelimiter-node");
-    let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=3)
-        .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
-        .collect();
-    let config = format!(
-        "env=compose,redis={},nodes={}",
-        redis.url(),
-        nodes.iter().map(Node::url).collect::<Vec<_>>().join("+")
-    );
+    let cluster = Cluster::start();
+    let redis = &cluster.redis;
+    let config = cluster.config();
     let state = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
-        let mut cmd = Command::new(&host);
+        let mut cmd = demo_host(state.path());
         cmd.args([
             "run",
             "--headless",

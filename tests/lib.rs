@@ -202,6 +202,17 @@ pub mod procs {
         }
     }
 
+    /// Spawns `cmd` and waits until it listens on `port`.
+    fn spawn_listening(cmd: &mut Command, port: u16, what: &str) -> ChildGuard {
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let guard = ChildGuard(child.unwrap_or_else(|e| panic!("{what} does not start: {e}")));
+        let listening = wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(listening, "{what} did not listen on {port}");
+        guard
+    }
+
     pub struct Redis {
         pub port: u16,
         _child: ChildGuard,
@@ -210,33 +221,22 @@ pub mod procs {
     impl Redis {
         pub fn start() -> Redis {
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (Debian package redis-server)");
-            let guard = ChildGuard(child);
-            assert!(
-                wait_until(Duration::from_secs(10), || TcpStream::connect((
-                    "127.0.0.1",
-                    port
-                ))
-                .is_ok()),
-                "redis-server did not listen"
-            );
+            let mut cmd = Command::new("redis-server");
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]);
+            let child =
+                spawn_listening(&mut cmd, port, "redis-server (Debian package redis-server)");
             Redis {
                 port,
-                _child: guard,
+                _child: child,
             }
         }
 
@@ -279,31 +279,19 @@ pub mod procs {
     impl Node {
         pub fn start(bin: &Path, id: &str, redis: &Redis) -> Node {
             let port = free_port();
-            let child = Command::new(bin)
-                .args([
-                    "--id",
-                    id,
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--redis",
-                    &redis.url(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("ratelimiter-node runs");
-            let guard = ChildGuard(child);
-            assert!(
-                wait_until(Duration::from_secs(10), || TcpStream::connect((
-                    "127.0.0.1",
-                    port
-                ))
-                .is_ok()),
-                "node {id} did not listen"
-            );
+            let mut cmd = Command::new(bin);
+            cmd.args([
+                "--id",
+                id,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--redis",
+                &redis.url(),
+            ]);
+            let child = spawn_listening(&mut cmd, port, &format!("ratelimiter-node {id}"));
             Node {
                 port,
-                _child: guard,
+                _child: child,
             }
         }
 
@@ -311,6 +299,57 @@ pub mod procs {
             format!("http://127.0.0.1:{}", self.port)
         }
     }
+
+    /// A rate limiter cluster the test owns (Redis and three nodes), for the
+    /// plugin's `env=compose` mode: its faults outlive the host, so tests can
+    /// check that the host undid them.
+    pub struct Cluster {
+        pub redis: Redis,
+        pub nodes: Vec<Node>,
+    }
+
+    impl Cluster {
+        pub fn start() -> Cluster {
+            let node_bin = crate::profile_dir().join("ratelimiter-node");
+            assert!(
+                node_bin.exists(),
+                "{} is built with the plugin",
+                node_bin.display()
+            );
+            let redis = Redis::start();
+            let nodes = (1..=3)
+                .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
+                .collect();
+            Cluster { redis, nodes }
+        }
+
+        /// The plugin config that points at this cluster.
+        pub fn config(&self) -> String {
+            let nodes: Vec<String> = self.nodes.iter().map(Node::url).collect();
+            format!(
+                "env=compose,redis={},nodes={}",
+                self.redis.url(),
+                nodes.join("+")
+            )
+        }
+    }
+}
+
+/// The `demo-host` binary, built if missing.
+pub fn demo_host_binary() -> PathBuf {
+    let bin = profile_dir().join("demo-host");
+    if !bin.exists() {
+        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
+    }
+    bin
+}
+
+/// A `demo-host` command whose state (leftover records) and plugin cache live in `state`.
+pub fn demo_host(state: &Path) -> Command {
+    let mut cmd = Command::new(demo_host_binary());
+    cmd.env("DEMO_HOST_STATE_DIR", state)
+        .env("DEMO_HOST_CACHE_DIR", state.join("cache"));
+    cmd
 }
 
 /// The processes a run started: those that carry `marker=value` in their
@@ -325,7 +364,7 @@ pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
         .filter_map(|rest| rest.split_whitespace().next())
         .filter_map(|addr| addr.rsplit(':').next().map(str::to_string))
         .collect();
-    for (pid, cmd) in all_processes() {
+    for (pid, cmd, _) in all_processes() {
         let is_its_redis =
             cmd.contains("redis-server") && ports.iter().any(|p| cmd.contains(&format!(":{p}")));
         if is_its_redis && !found.iter().any(|(p, _)| *p == pid) {
@@ -335,7 +374,8 @@ pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
     found
 }
 
-fn all_processes() -> Vec<(u32, String)> {
+/// Every process: pid, command line, and its environment block.
+fn all_processes() -> Vec<(u32, String, Vec<u8>)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -344,38 +384,25 @@ fn all_processes() -> Vec<(u32, String)> {
         .filter_map(|e| {
             let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " "), env))
         })
         .collect()
 }
 
-/// Processes that carry `marker=value` in their environment.
+/// Processes that carry `marker=value` in their environment (zombies, which
+/// have no command line, are not leaks).
 pub fn processes_with_env(marker: &str, value: &str) -> Vec<(u32, String)> {
     let needle = format!("{marker}={value}");
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            // Zombies have no command line and are not leaks of ours.
-            if !cmd.trim().is_empty() {
-                found.push((pid, cmd));
-            }
-        }
-    }
-    found
+    all_processes()
+        .into_iter()
+        .filter(|(pid, cmd, env)| {
+            *pid != std::process::id()
+                && !cmd.trim().is_empty()
+                && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+        })
+        .map(|(pid, cmd, _)| (pid, cmd))
+        .collect()
 }
 
 /// The Docker engine and compose projects, for the `docker_*` tests.

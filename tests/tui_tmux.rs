@@ -2,7 +2,7 @@
 //! against a real Redis and three real nodes, a subject switch and back, and a
 //! quit while Redis writes are paused that must leave Redis accepting writes.
 
-use e2e_tests::procs::{free_port, wait_until, Node, Redis};
+use e2e_tests::procs::{free_port, wait_until, Cluster};
 use e2e_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +76,30 @@ impl Tmux {
     }
 }
 
+/// The demo in tmux: `demo-host --plugin <lib> --config <config>`; its exit code
+/// lands in the returned file, then the shell prints `SHELL-BACK`.
+struct TmuxDemo;
+
+impl TmuxDemo {
+    fn start(lib: &Path, config: &str, state: &Path) -> (Tmux, PathBuf) {
+        let exit_file = state.join("exit-code");
+        let command = format!(
+            "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; echo SHELL-BACK; sleep 60",
+            demo_host_binary().display(),
+            lib.display(),
+            exit_file.display()
+        );
+        let env = [
+            ("DEMO_HOST_STATE_DIR", state.display().to_string()),
+            (
+                "DEMO_HOST_CACHE_DIR",
+                state.join("cache").display().to_string(),
+            ),
+        ];
+        (Tmux::start(&command, &workspace_root(), &env), exit_file)
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -84,54 +108,14 @@ impl Drop for Tmux {
     }
 }
 
-fn demo_host_binary() -> PathBuf {
-    let bin = profile_dir().join("demo-host");
-    if !bin.exists() {
-        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
-    }
-    bin
-}
-
 #[test]
 fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos() {
     let lib = plugin_library("ratelimiter");
     plugin_library("example");
-    let host = demo_host_binary();
-    let node_bin = profile_dir().join("ratelimiter-node");
-    assert!(
-        node_bin.exists(),
-        "{} is built with the plugin",
-        node_bin.display()
-    );
-
-    let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=3)
-        .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
-        .collect();
-    let config = format!(
-        "env=compose,redis={},nodes={}",
-        redis.url(),
-        nodes.iter().map(Node::url).collect::<Vec<_>>().join("+")
-    );
+    let cluster = Cluster::start();
+    let redis = &cluster.redis;
     let state = tempfile::tempdir().unwrap();
-    let exit_file = state.path().join("exit-code");
-    let command = format!(
-        "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; sleep 60",
-        host.display(),
-        lib.display(),
-        exit_file.display()
-    );
-    let tmux = Tmux::start(
-        &command,
-        &workspace_root(),
-        &[
-            ("DEMO_HOST_STATE_DIR", state.path().display().to_string()),
-            (
-                "DEMO_HOST_CACHE_DIR",
-                state.path().join("cache").display().to_string(),
-            ),
-        ],
-    );
+    let (tmux, exit_file) = TmuxDemo::start(&lib, &cluster.config(), state.path());
     let long = Duration::from_secs(60);
 
     tmux.wait_for("Redis-backed rate limiter", long);
@@ -197,44 +181,37 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
 #[test]
 fn ctrl_c_during_chaos_recovers_and_restores_the_terminal() {
     let lib = plugin_library("ratelimiter");
-    let host = demo_host_binary();
-    let node_bin = profile_dir().join("ratelimiter-node");
-    let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis)).collect();
-    let config = format!(
-        "env=compose,redis={},nodes={}",
-        redis.url(),
-        nodes.iter().map(Node::url).collect::<Vec<_>>().join("+")
-    );
+    let cluster = Cluster::start();
+    let redis = &cluster.redis;
     let state = tempfile::tempdir().unwrap();
-    let exit_file = state.path().join("exit-code");
-    let command = format!(
-        "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; echo SHELL-BACK; sleep 60",
-        host.display(),
-        lib.display(),
-        exit_file.display()
-    );
-    let tmux = Tmux::start(
-        &command,
-        &workspace_root(),
-        &[
-            ("DEMO_HOST_STATE_DIR", state.path().display().to_string()),
-            ("DEMO_HOST_CACHE_DIR", state.path().join("cache").display().to_string()),
-        ],
-    );
+    let (tmux, exit_file) = TmuxDemo::start(&lib, &cluster.config(), state.path());
     let long = Duration::from_secs(60);
     tmux.wait_for("Redis-backed rate limiter", long);
     tmux.keys(&["Space", "Space"]);
     tmux.wait_for("injecting redis-pause", long);
     // The pause lasts 30 s: only the interrupt's recovery can end it within the checks below.
-    assert!(!redis.accepts_writes(Duration::from_millis(500)), "Redis writes are paused");
+    assert!(
+        !redis.accepts_writes(Duration::from_millis(500)),
+        "Redis writes are paused"
+    );
     tmux.keys(&["C-c"]);
-    assert!(wait_until(long, || exit_file.exists()), "demo-host exited; screen:\n{}", tmux.screen());
+    assert!(
+        wait_until(long, || exit_file.exists()),
+        "demo-host exited; screen:\n{}",
+        tmux.screen()
+    );
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
-    assert!(redis.accepts_writes(Duration::from_secs(2)), "the interrupt recovered the pause");
+    assert!(
+        redis.accepts_writes(Duration::from_secs(2)),
+        "the interrupt recovered the pause"
+    );
     tmux.wait_for("SHELL-BACK", long);
     let screen = tmux.screen();
-    assert!(!screen.contains("Live metrics"), "the alternate screen was left:\n{screen}");
-    let left = std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(
+        !screen.contains("Live metrics"),
+        "the alternate screen was left:\n{screen}"
+    );
+    let left =
+        std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
     assert!(!left.contains("fault_id"), "nothing left recorded: {left}");
 }

@@ -18,6 +18,20 @@ fn into_chaos(demo: &mut Demo) -> Vec<Effect> {
     update(demo, T0 + 3010, Action::Tick)
 }
 
+/// The inject call of chapter 2 returns: the fault took effect 50 ms before `at`.
+fn landed(demo: &mut Demo, at: u64, id: &str, expires: Option<u64>) -> Vec<Effect> {
+    let fault = fixture::fault(id, at - 50, expires);
+    update(
+        demo,
+        at,
+        Action::Injected {
+            chapter: 1,
+            action: "pause".into(),
+            result: Ok(fault),
+        },
+    )
+}
+
 fn diagnosis(anomaly: &str, components: &[&str]) -> crate::diagnosis::Diagnosis {
     serde_json::from_value(serde_json::json!({
         "anomaly": anomaly, "class": "state_divergence", "affected_components": components,
@@ -58,15 +72,7 @@ fn chaos_waits_for_its_countdown_and_blocks_advance_until_injected() {
     ));
     update(&mut demo, T0 + 3020, Action::Next);
     assert_eq!(demo.chapter, 1, "still blocked while the inject call runs");
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", Some(T0 + 5050));
     assert!(matches!(demo.phase, ChapterPhase::Settled { .. }));
     assert!(matches!(
         demo.chaos_status(),
@@ -83,15 +89,7 @@ fn chaos_waits_for_its_countdown_and_blocks_advance_until_injected() {
 fn a_self_recovering_fault_is_confirmed_recovered_when_it_expires() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, Some(T0 + 5050))),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", Some(T0 + 5050));
     assert!(update(&mut demo, T0 + 5000, Action::Tick).is_empty());
     let fx = update(&mut demo, T0 + 5060, Action::Tick);
     assert!(matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"));
@@ -119,15 +117,7 @@ fn a_self_recovering_fault_is_confirmed_recovered_when_it_expires() {
 fn auto_advance_chapters_move_on_after_their_delay() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(&mut demo, T0 + 3200, Action::Next);
     assert_eq!(demo.chapter, 2);
     update(&mut demo, T0 + 3250, Action::Tick);
@@ -144,15 +134,7 @@ fn auto_advance_chapters_move_on_after_their_delay() {
 fn headless_runs_wait_for_the_expected_violation() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(&mut demo, T0 + 3500, Action::Tick);
     assert_eq!(
         demo.chapter, 2,
@@ -185,15 +167,7 @@ fn headless_runs_wait_for_the_expected_violation() {
 fn a_violation_seen_before_the_detection_chapter_still_counts() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(
         &mut demo,
         T0 + 3150,
@@ -208,15 +182,7 @@ fn a_violation_seen_before_the_detection_chapter_still_counts() {
 fn a_diagnosis_that_misses_pauses_an_interactive_demo_for_review() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(&mut demo, T0 + 3200, Action::Next);
     update(&mut demo, T0 + 3310, Action::Tick);
     assert_eq!(demo.chapter, 3);
@@ -245,15 +211,7 @@ fn a_diagnosis_that_misses_pauses_an_interactive_demo_for_review() {
 fn a_matching_diagnosis_is_scored_and_attached_to_the_incident() {
     let mut demo = fixture::demo(Mode::Headless);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(
         &mut demo,
         T0 + 3150,
@@ -294,15 +252,7 @@ fn a_matching_diagnosis_is_scored_and_attached_to_the_incident() {
 fn quitting_recovers_every_fault_before_exit() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     let fx = update(&mut demo, T0 + 3200, Action::Quit);
     assert!(
         matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"),
@@ -327,15 +277,7 @@ fn quitting_during_an_injection_recovers_it_when_it_lands() {
         update(&mut demo, T0 + 3050, Action::Quit).is_empty(),
         "nothing to recover yet, and no exit while injecting"
     );
-    let fx = update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    let fx = landed(&mut demo, T0 + 3100, "f1", None);
     assert!(matches!(fx.as_slice(), [Effect::Recover { .. }]), "{fx:?}");
     let fx = update(
         &mut demo,
@@ -355,15 +297,7 @@ fn quitting_during_an_injection_recovers_it_when_it_lands() {
 fn going_back_does_not_rerun_a_chapter_action() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     update(&mut demo, T0 + 3200, Action::Next);
     let fx = update(&mut demo, T0 + 3210, Action::Prev);
     assert_eq!(demo.chapter, 1);
@@ -454,15 +388,7 @@ fn the_log_filters_and_scrolls() {
 fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "f1", None);
     for t in (3200..6000).step_by(200) {
         update(
             &mut demo,
@@ -512,15 +438,7 @@ fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
 fn the_diagnosis_window_never_mentions_the_injected_fault() {
     let mut demo = fixture::demo(Mode::Interactive);
     into_chaos(&mut demo);
-    update(
-        &mut demo,
-        T0 + 3100,
-        Action::Injected {
-            chapter: 1,
-            action: "pause".into(),
-            result: Ok(fixture::fault("pause-7", T0 + 3050, None)),
-        },
-    );
+    landed(&mut demo, T0 + 3100, "pause-7", None);
     let mut s = fixture::snapshot(T0 + 3200, true, false);
     s.events = vec![
         plugin_api::Event {

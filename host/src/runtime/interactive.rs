@@ -33,87 +33,79 @@ pub struct InteractiveOptions {
 /// Redraws at this rate at most when nothing else happens (spinner, countdown).
 const TICK: Duration = Duration::from_millis(100);
 
+/// What the loop works on: the live subject and the demo played on it.
+struct Live {
+    exec: Executor,
+    demo: Demo,
+    poll: JoinHandle<()>,
+    /// The config each subject last ran with, so switching back restores it.
+    configs: HashMap<String, String>,
+}
+
 /// Runs until the presenter quits; `current` always holds the live executor,
-/// so the caller can still recover chaos if this future panics.
+/// so the caller can still recover chaos if this future fails or panics.
 pub async fn run(
     loader: Loader,
     current: Arc<Mutex<Executor>>,
     mut rx: UnboundedReceiver<Action>,
     opts: InteractiveOptions,
 ) -> Result<()> {
-    let mut exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
     eprintln!(
         "setting up {} ({})…",
         exec.session.plugin.description.info.name, opts.environment
     );
     exec.session.setup().await?;
 
-    let (mut terminal, _guard) = TerminalGuard::enter();
-    let mut demo = new_demo(&exec, &opts, opts.environment.clone());
-    let mut poll = poller::spawn(exec.session.clone(), opts.poll, exec.tx.clone());
-    let mut controls = exec.run(engine::start(&mut demo));
+    let (mut terminal, guard) = TerminalGuard::enter();
+    let poll = poller::spawn(exec.session.clone(), opts.poll, exec.tx.clone());
+    let demo = new_demo(&exec, &opts, opts.environment.clone());
+    let mut live = Live {
+        exec,
+        demo,
+        poll,
+        configs: HashMap::new(),
+    };
+    let mut controls = live.exec.run(engine::start(&mut live.demo));
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let mut configs = HashMap::new();
 
     loop {
         for control in std::mem::take(&mut controls) {
-            match control {
+            let target = match control {
                 Control::Exit => {
-                    poll.abort();
-                    drop(_guard);
-                    exec.session.teardown().await?;
+                    live.poll.abort();
+                    drop(guard);
+                    live.exec.session.teardown().await?;
                     return Ok(());
                 }
-                Control::Swap(path) => {
-                    swap(
-                        &loader,
-                        &current,
-                        &mut exec,
-                        &mut demo,
-                        &mut poll,
-                        &opts,
-                        Some(path),
-                        &mut terminal,
-                        &mut configs,
-                    )
-                    .await
-                }
-                Control::Reload => {
-                    swap(
-                        &loader,
-                        &current,
-                        &mut exec,
-                        &mut demo,
-                        &mut poll,
-                        &opts,
-                        None,
-                        &mut terminal,
-                        &mut configs,
-                    )
-                    .await
-                }
-            }
+                Control::Swap(path) => Some(path),
+                Control::Reload => None,
+            };
+            live.swap(&loader, &current, &opts, target, &mut terminal)
+                .await;
         }
-        terminal.draw(|f| ui::render(&demo, f))?;
+        terminal.draw(|f| ui::render(&live.demo, f))?;
         let action = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Key(key))) if keys::is_interrupt(&key) => Some(interrupt(&demo)),
-                Some(Ok(Event::Key(key))) => keys::map(&demo.ui, key),
+                Some(Ok(Event::Key(key))) if keys::is_interrupt(&key) => Some(interrupt(&live.demo)),
+                Some(Ok(Event::Key(key))) => keys::map(&live.demo.ui, key),
                 Some(Ok(_)) => None,
                 Some(Err(e)) => Some(Action::Log { level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
                 None => Some(Action::Quit),
             },
             _ = tick.tick() => Some(Action::Tick),
             Some(a) = rx.recv() => Some(a),
-            _ = tokio::signal::ctrl_c() => Some(interrupt(&demo)),
+            _ = tokio::signal::ctrl_c() => Some(interrupt(&live.demo)),
             _ = sigterm.recv() => Some(Action::Quit),
             _ = sighup.recv() => Some(Action::Quit),
         };
         if let Some(action) = action {
-            controls = exec.run(engine::update(&mut demo, now_ms(), action));
+            controls = live
+                .exec
+                .run(engine::update(&mut live.demo, now_ms(), action));
         }
     }
 }
@@ -140,157 +132,125 @@ fn new_demo(exec: &Executor, opts: &InteractiveOptions, environment: String) -> 
     )
 }
 
-/// Hot swap: load the new file, recover and tear down the old instance, start the new one.
-/// A failure at any step keeps (or restores) a working screen and says why in the log.
-#[allow(clippy::too_many_arguments)]
-async fn swap(
-    loader: &Loader,
-    current: &Arc<Mutex<Executor>>,
-    exec: &mut Executor,
-    demo: &mut Demo,
-    poll: &mut JoinHandle<()>,
-    opts: &InteractiveOptions,
-    target: Option<PathBuf>,
-    terminal: &mut ratatui::DefaultTerminal,
-    configs: &mut HashMap<String, String>,
-) {
-    let reload = target.is_none();
-    let path = target.unwrap_or_else(|| exec.session.plugin.source.clone());
-    let log = |demo: &mut Demo, level, msg: String| demo.log.push(now_ms(), level, "host", msg);
-    log(demo, Level::Info, format!("loading {}…", path.display()));
-    let _ = terminal.draw(|f| ui::render(demo, f));
-    let plugin = match locate::resolve(&path, BuildPolicy::Never)
-        .map_err(anyhow::Error::from)
-        .and_then(|p| Ok(loader.load(&p)?))
-    {
-        Ok(p) => p,
-        Err(e) => {
-            return log(
-                demo,
-                Level::Error,
-                format!("could not load {}: {e:#}", path.display()),
-            )
-        }
-    };
-    if reload && plugin.hash == exec.session.plugin.hash {
-        return log(
-            demo,
-            Level::Info,
-            "the plugin file is unchanged; nothing to reload".into(),
-        );
+impl Live {
+    fn log(&mut self, level: Level, message: String) {
+        self.demo.log.push(now_ms(), level, "host", message);
     }
-    // Each subject keeps the config it last ran with; one never seen before starts from its defaults.
-    configs.insert(
-        exec.session.subject_id().to_string(),
-        exec.session.config.clone(),
-    );
-    let config = configs
-        .get(&plugin.description.info.id)
-        .cloned()
-        .unwrap_or_default();
-    for view in demo.chaos.active.clone() {
-        match exec.session.recover(&view.fault.fault_id).await {
-            Ok(()) => {
-                let _ = exec.leftovers.remove(&view.fault.fault_id);
-                log(
-                    demo,
-                    Level::Info,
-                    format!("recovered {} before the swap", view.fault.fault_id),
-                );
+
+    /// Hot swap to `target` (or reload the current file): load it, recover and
+    /// tear down the old instance, start the new one. A failure at any step
+    /// keeps (or restores) a working subject and says why in the log.
+    async fn swap(
+        &mut self,
+        loader: &Loader,
+        current: &Arc<Mutex<Executor>>,
+        opts: &InteractiveOptions,
+        target: Option<PathBuf>,
+        terminal: &mut ratatui::DefaultTerminal,
+    ) {
+        let reload = target.is_none();
+        let path = target.unwrap_or_else(|| self.exec.session.plugin.source.clone());
+        self.log(Level::Info, format!("loading {}…", path.display()));
+        let _ = terminal.draw(|f| ui::render(&self.demo, f));
+        let loaded = locate::resolve(&path, BuildPolicy::Never)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| Ok(loader.load(&p)?));
+        let plugin = match loaded {
+            Ok(p) => p,
+            Err(e) => {
+                return self.log(
+                    Level::Error,
+                    format!("could not load {}: {e:#}", path.display()),
+                )
             }
-            Err(e) => log(
-                demo,
-                Level::Error,
-                format!(
-                    "could not recover {} before the swap: {e}",
-                    view.fault.fault_id
-                ),
-            ),
-        }
-    }
-    poll.abort();
-    if let Err(e) = exec.session.teardown().await {
-        log(
-            demo,
-            Level::Error,
-            format!("teardown of {} failed: {e}", exec.session.subject_id()),
-        );
-    }
-    let new_session = match app::create_session(plugin.clone(), &config, &exec.tx).await {
-        Ok(s) => s,
-        Err(e) => {
-            log(
-                demo,
-                Level::Error,
-                format!("{e:#}; staying on {}", exec.session.subject_id()),
+        };
+        if reload && plugin.hash == self.exec.session.plugin.hash {
+            return self.log(
+                Level::Info,
+                "the plugin file is unchanged; nothing to reload".into(),
             );
-            restart_current(exec, demo, poll, opts).await;
-            return;
         }
-    };
-    log(
-        demo,
-        Level::Info,
-        format!("setting up {}…", plugin.description.info.name),
-    );
-    let _ = terminal.draw(|f| ui::render(demo, f));
-    if let Err(e) = new_session.setup().await {
-        log(
-            demo,
-            Level::Error,
-            format!(
+        self.configs.insert(
+            self.exec.session.subject_id().to_string(),
+            self.exec.session.config.clone(),
+        );
+        let config = self
+            .configs
+            .get(&plugin.description.info.id)
+            .cloned()
+            .unwrap_or_default();
+        for view in self.demo.chaos.active.clone() {
+            let id = view.fault.fault_id;
+            match self.exec.session.recover(&id).await {
+                Ok(()) => {
+                    let _ = self.exec.leftovers.remove(&id);
+                    self.log(Level::Info, format!("recovered {id} before the swap"));
+                }
+                Err(e) => self.log(
+                    Level::Error,
+                    format!("could not recover {id} before the swap: {e}"),
+                ),
+            }
+        }
+        self.poll.abort();
+        if let Err(e) = self.exec.session.teardown().await {
+            self.log(
+                Level::Error,
+                format!("teardown of {} failed: {e}", self.exec.session.subject_id()),
+            );
+        }
+        let new_session = match app::create_session(plugin.clone(), &config, &self.exec.tx).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.log(
+                    Level::Error,
+                    format!("{e:#}; staying on {}", self.exec.session.subject_id()),
+                );
+                return self.restart_current(opts).await;
+            }
+        };
+        self.log(
+            Level::Info,
+            format!("setting up {}…", plugin.description.info.name),
+        );
+        let _ = terminal.draw(|f| ui::render(&self.demo, f));
+        if let Err(e) = new_session.setup().await {
+            let msg = format!(
                 "setup of {} failed: {e}; staying on {}",
                 plugin.description.info.id,
-                exec.session.subject_id()
+                self.exec.session.subject_id()
+            );
+            self.log(Level::Error, msg);
+            let _ = new_session.teardown().await;
+            return self.restart_current(opts).await;
+        }
+        self.exec.session = new_session;
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = self.exec.clone();
+        let old_log = std::mem::take(&mut self.demo.log);
+        self.demo = new_demo(&self.exec, opts, app::environment(&plugin, &config));
+        self.demo.log = old_log;
+        let info = &plugin.description.info;
+        let loaded_in = plugin.load_time.as_secs_f64() * 1000.0;
+        self.log(
+            Level::Info,
+            format!(
+                "now running {} {} (loaded in {loaded_in:.1} ms)",
+                info.name, info.version
             ),
         );
-        let _ = new_session.teardown().await;
-        restart_current(exec, demo, poll, opts).await;
-        return;
-    }
-    exec.session = new_session;
-    *current.lock().unwrap_or_else(|p| p.into_inner()) = exec.clone();
-    let environment = app::environment(&plugin, &config);
-    let old_log = std::mem::take(&mut demo.log);
-    *demo = new_demo(exec, opts, environment);
-    demo.log = old_log;
-    log(
-        demo,
-        Level::Info,
-        format!(
-            "now running {} {} (loaded in {:.1} ms)",
-            plugin.description.info.name,
-            plugin.description.info.version,
-            plugin.load_time.as_secs_f64() * 1000.0
-        ),
-    );
-    *poll = poller::spawn(exec.session.clone(), opts.poll, exec.tx.clone());
-    let fx = engine::start(demo);
-    for c in exec.run(fx) {
-        if c == Control::Exit {
-            log(
-                demo,
-                Level::Warn,
-                "the new subject asked to exit at start".into(),
-            );
+        self.poll = poller::spawn(self.exec.session.clone(), opts.poll, self.exec.tx.clone());
+        let fx = engine::start(&mut self.demo);
+        if self.exec.run(fx).contains(&Control::Exit) {
+            self.log(Level::Warn, "the new subject asked to exit at start".into());
         }
     }
-}
 
-/// After a failed swap, bring the previous subject back up.
-async fn restart_current(
-    exec: &Executor,
-    demo: &mut Demo,
-    poll: &mut JoinHandle<()>,
-    opts: &InteractiveOptions,
-) {
-    if let Err(e) = exec.session.setup().await {
-        demo.log.push(
-            now_ms(),
-            Level::Error,
-            "host",
-            format!("restarting {} failed: {e}", exec.session.subject_id()),
-        );
+    /// After a failed swap, brings the previous subject back up.
+    async fn restart_current(&mut self, opts: &InteractiveOptions) {
+        if let Err(e) = self.exec.session.setup().await {
+            let msg = format!("restarting {} failed: {e}", self.exec.session.subject_id());
+            self.log(Level::Error, msg);
+        }
+        self.poll = poller::spawn(self.exec.session.clone(), opts.poll, self.exec.tx.clone());
     }
-    *poll = poller::spawn(exec.session.clone(), opts.poll, exec.tx.clone());
 }
