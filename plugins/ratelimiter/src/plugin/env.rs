@@ -1,0 +1,145 @@
+//! Where the cluster runs: child processes started here, or a compose stack
+//! reached at configured endpoints.
+
+use super::config::{EnvKind, PluginConfig};
+use super::local_env::{LocalEnv, NodeSpec};
+use docker_chaos::Engine;
+use plugin_api::{PluginError, PluginResult};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a restarted node container may take to run again.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn docker_error(e: docker_chaos::ChaosError) -> PluginError {
+    PluginError::failed(format!("docker: {e}"))
+}
+
+pub enum Env {
+    Local(LocalEnv),
+    Compose {
+        nodes: Vec<String>,
+        redis: String,
+        containers: Vec<String>,
+    },
+}
+
+impl Env {
+    pub fn start(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<Env> {
+        match cfg.env {
+            EnvKind::Local => {
+                let spec = NodeSpec {
+                    bin: node_binary(cfg, library_dir)?,
+                    mode: cfg.mode.as_str(),
+                    flush_ms: cfg.flush_ms,
+                    redis_timeout_ms: cfg.redis_timeout_ms,
+                };
+                Ok(Env::Local(LocalEnv::start(&cfg.redis_bin, spec, 3)?))
+            }
+            EnvKind::Compose => Ok(Env::Compose {
+                nodes: cfg.nodes.clone(),
+                redis: cfg.redis.clone(),
+                containers: cfg.containers.clone(),
+            }),
+        }
+    }
+
+    pub fn node_urls(&self) -> Vec<String> {
+        match self {
+            Env::Local(l) => l.node_urls(),
+            Env::Compose { nodes, .. } => nodes.clone(),
+        }
+    }
+
+    pub fn redis_url(&self) -> String {
+        match self {
+            Env::Local(l) => l.redis_url(),
+            Env::Compose { redis, .. } => redis.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Env::Local(_) => "local",
+            Env::Compose { .. } => "compose",
+        }
+    }
+
+    /// Kills node `i` (0-based): SIGKILL of the process, or of its container
+    /// (then the docker-chaos undo record is returned, to restart it later).
+    pub fn kill_node(
+        &self,
+        i: usize,
+        rt: &tokio::runtime::Runtime,
+    ) -> PluginResult<Option<String>> {
+        match self {
+            Env::Local(l) => l.kill_node(i).map(|()| None),
+            Env::Compose { containers, .. } => {
+                let name = container(containers, i)?;
+                rt.block_on(async {
+                    let engine = Engine::connect().await.map_err(docker_error)?;
+                    let c = engine.inspect(name).await.map_err(docker_error)?;
+                    let undo = engine.kill(&c).await.map_err(docker_error)?;
+                    Ok(Some(undo.to_json()))
+                })
+            }
+        }
+    }
+
+    pub fn restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
+        match self {
+            Env::Local(l) => l.start_node(i),
+            Env::Compose { containers, .. } => {
+                let name = container(containers, i)?;
+                rt.block_on(async {
+                    let engine = Engine::connect().await.map_err(docker_error)?;
+                    let c = engine.inspect(name).await.map_err(docker_error)?;
+                    engine.start(&c.id).await.map_err(docker_error)?;
+                    engine
+                        .wait_running(&c.id, RESTART_TIMEOUT)
+                        .await
+                        .map_err(docker_error)?;
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    pub fn stop(&self) {
+        if let Env::Local(l) = self {
+            l.stop();
+        }
+    }
+}
+
+fn container(containers: &[String], i: usize) -> PluginResult<&str> {
+    containers.get(i).map(String::as_str).ok_or_else(|| {
+        PluginError::invalid(format!(
+            "no container name for node-{}; set containers=<name1>+<name2>+<name3>",
+            i + 1
+        ))
+    })
+}
+
+/// Finds `ratelimiter-node`: config `node_bin`, env `RATELIMITER_NODE_BIN`,
+/// beside the plugin library (where cargo puts it), then PATH.
+pub fn node_binary(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<PathBuf> {
+    if let Some(p) = cfg.node_bin.as_ref().filter(|p| !p.is_file()) {
+        return Err(PluginError::Missing(format!(
+            "node_bin={} is not a file: build it with `cargo build -p subject-ratelimiter` and point node_bin= at target/debug/ratelimiter-node",
+            p.display()
+        )));
+    }
+    let candidates = [
+        cfg.node_bin.clone(),
+        std::env::var_os("RATELIMITER_NODE_BIN").map(PathBuf::from),
+        Some(library_dir.join("ratelimiter-node")),
+        super::local_env::which("ratelimiter-node"),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file()).ok_or_else(|| {
+        PluginError::Missing(format!(
+            "ratelimiter-node not found (looked at node_bin=, $RATELIMITER_NODE_BIN, {}, PATH): build it with `cargo build -p subject-ratelimiter`",
+            library_dir.join("ratelimiter-node").display()
+        ))
+    })
+}

@@ -1,0 +1,441 @@
+//! The poller: every `poll_ms` it asks each node (health, metrics, counters)
+//! and Redis itself, each with a short timeout, and keeps the latest
+//! observation. `health()` only reads what the poller stored, so it returns
+//! at once however slow or dead a node is, and one node down never blinds it.
+
+use super::invariants::{self, DriftMeasure, GhostEvidence, NodeObs, Observation, RedisObs};
+use super::Shared;
+use crate::node::metrics::{quantile, Scrape};
+use crate::node::Mode;
+use crate::wire::{keys, CountersView, HealthView};
+use futures::future::join_all;
+use plugin_api::{
+    Event, HealthSnapshot, Invariant, InvariantStatus, Level, Metric, NodeHealth, NodeStatus,
+};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NODE_TIMEOUT: Duration = Duration::from_millis(400);
+const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// Rates and latency quantiles are computed over about this span.
+const RATE_SPAN_MS: u64 = 1000;
+
+/// Cluster-wide totals of one poll, kept for rates.
+#[derive(Debug, Clone)]
+struct Sample {
+    at_ms: u64,
+    allowed: u64,
+    denied: u64,
+    errors: u64,
+    buckets: Vec<u64>,
+}
+
+#[derive(Default)]
+pub struct PollState {
+    pub latest: Option<Observation>,
+    pub drift: Option<DriftMeasure>,
+    pub drift_over_before: bool,
+    samples: VecDeque<Sample>,
+    pub evidence: Vec<GhostEvidence>,
+    node_up: Vec<Option<bool>>,
+    first_instance: Vec<Option<u64>>,
+}
+
+pub async fn poll_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.poll_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut obs = observe(&shared).await;
+        mark_restarts(&shared, &mut obs);
+        record(&shared, obs);
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: String,
+) -> Result<T, String> {
+    let r = http
+        .get(url)
+        .timeout(NODE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| short(&e))?;
+    r.json::<T>().await.map_err(|e| short(&e))
+}
+
+fn short(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection refused".into()
+    } else {
+        e.to_string()
+    }
+}
+
+pub async fn observe(shared: &Shared) -> Observation {
+    let urls = shared.node_urls();
+    let watched = shared.watched_keys();
+    let node_obs = join_all(
+        urls.iter()
+            .enumerate()
+            .map(|(i, url)| observe_node(shared, i, url, &watched)),
+    );
+    let (nodes, redis) = tokio::join!(node_obs, observe_redis(shared, &watched));
+    Observation {
+        at_ms: crate::now_ms(),
+        nodes,
+        redis,
+    }
+}
+
+async fn observe_node(shared: &Shared, i: usize, url: &str, watched: &[String]) -> NodeObs {
+    let http = &shared.http;
+    let tally_before = shared.acc.snapshot(i);
+    let scrape = async {
+        let r = http
+            .get(format!("{url}/metrics"))
+            .timeout(NODE_TIMEOUT)
+            .send()
+            .await
+            .ok()?;
+        Some(Scrape::parse(&r.text().await.ok()?))
+    }
+    .await;
+    let tally_after = shared.acc.snapshot(i);
+    let health = get_json::<HealthView>(http, format!("{url}/health"));
+    let counters = join_all(watched.iter().map(|k| async move {
+        (
+            k.clone(),
+            get_json::<CountersView>(http, format!("{url}/api/counters?key={k}")).await,
+        )
+    }));
+    let (health, counters) = tokio::join!(health, counters);
+    NodeObs {
+        id: format!("node-{}", i + 1),
+        url: url.to_string(),
+        error: health.as_ref().err().cloned(),
+        health: health.ok(),
+        scrape,
+        tally_before,
+        tally_after,
+        counters: counters
+            .into_iter()
+            .filter_map(|(k, c)| c.ok().map(|c| (k, c)))
+            .collect(),
+        restarted: false,
+    }
+}
+
+async fn observe_redis(shared: &Shared, watched: &[String]) -> RedisObs {
+    let Some(mut conn) = shared.redis_read() else {
+        return RedisObs {
+            error: Some("not connected yet".into()),
+            ..RedisObs::default()
+        };
+    };
+    let start = Instant::now();
+    let ping = tokio::time::timeout(
+        REDIS_TIMEOUT,
+        redis::cmd("PING").query_async::<String>(&mut conn),
+    )
+    .await;
+    let latency = start.elapsed().as_secs_f64() * 1000.0;
+    let error = match ping {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {REDIS_TIMEOUT:?}")),
+    };
+    let mut obs = RedisObs {
+        reachable: error.is_none(),
+        latency_ms: error.is_none().then_some(latency),
+        error,
+        ..RedisObs::default()
+    };
+    if !obs.reachable || watched.is_empty() {
+        return obs;
+    }
+    let window_ms = shared.cfg.window_ms;
+    let current = crate::now_ms() / window_ms;
+    let mut pipe = redis::pipe();
+    let mut asked = Vec::new();
+    for k in watched {
+        match shared.cfg.mode {
+            Mode::Cached => {
+                for w in [current.saturating_sub(1), current] {
+                    pipe.cmd("GET").arg(keys::window_counter(k, w));
+                    asked.push((k.clone(), w));
+                }
+            }
+            Mode::Strict => {
+                let start = current * window_ms;
+                pipe.cmd("ZCOUNT")
+                    .arg(keys::strict_log(k))
+                    .arg(start)
+                    .arg(format!("({}", start + window_ms));
+                asked.push((k.clone(), current));
+            }
+        }
+    }
+    if let Ok(Ok(values)) = tokio::time::timeout(
+        REDIS_TIMEOUT,
+        pipe.query_async::<Vec<Option<u64>>>(&mut conn),
+    )
+    .await
+    {
+        obs.counts = asked
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| (k, v.unwrap_or(0)))
+            .collect();
+    }
+    obs
+}
+
+/// Flags nodes whose process changed since the plugin first saw them.
+fn mark_restarts(shared: &Shared, obs: &mut Observation) {
+    let mut st = shared.poll();
+    st.first_instance.resize(obs.nodes.len(), None);
+    for (n, first) in obs.nodes.iter_mut().zip(st.first_instance.iter_mut()) {
+        if let Some(h) = &n.health {
+            let first = *first.get_or_insert(h.instance);
+            n.restarted = first != h.instance;
+        }
+    }
+}
+
+fn record(shared: &Shared, obs: Observation) {
+    let settings = shared.settings();
+    let measure = invariants::measure_drift(&obs, &settings);
+    let new_evidence = invariants::ghost_evidence(&obs);
+    let mut events = Vec::new();
+    {
+        let mut st = shared.poll();
+        st.node_up.resize(obs.nodes.len(), None);
+        for (n, was) in obs.nodes.iter().zip(st.node_up.iter_mut()) {
+            if *was != Some(n.up()) {
+                if was.is_some() {
+                    events.push(if n.up() {
+                        (Level::Info, format!("{} answers again", n.id))
+                    } else {
+                        (
+                            Level::Warn,
+                            format!(
+                                "{} stopped answering: {}",
+                                n.id,
+                                n.error.as_deref().unwrap_or("?")
+                            ),
+                        )
+                    });
+                }
+                *was = Some(n.up());
+            }
+        }
+        st.drift_over_before = st
+            .drift
+            .as_ref()
+            .is_some_and(|d| invariants::drift_over(d, &settings));
+        st.drift = Some(measure);
+        let hold = settings.hold_ms;
+        st.evidence
+            .retain(|e| obs.at_ms.saturating_sub(e.at_ms) <= hold);
+        for e in new_evidence {
+            match st
+                .evidence
+                .iter_mut()
+                .find(|x| x.key == e.key && x.window == e.window)
+            {
+                Some(x) if x.allowed >= e.allowed => {}
+                Some(x) => *x = e,
+                None => st.evidence.push(e),
+            }
+        }
+        let up: Vec<&Scrape> = obs.nodes.iter().filter_map(|n| n.scrape.as_ref()).collect();
+        let mut sample = Sample {
+            at_ms: obs.at_ms,
+            allowed: up.iter().map(|s| s.allowed).sum(),
+            denied: up.iter().map(|s| s.denied).sum(),
+            errors: up.iter().map(|s| s.errors).sum(),
+            buckets: vec![0; crate::node::metrics::BUCKETS.len() + 1],
+        };
+        let width = sample.buckets.len();
+        for s in up.iter().filter(|s| s.check_buckets.len() == width) {
+            for (b, v) in sample.buckets.iter_mut().zip(&s.check_buckets) {
+                *b += v;
+            }
+        }
+        st.samples.push_back(sample);
+        while st.samples.len() > 2 && st.samples[1].at_ms + RATE_SPAN_MS <= obs.at_ms {
+            st.samples.pop_front();
+        }
+        st.latest = Some(obs);
+    }
+    for (level, msg) in events {
+        shared.event(level, msg);
+    }
+}
+
+/// Builds the snapshot from the latest observation (no I/O).
+pub fn snapshot(shared: &Shared) -> HealthSnapshot {
+    let settings = shared.settings();
+    let bursts = shared.bursts();
+    let st = shared.poll();
+    let now = crate::now_ms();
+    let Some(obs) = st.latest.as_ref() else {
+        let nodes = shared
+            .node_urls()
+            .iter()
+            .enumerate()
+            .map(|(i, url)| NodeHealth {
+                id: format!("node-{}", i + 1),
+                role: "rate limiter node".into(),
+                address: url.clone(),
+                status: NodeStatus::Unknown,
+                metrics: vec![],
+            })
+            .collect();
+        return HealthSnapshot {
+            at_ms: now,
+            nodes,
+            events: shared.recent_events(),
+            ..HealthSnapshot::default()
+        };
+    };
+    let mut nodes: Vec<NodeHealth> = obs.nodes.iter().map(node_health).collect();
+    nodes.push(NodeHealth {
+        id: "redis".into(),
+        role: "store".into(),
+        address: shared.redis_url(),
+        status: if obs.redis.reachable {
+            NodeStatus::Up
+        } else {
+            NodeStatus::Down
+        },
+        metrics: obs
+            .redis
+            .latency_ms
+            .map(|l| vec![Metric::new("ping", l, "ms")])
+            .unwrap_or_default(),
+    });
+    let mut metrics = Vec::new();
+    if let (Some(first), Some(last)) = (st.samples.front(), st.samples.back()) {
+        let secs = (last.at_ms.saturating_sub(first.at_ms)) as f64 / 1000.0;
+        if secs > 0.0 {
+            let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+            let allowed = rate(first.allowed, last.allowed);
+            let denied = rate(first.denied, last.denied);
+            let errors = rate(first.errors, last.errors);
+            metrics.push(Metric::new("requests/s", allowed + denied + errors, "/s"));
+            metrics.push(Metric::new("allowed/s", allowed, "/s"));
+            metrics.push(Metric::new("denied/s", denied, "/s"));
+            metrics.push(Metric::new("errors/s", errors, "/s"));
+        }
+        if let Some(p) = quantile(&first.buckets, &last.buckets, 0.5) {
+            metrics.push(Metric::new("p50 latency", p * 1000.0, "ms"));
+        }
+        if let Some(p) = quantile(&first.buckets, &last.buckets, 0.99) {
+            metrics.push(Metric::new("p99 latency", p * 1000.0, "ms"));
+        }
+        metrics.push(Metric::new("allowed", last.allowed as f64, "checks"));
+        metrics.push(Metric::new("denied", last.denied as f64, "checks"));
+    }
+    let pending: u64 = obs
+        .nodes
+        .iter()
+        .filter_map(|n| n.scrape.as_ref())
+        .map(|s| s.pending)
+        .sum();
+    metrics.push(Metric::new("pending increments", pending as f64, "checks"));
+    let drift = st.drift.clone().unwrap_or(DriftMeasure {
+        drift: None,
+        detail: "not measured yet".into(),
+        components: vec![],
+    });
+    if let Some(d) = drift.drift {
+        metrics.push(Metric::new("counter drift", d as f64, "checks"));
+    }
+    let mut invariants: Vec<Invariant> = vec![
+        invariants::counter_drift(&drift, st.drift_over_before, &settings, obs.at_ms),
+        invariants::ghost_allowing(obs, &bursts, &st.evidence, &settings),
+        invariants::conservation(obs),
+        invariants::node_down(obs),
+        invariants::redis_down(obs),
+    ];
+    for i in &mut invariants {
+        i.since_ms = obs.at_ms;
+    }
+    let at_ms = obs.at_ms;
+    drop(st);
+    HealthSnapshot {
+        at_ms,
+        nodes,
+        metrics,
+        invariants,
+        events: shared.recent_events(),
+    }
+}
+
+fn node_health(n: &NodeObs) -> NodeHealth {
+    let status = match &n.health {
+        None => NodeStatus::Down,
+        Some(h) if h.partitioned || !h.redis_reachable => NodeStatus::Degraded,
+        Some(_) => NodeStatus::Up,
+    };
+    let mut metrics = Vec::new();
+    if let Some(s) = &n.scrape {
+        metrics.push(Metric::new("allowed", s.allowed as f64, "checks"));
+        metrics.push(Metric::new("denied", s.denied as f64, "checks"));
+        metrics.push(Metric::new("errors", s.errors as f64, "checks"));
+        metrics.push(Metric::new("pending", s.pending as f64, "checks"));
+        metrics.push(Metric::new(
+            "partitioned",
+            f64::from(u8::from(s.partitioned)),
+            "",
+        ));
+    }
+    if let Some(h) = &n.health {
+        metrics.push(Metric::new(
+            "redis reachable",
+            f64::from(u8::from(h.redis_reachable)),
+            "",
+        ));
+    }
+    NodeHealth {
+        id: n.id.clone(),
+        role: "rate limiter node".into(),
+        address: n.url.clone(),
+        status,
+        metrics,
+    }
+}
+
+/// Status changes worth an event line.
+pub fn transitions(
+    before: &[(String, InvariantStatus)],
+    now: &[Invariant],
+) -> Vec<(Level, String)> {
+    now.iter()
+        .filter_map(|i| {
+            let was = before.iter().find(|(n, _)| *n == i.name).map(|(_, s)| *s);
+            (was.is_some() && was != Some(i.status)).then(|| {
+                let level = if i.status == InvariantStatus::Violated {
+                    Level::Warn
+                } else {
+                    Level::Info
+                };
+                (level, format!("{}: {:?} — {}", i.name, i.status, i.detail))
+            })
+        })
+        .collect()
+}
+
+pub fn event(level: Level, message: String) -> Event {
+    Event {
+        at_ms: crate::now_ms(),
+        level,
+        message,
+    }
+}
