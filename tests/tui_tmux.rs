@@ -126,7 +126,7 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
     tmux.keys(&["Escape", "Space", "Space"]);
     tmux.wait_for("Set the limit", long);
     tmux.wait_for("Counter drift: inject", long);
-    tmux.wait_for("injecting redis-pause", long);
+    tmux.wait_for("injecting redis-pause ·", long); // "· Ns left": the pause is in effect
     assert!(
         !redis.accepts_writes(Duration::from_millis(500)),
         "Redis writes are paused during the chaos chapter"
@@ -151,7 +151,7 @@ fn presenter_runs_the_rate_limiter_demo_switches_subject_and_quits_during_chaos(
     tmux.wait_for(&format!("127.0.0.1:{}", redis.port), long);
     tmux.keys(&["Space", "Space"]);
     tmux.wait_for("Counter drift: inject", long);
-    tmux.wait_for("injecting redis-pause", long);
+    tmux.wait_for("injecting redis-pause ·", long); // "· Ns left": the pause is in effect
     assert!(
         !redis.accepts_writes(Duration::from_millis(500)),
         "paused again"
@@ -188,8 +188,8 @@ fn ctrl_c_during_chaos_recovers_and_restores_the_terminal() {
     let long = Duration::from_secs(60);
     tmux.wait_for("Redis-backed rate limiter", long);
     tmux.keys(&["Space", "Space"]);
-    tmux.wait_for("injecting redis-pause", long);
-    // The pause lasts 30 s: only the interrupt's recovery can end it within the checks below.
+    tmux.wait_for("injecting redis-pause ·", long); // "· Ns left": the pause is in effect
+                                                    // The pause lasts 30 s: only the interrupt's recovery can end it within the checks below.
     assert!(
         !redis.accepts_writes(Duration::from_millis(500)),
         "Redis writes are paused"

@@ -40,6 +40,17 @@ impl EventLog {
         });
     }
 
+    /// Adds a line unless the same source said the same thing among the last
+    /// entries: a plugin may report one line through its logger, as a snapshot
+    /// event and as a step's result.
+    pub fn push_unique(&mut self, at_ms: u64, level: Level, source: &'static str, message: impl Into<String>) {
+        let message = message.into();
+        let seen = self.entries.iter().rev().take(50).any(|e| e.source == source && e.message == message);
+        if !seen {
+            self.push(at_ms, level, source, message);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -63,5 +74,19 @@ impl EventLog {
                 || e.message.to_lowercase().contains(&needle)
                 || e.source.contains(needle.as_str())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_repeated_by_the_same_source_is_kept_once() {
+        let mut log = EventLog::default();
+        log.push_unique(1, Level::Info, "plugin", "limit set");
+        log.push_unique(2, Level::Info, "plugin", "limit set");
+        log.push_unique(3, Level::Info, "host", "limit set");
+        assert_eq!(log.len(), 2);
     }
 }

@@ -126,7 +126,7 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         }
         Action::StepDone { chapter, result } => {
             match result {
-                Ok(msg) => demo.log.push(now_ms, Level::Info, "plugin", msg),
+                Ok(msg) => demo.log.push_unique(now_ms, Level::Info, "plugin", msg),
                 Err(e) => action_failed(demo, chapter, e),
             }
             settle_if(demo, chapter);
@@ -215,7 +215,7 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             level,
             source,
             message,
-        } => demo.log.push(now_ms, level, source, message),
+        } => demo.log.push_unique(now_ms, level, source, message),
     }
     fx
 }
@@ -502,16 +502,7 @@ fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
         .and_then(|s| s.events.iter().map(|e| e.at_ms).max())
         .unwrap_or(0);
     for e in snapshot.events.iter().filter(|e| e.at_ms > newest_logged) {
-        // A plugin may report a line both through its logger and as a snapshot event.
-        let already = demo
-            .log
-            .iter()
-            .rev()
-            .take(50)
-            .any(|l| l.source == "plugin" && l.message == e.message);
-        if !already {
-            demo.log.push(e.at_ms, e.level, "plugin", e.message.clone());
-        }
+        demo.log.push_unique(e.at_ms, e.level, "plugin", e.message.clone());
     }
     demo.timeline.push(snapshot);
 }

@@ -42,14 +42,12 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
     let node_rows = demo.timeline.latest().map_or(1, |s| s.nodes.len().max(1)) as u16;
-    let inv_rows = demo
-        .timeline
-        .latest()
-        .map_or(1, |s| s.invariants.len().max(1)) as u16;
+    // The narration takes what its text needs; the invariants take the rest.
+    let narration_rows = narration::height(demo, left.width);
     let [narr, nodes, invs] = Layout::vertical([
-        Constraint::Min(6),
+        Constraint::Length(narration_rows),
         Constraint::Length(node_rows + 3),
-        Constraint::Length(inv_rows * 2 + 2),
+        Constraint::Min(4),
     ])
     .areas(left);
     narration::render(demo, frame, narr);

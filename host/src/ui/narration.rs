@@ -46,3 +46,11 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         area,
     );
 }
+
+/// Rows the panel needs at `width`: the wrapped narration, a status line and borders.
+pub fn height(demo: &Demo, width: u16) -> u16 {
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let text = demo.current().map_or(0, |c| c.narration.chars().count());
+    let lines = text.div_ceil(inner).max(1) as u16;
+    (lines + 5).clamp(6, 14)
+}

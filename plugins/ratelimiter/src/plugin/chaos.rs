@@ -164,10 +164,8 @@ pub fn inject(
             return Err(PluginError::invalid(format!("unknown chaos action `{other}`; this subject offers {REDIS_PAUSE}, {BURST}, {NODE_KILL}")))
         }
     };
-    shared.event(
-        Level::Warn,
-        format!("injected {}: {}", fault.fault_id, fault.summary),
-    );
+    // The host reports injections and recoveries; these lines are for troubleshooting only.
+    shared.log.debug(format!("injected {}: {}", fault.fault_id, fault.summary));
     Ok(fault)
 }
 
@@ -193,18 +191,9 @@ pub fn recover(
         undo => undo_fault(rt, undo),
     };
     match &result {
-        Ok(()) => s.shared.event(
-            Level::Info,
-            format!(
-                "recovered {}: {}",
-                entry.fault.fault_id, entry.fault.summary
-            ),
-        ),
+        Ok(()) => s.shared.log.debug(format!("recovered {}: {}", entry.fault.fault_id, entry.fault.summary)),
         Err(e) => {
-            s.shared.event(
-                Level::Error,
-                format!("could not recover {}: {e}", entry.fault.fault_id),
-            );
+            s.shared.log.debug(format!("could not recover {}: {e}", entry.fault.fault_id));
             lock(&s.faults.active).push(entry);
         }
     }

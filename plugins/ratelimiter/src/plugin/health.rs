@@ -10,7 +10,7 @@ use crate::node::Mode;
 use crate::wire::{keys, CountersView, HealthView};
 use futures::future::join_all;
 use plugin_api::{
-    Event, HealthSnapshot, Invariant, InvariantStatus, Level, Metric, NodeHealth, NodeStatus,
+    Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -410,26 +410,6 @@ fn node_health(n: &NodeObs) -> NodeHealth {
         status,
         metrics,
     }
-}
-
-/// Status changes worth an event line.
-pub fn transitions(
-    before: &[(String, InvariantStatus)],
-    now: &[Invariant],
-) -> Vec<(Level, String)> {
-    now.iter()
-        .filter_map(|i| {
-            let was = before.iter().find(|(n, _)| *n == i.name).map(|(_, s)| *s);
-            (was.is_some() && was != Some(i.status)).then(|| {
-                let level = if i.status == InvariantStatus::Violated {
-                    Level::Warn
-                } else {
-                    Level::Info
-                };
-                (level, format!("{}: {:?} — {}", i.name, i.status, i.detail))
-            })
-        })
-        .collect()
 }
 
 pub fn event(level: Level, message: String) -> Event {

@@ -160,7 +160,6 @@ pub struct RateLimiterSubject {
     load_running: AtomicBool,
     faults: chaos::Faults,
     since: SinceTracker,
-    statuses: Mutex<Vec<(String, InvariantStatus)>>,
 }
 
 impl RateLimiterSubject {
@@ -285,7 +284,6 @@ impl Subject for RateLimiterSubject {
             load_running: AtomicBool::new(false),
             faults: chaos::Faults::default(),
             since: SinceTracker::default(),
-            statuses: Mutex::new(vec![]),
         })
     }
 
@@ -347,18 +345,8 @@ impl Subject for RateLimiterSubject {
 
     fn health(&self) -> PluginResult<HealthSnapshot> {
         self.shared.unwatch_finished_bursts();
+        // Invariant changes are not repeated as events: the host logs them itself.
         let mut snap = health::snapshot(&self.shared);
-        {
-            let mut before = lock(&self.statuses);
-            for (level, msg) in health::transitions(&before, &snap.invariants) {
-                self.shared.event(level, msg);
-            }
-            *before = snap
-                .invariants
-                .iter()
-                .map(|i| (i.name.clone(), i.status))
-                .collect();
-        }
         self.since.stamp(&mut snap.invariants);
         snap.events = self.shared.recent_events();
         Ok(snap)
