@@ -4,11 +4,18 @@
 //! headless demo against the containers, and a `down` that leaves nothing.
 //! Where no Docker engine answers, each test says so in one line and passes.
 
+use demo_host::leftovers::Leftover;
+use demo_host::plugin::loader::Loader;
+use demo_host::plugin::session::{Session, Timeouts};
 use docker_chaos::{Engine, Selector, Undo};
-use e2e_tests::docker::{build_local_images, engine_answers, http_get, redis_command, ComposeProject};
-use e2e_tests::procs::{free_port, wait_until};
+use e2e_tests::docker::{
+    build_local_images, engine_answers, http_get, redis_command, ComposeProject,
+};
+use e2e_tests::procs::{free_port, wait_until, ChildGuard};
 use e2e_tests::*;
+use plugin_api::ParamValue;
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,7 +23,11 @@ use std::time::{Duration, Instant};
 /// One compose project at a time: the demo's timing should not compete with another cluster.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const NODES: [&str; 3] = ["ratelimiter-node-1", "ratelimiter-node-2", "ratelimiter-node-3"];
+const NODES: [&str; 3] = [
+    "ratelimiter-node-1",
+    "ratelimiter-node-2",
+    "ratelimiter-node-3",
+];
 const PROBE: Duration = Duration::from_millis(800);
 
 /// The rate limiter project on free loopback ports, with the local images.
@@ -33,20 +44,38 @@ impl Cluster {
         let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let file = workspace_root().join("compose/ratelimiter/docker-compose.yml");
         let mut env = vec![
-            ("REDIS_IMAGE".to_string(), "demo-host/redis:local".to_string()),
-            ("RATELIMITER_IMAGE".to_string(), "demo-host/ratelimiter-node:local".to_string()),
+            (
+                "REDIS_IMAGE".to_string(),
+                "demo-host/redis:local".to_string(),
+            ),
+            (
+                "RATELIMITER_IMAGE".to_string(),
+                "demo-host/ratelimiter-node:local".to_string(),
+            ),
             ("RL_REDIS_PORT".to_string(), redis_port.to_string()),
         ];
         for (i, port) in node_ports.iter().enumerate() {
             env.push((format!("RL_NODE{}_PORT", i + 1), port.to_string()));
         }
         let mut project = ComposeProject::new("rltest", &file, env);
-        project.env.push(("RL_CONTAINER_PREFIX".to_string(), project.name.clone()));
+        project
+            .env
+            .push(("RL_CONTAINER_PREFIX".to_string(), project.name.clone()));
         let started = Instant::now();
-        project.compose(&["up", "-d", "--no-build"]).unwrap_or_else(|e| panic!("{e}"));
-        let cluster = Cluster { project, redis_port, node_ports };
+        project
+            .compose(&["up", "-d", "--no-build"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cluster = Cluster {
+            project,
+            redis_port,
+            node_ports,
+        };
         cluster.assert_healthy(Duration::from_secs(60), "after up");
-        eprintln!("compose project {} up and healthy in {:?}", cluster.project.name, started.elapsed());
+        eprintln!(
+            "compose project {} up and healthy in {:?}",
+            cluster.project.name,
+            started.elapsed()
+        );
         cluster
     }
 
@@ -63,7 +92,10 @@ impl Cluster {
     fn assert_healthy(&self, limit: Duration, when: &str) {
         let healthy = wait_until(limit, || self.redis_ok() && (0..3).all(|i| self.node_ok(i)));
         if !healthy {
-            let logs = self.project.compose(&["logs", "--no-color", "--tail", "20"]).map(|o| String::from_utf8_lossy(&o.stdout).to_string());
+            let logs = self
+                .project
+                .compose(&["logs", "--no-color", "--tail", "20"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
             panic!(
                 "cluster {} not healthy {when} within {limit:?}: redis {} nodes {:?}\n{}",
                 self.project.name,
@@ -74,8 +106,22 @@ impl Cluster {
         }
     }
 
-    fn container_names(&self) -> Vec<String> {
-        (1..=3).map(|i| format!("{}-node-{i}", self.project.name)).collect()
+    /// The plugin's `env=compose` config for this project.
+    fn plugin_config(&self) -> String {
+        let nodes: Vec<String> = self
+            .node_ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let containers: Vec<String> = (1..=3)
+            .map(|i| format!("{}-node-{i}", self.project.name))
+            .collect();
+        format!(
+            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={}",
+            self.redis_port,
+            nodes.join("+"),
+            containers.join("+")
+        )
     }
 
     /// Brings the project down and asserts that no container, network or volume of it remains.
@@ -84,55 +130,95 @@ impl Cluster {
         self.project.down().unwrap_or_else(|e| panic!("{e}"));
         let left = self.project.leftovers();
         assert!(left.is_empty(), "left behind by down: {left:?}");
-        eprintln!("compose project {} down in {:?}", self.project.name, started.elapsed());
+        eprintln!(
+            "compose project {} down in {:?}",
+            self.project.name,
+            started.elapsed()
+        );
     }
 }
 
-fn skip_without_engine() -> bool {
+/// True (after one loud line) when no Docker engine answers. The line goes to the
+/// real stderr, past the test harness's capture, so a skip is seen in every run.
+fn skip_without_engine(test: &str) -> bool {
     match engine_answers() {
         Ok(()) => false,
         Err(why) => {
-            eprintln!("SKIPPED: no Docker engine answers: {why}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no Docker engine answers: {why}"
+            );
             true
         }
     }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 #[test]
 fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
-    if skip_without_engine() {
+    if skip_without_engine("container_chaos_through_the_docker_api_is_undone_from_its_record") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let cluster = Cluster::up();
     let name = cluster.project.name.clone();
     let rt = runtime();
-    let engine = rt.block_on(Engine::connect()).expect("the engine answers the Docker API");
-    let running = rt.block_on(engine.find_running(&Selector::project(&name))).unwrap();
+    let engine = rt
+        .block_on(Engine::connect())
+        .expect("the engine answers the Docker API");
+    let running = rt
+        .block_on(engine.find_running(&Selector::project(&name)))
+        .unwrap();
     assert_eq!(running.len(), 4, "redis and three nodes run: {running:?}");
 
     // SIGKILL node-2; the record alone (as a later process would read it) restarts it.
-    let node2 = rt.block_on(engine.find_running(&Selector::service(&name, NODES[1]))).unwrap().remove(0);
+    let node2 = rt
+        .block_on(engine.find_running(&Selector::service(&name, NODES[1])))
+        .unwrap()
+        .remove(0);
     let record = rt.block_on(engine.kill(&node2)).unwrap().to_json();
-    assert!(wait_until(Duration::from_secs(20), || !cluster.node_ok(1)), "node-2 stops answering after SIGKILL");
-    assert!(cluster.node_ok(0) && cluster.node_ok(2), "the other nodes keep serving");
+    assert!(
+        wait_until(Duration::from_secs(20), || !cluster.node_ok(1)),
+        "node-2 stops answering after SIGKILL"
+    );
+    assert!(
+        cluster.node_ok(0) && cluster.node_ok(2),
+        "the other nodes keep serving"
+    );
     let stopped = rt.block_on(engine.inspect(&node2.id)).unwrap();
-    assert!(!stopped.running, "node-2's container is not running: {}", stopped.state);
+    assert!(
+        !stopped.running,
+        "node-2's container is not running: {}",
+        stopped.state
+    );
     let later = rt.block_on(Engine::connect()).unwrap();
-    rt.block_on(later.undo(&Undo::from_json(&record).unwrap(), Duration::from_secs(30))).unwrap();
+    rt.block_on(later.undo(&Undo::from_json(&record).unwrap(), Duration::from_secs(30)))
+        .unwrap();
     cluster.assert_healthy(Duration::from_secs(30), "after node-2 was restarted");
 
     // Freeze Redis: it stops answering and the nodes report it; unpausing from the record heals both.
-    let redis = rt.block_on(engine.find_running(&Selector::service(&name, "redis"))).unwrap().remove(0);
+    let redis = rt
+        .block_on(engine.find_running(&Selector::service(&name, "redis")))
+        .unwrap()
+        .remove(0);
     let record = rt.block_on(engine.pause(&redis)).unwrap().to_json();
-    assert!(rt.block_on(engine.inspect(&redis.id)).unwrap().paused, "redis is paused");
+    assert!(
+        rt.block_on(engine.inspect(&redis.id)).unwrap().paused,
+        "redis is paused"
+    );
     assert!(!cluster.redis_ok(), "a paused redis does not answer PING");
-    assert!(wait_until(Duration::from_secs(20), || !cluster.node_ok(0)), "node-1 reports redis unreachable while it is paused");
-    rt.block_on(later.undo(&Undo::from_json(&record).unwrap(), Duration::from_secs(30))).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || !cluster.node_ok(0)),
+        "node-1 reports redis unreachable while it is paused"
+    );
+    rt.block_on(later.undo(&Undo::from_json(&record).unwrap(), Duration::from_secs(30)))
+        .unwrap();
     cluster.assert_healthy(Duration::from_secs(30), "after redis was unpaused");
 
     cluster.down_leaving_nothing();
@@ -140,7 +226,9 @@ fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
 
 #[test]
 fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() {
-    if skip_without_engine() {
+    if skip_without_engine(
+        "the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy",
+    ) {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,17 +238,19 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
     }
     let cluster = Cluster::up();
-    let config = format!(
-        "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={}",
-        cluster.redis_port,
-        cluster.node_ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect::<Vec<_>>().join("+"),
-        cluster.container_names().join("+")
-    );
+    let config = cluster.plugin_config();
     let state = tempfile::tempdir().unwrap();
     let journal_path = state.path().join("journal.json");
     let started = Instant::now();
     let out = Command::new(&host)
-        .args(["run", "--headless", "--no-build", "--countdown", "0", "--plugin"])
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--plugin",
+        ])
         .arg(&lib)
         .args(["--config", &config, "--journal"])
         .arg(&journal_path)
@@ -169,9 +259,25 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .stdin(Stdio::null())
         .output()
         .expect("demo-host runs");
-    let tail = |b: &[u8]| String::from_utf8_lossy(b).lines().rev().take(15).collect::<Vec<_>>().join("\n");
-    assert!(out.status.success(), "demo-host exit {}:\n{}\n{}", out.status, tail(&out.stdout), tail(&out.stderr));
-    eprintln!("headless demo against compose passed in {:?}", started.elapsed());
+    let tail = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        out.status.success(),
+        "demo-host exit {}:\n{}\n{}",
+        out.status,
+        tail(&out.stdout),
+        tail(&out.stderr)
+    );
+    eprintln!(
+        "headless demo against compose passed in {:?}",
+        started.elapsed()
+    );
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
@@ -183,15 +289,137 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
             .any(|d| d["invariant"] == anomaly && d["detected_ms"].is_u64());
         assert!(detected, "{anomaly} detected: {:#}", journal["detections"]);
     }
-    assert!(journal["chaos_windows"].as_array().unwrap().iter().all(|w| w["ended_ms"].is_u64()), "every fault ended");
+    assert!(
+        journal["chaos_windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["ended_ms"].is_u64()),
+        "every fault ended"
+    );
 
     // The cluster is healthy again: Redis takes writes (no CLIENT PAUSE left), every container runs.
-    assert!(redis_command(cluster.redis_port, "SET e2e:probe 1", PROBE).is_some_and(|r| r == "+OK"), "redis accepts writes");
+    assert!(
+        redis_command(cluster.redis_port, "SET e2e:probe 1", PROBE).is_some_and(|r| r == "+OK"),
+        "redis accepts writes"
+    );
     cluster.assert_healthy(Duration::from_secs(30), "after the demo");
     let rt = runtime();
     let engine = rt.block_on(Engine::connect()).unwrap();
-    let live = rt.block_on(engine.find(&Selector::project(&cluster.project.name))).unwrap();
-    assert!(live.len() == 4 && live.iter().all(|c| c.is_live()), "all four containers run: {live:?}");
+    let live = rt
+        .block_on(engine.find(&Selector::project(&cluster.project.name)))
+        .unwrap();
+    assert!(
+        live.len() == 4 && live.iter().all(|c| c.is_live()),
+        "all four containers run: {live:?}"
+    );
 
+    cluster.down_leaving_nothing();
+}
+
+#[test]
+fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
+    if skip_without_engine(
+        "a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lib = plugin_library("ratelimiter");
+    let host = profile_dir().join("demo-host");
+    if !host.exists() {
+        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
+    }
+    let cluster = Cluster::up();
+    let config = cluster.plugin_config();
+    let state = tempfile::tempdir().unwrap();
+
+    // The plugin kills node-2's container; its host then dies before recovering:
+    // the record on disk holds the plugin's own undo and a pid that is gone.
+    let rt = runtime();
+    // The session stays alive until the end: dropping it would let the plugin clean up as a live host does.
+    let loader = Loader::new(state.path().join("cache"));
+    let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
+    let (session, fault) = rt.block_on(async {
+        let session = Session::create(plugin, &config, Timeouts::default(), |_, _| {})
+            .await
+            .unwrap();
+        session.setup().await.unwrap();
+        let fault = session
+            .inject("node-kill", vec![("node".into(), ParamValue::Int(2))])
+            .await
+            .unwrap();
+        (session, fault)
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || !cluster.node_ok(1)),
+        "node-kill took node-2 down"
+    );
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let record = vec![Leftover {
+        subject: "ratelimiter".into(),
+        config: config.clone(),
+        fault,
+        host_pid: dead_pid,
+    }];
+    let record_path = state.path().join("leftover-faults.json");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let spawned = Command::new(&host)
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--recover-leftovers",
+            "--plugin",
+        ])
+        .arg(&lib)
+        .args(["--config", &config, "--journal"])
+        .arg(state.path().join("journal.json"))
+        .env("DEMO_HOST_STATE_DIR", state.path())
+        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache2"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo-host runs");
+    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
+    let mut next = ChildGuard(spawned);
+    let mut said = Vec::new();
+    for l in BufReader::new(next.0.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = l.contains("recovered") || l.contains("could not recover");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    drop(next);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("recovered") && !l.contains("could not")),
+        "the next start recovered the leftover: {said:?}"
+    );
+    let engine = rt.block_on(Engine::connect()).unwrap();
+    let node2 = rt
+        .block_on(engine.find(&Selector::service(&cluster.project.name, NODES[1])))
+        .unwrap()
+        .remove(0);
+    assert!(
+        node2.is_live(),
+        "node-2's container runs again: {}",
+        node2.state
+    );
+    cluster.assert_healthy(Duration::from_secs(30), "after leftover recovery");
+    let left = std::fs::read_to_string(&record_path).unwrap();
+    assert!(!left.contains("node-kill"), "the record is cleared: {left}");
+
+    drop(session);
     cluster.down_leaving_nothing();
 }
