@@ -233,16 +233,12 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let lib = plugin_library("ratelimiter");
-    let host = profile_dir().join("demo-host");
-    if !host.exists() {
-        cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
-    }
     let cluster = Cluster::up();
     let config = cluster.plugin_config();
     let state = tempfile::tempdir().unwrap();
     let journal_path = state.path().join("journal.json");
     let started = Instant::now();
-    let out = Command::new(&host)
+    let out = demo_host(state.path())
         .args([
             "run",
             "--headless",
@@ -254,8 +250,6 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .arg(&lib)
         .args(["--config", &config, "--journal"])
         .arg(&journal_path)
-        .env("DEMO_HOST_STATE_DIR", state.path())
-        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache"))
         .stdin(Stdio::null())
         .output()
         .expect("demo-host runs");
@@ -281,7 +275,18 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
-    for anomaly in ["counter drift", "ghost allowing"] {
+    // CLIENT PAUSE WRITE, the burst, a node container killed, the Redis container paused.
+    let actions: Vec<&str> = journal["chaos_windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["action_id"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["redis-pause", "burst", "node-kill", "redis-freeze"]
+    );
+    for anomaly in ["counter drift", "ghost allowing", "node down", "redis down"] {
         let detected = journal["detections"]
             .as_array()
             .unwrap()
@@ -422,4 +427,73 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
 
     drop(session);
     cluster.down_leaving_nothing();
+}
+
+#[test]
+fn demo_host_up_and_down_manage_the_compose_project() {
+    if skip_without_engine("demo_host_up_and_down_manage_the_compose_project") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    build_local_images();
+    let lib = plugin_library("ratelimiter");
+    let file = workspace_root().join("compose/ratelimiter/docker-compose.yml");
+    // The guard brings the project down if the test fails half way; demo-host does the real work.
+    let guard = ComposeProject::new("rlup", &file, Vec::new());
+    let (redis_port, node_ports) = (free_port(), [free_port(), free_port(), free_port()]);
+    let nodes: Vec<String> = node_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let containers: Vec<String> = (1..=3)
+        .map(|i| format!("{}-node-{i}", guard.name))
+        .collect();
+    let config = format!(
+        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={}",
+        guard.name,
+        nodes.join("+"),
+        containers.join("+")
+    );
+    let state = tempfile::tempdir().unwrap();
+    let run = |verb: &str| {
+        demo_host(state.path())
+            .args([verb, "--no-build", "--plugin"])
+            .arg(&lib)
+            .args(["--config", &config])
+            .stdin(Stdio::null())
+            .output()
+            .expect("demo-host runs")
+    };
+
+    let up = run("up");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(up.status.success(), "demo-host up failed:\n{said}");
+    assert!(said.contains("is up"), "{said}");
+    for (i, port) in node_ports.iter().enumerate() {
+        let health = http_get(*port, "/health", PROBE);
+        assert!(
+            health
+                .as_ref()
+                .is_some_and(|(s, b)| *s == 200 && b.contains(r#""status":"ok""#)),
+            "node-{} answers healthy after up: {health:?}",
+            i + 1
+        );
+    }
+    let names = guard
+        .compose(&["ps", "-q"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count());
+    assert_eq!(names, Ok(4), "redis and three nodes run in the project");
+
+    let down = run("down");
+    assert!(
+        down.status.success(),
+        "demo-host down failed:\n{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let left = guard.leftovers();
+    assert!(left.is_empty(), "left behind by demo-host down: {left:?}");
 }

@@ -46,7 +46,7 @@ fn assert_no_orphans(run_id: &str) {
 }
 
 #[test]
-fn the_headless_demo_detects_and_diagnoses_both_anomalies() {
+fn the_headless_demo_detects_and_diagnoses_every_anomaly() {
     let state = tempfile::tempdir().unwrap();
     let journal_path = state.path().join("journal.json");
     let run_id = format!("full-{}", std::process::id());
@@ -72,7 +72,7 @@ fn the_headless_demo_detects_and_diagnoses_both_anomalies() {
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
-    for anomaly in ["counter drift", "ghost allowing"] {
+    for anomaly in ["counter drift", "ghost allowing", "node down", "redis down"] {
         let d = journal["detections"]
             .as_array()
             .unwrap()

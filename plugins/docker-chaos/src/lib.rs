@@ -17,6 +17,7 @@
 //! ```
 
 mod actions;
+pub mod compose;
 mod container;
 mod engine;
 mod error;

@@ -69,7 +69,10 @@ impl TikvConfig {
         }
         let compose_file = match config.get("compose_file") {
             Some(f) => PathBuf::from(f),
-            None => default_compose_file(library_dir),
+            None => docker_chaos::compose::find_file(
+                library_dir,
+                Path::new("compose/tikv/docker-compose.yml"),
+            ),
         };
         let metrics: Vec<String> = config
             .get("metrics")
@@ -115,17 +118,6 @@ impl TikvConfig {
             docker,
         })
     }
-}
-
-/// `compose/tikv/docker-compose.yml` of the checkout the library was built in
-/// (target/<profile>/ sits two levels below the workspace root), else relative to the working directory.
-fn default_compose_file(library_dir: &Path) -> PathBuf {
-    let relative = Path::new("compose/tikv/docker-compose.yml");
-    library_dir
-        .ancestors()
-        .map(|dir| dir.join(relative))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| relative.to_path_buf())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use crate::config::{Env, TikvConfig};
 use crate::pd::PdClient;
+use docker_chaos::compose::ComposeError;
 use plugin_api::{Logger, PluginError, PluginResult};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -24,52 +25,22 @@ pub enum Started {
     Playground(Child),
 }
 
-/// Whether `program` is an executable on PATH.
-pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
-}
+pub use docker_chaos::compose::on_path;
 
 /// `docker-compose -f <file> -p <project> <args>`, with the output as the error on failure.
 pub fn compose(cfg: &TikvConfig, args: &[&str]) -> PluginResult<String> {
-    if !on_path("docker-compose") {
-        return Err(PluginError::Missing(
-            "docker-compose is not installed: install it (Debian: `apt-get install docker-compose`) or use env=local"
-                .into(),
-        ));
-    }
-    let file = cfg.compose_file.to_string_lossy().to_string();
-    let out = Command::new("docker-compose")
-        .args(["-f", &file, "-p", &cfg.project])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| PluginError::failed(format!("cannot run docker-compose: {e}")))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        let tail: Vec<&str> = text.lines().rev().take(6).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(PluginError::failed(format!(
-            "`docker-compose {}` failed: {}{}",
-            args.join(" "),
-            tail.join(" | "),
-            if ["Pulling ", "pull access denied", "manifest", "not found"]
-                .iter()
-                .any(|m| text.contains(m))
-            {
-                " (the images must be present locally: `docker load` them or set PD_IMAGE / TIKV_IMAGE / YCSB_IMAGE)"
-            } else {
-                ""
-            }
-        )))
-    }
+    let project = docker_chaos::compose::Project {
+        file: cfg.compose_file.clone(),
+        name: cfg.project.clone(),
+        env: Vec::new(),
+    };
+    project.run(args).map_err(|e| match e {
+        ComposeError::Missing => PluginError::Missing(format!("{e}, or use env=local")),
+        ComposeError::Failed { pull_failed: true, .. } => PluginError::failed(format!(
+            "{e} (the images must be present locally: `docker load` them or set PD_IMAGE / TIKV_IMAGE / YCSB_IMAGE)"
+        )),
+        other => PluginError::failed(other),
+    })
 }
 
 async fn cluster_answers(pd: &PdClient) -> bool {

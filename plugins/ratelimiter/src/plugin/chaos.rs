@@ -2,7 +2,7 @@
 //! memory (for `recover`) and as a JSON record (for `recover_leftover` in a
 //! later process).
 
-use super::describe::{BURST, NODE_KILL, REDIS_PAUSE};
+use super::describe::{BURST, NODE_KILL, REDIS_FREEZE, REDIS_PAUSE};
 use super::env::Env;
 use super::{lock, RateLimiterSubject};
 use crate::wire::Limit;
@@ -29,6 +29,9 @@ pub enum Undo {
         node: usize,
         /// The docker-chaos undo record of a killed container (compose).
         docker: Option<String>,
+    },
+    RedisFreeze {
+        frozen: super::env::Frozen,
     },
 }
 
@@ -160,12 +163,24 @@ pub fn inject(
             let undo = Undo::NodeKill { env: env.kind().into(), node: i, docker };
             s.faults.add(action, vec![format!("node-{}", i + 1)], format!("node-{} killed (SIGKILL)", i + 1), None, undo, None)
         }
+        REDIS_FREEZE => {
+            let frozen = env.freeze_redis(rt)?;
+            let summary = match &frozen {
+                super::env::Frozen::Process(pid) => format!("redis-server (pid {pid}) stopped (SIGSTOP)"),
+                super::env::Frozen::Container(_) => "redis container paused (docker pause)".to_string(),
+            };
+            s.faults.add(action, vec!["redis".into()], summary, None, Undo::RedisFreeze { frozen }, None)
+        }
         other => {
-            return Err(PluginError::invalid(format!("unknown chaos action `{other}`; this subject offers {REDIS_PAUSE}, {BURST}, {NODE_KILL}")))
+            return Err(PluginError::invalid(format!(
+                "unknown chaos action `{other}`; this subject offers {REDIS_PAUSE}, {BURST}, {NODE_KILL}, {REDIS_FREEZE}"
+            )))
         }
     };
     // The host reports injections and recoveries; these lines are for troubleshooting only.
-    shared.log.debug(format!("injected {}: {}", fault.fault_id, fault.summary));
+    shared
+        .log
+        .debug(format!("injected {}: {}", fault.fault_id, fault.summary));
     Ok(fault)
 }
 
@@ -191,9 +206,14 @@ pub fn recover(
         undo => undo_fault(rt, undo),
     };
     match &result {
-        Ok(()) => s.shared.log.debug(format!("recovered {}: {}", entry.fault.fault_id, entry.fault.summary)),
+        Ok(()) => s.shared.log.debug(format!(
+            "recovered {}: {}",
+            entry.fault.fault_id, entry.fault.summary
+        )),
         Err(e) => {
-            s.shared.log.debug(format!("could not recover {}: {e}", entry.fault.fault_id));
+            s.shared
+                .log
+                .debug(format!("could not recover {}: {e}", entry.fault.fault_id));
             lock(&s.faults.active).push(entry);
         }
     }
@@ -215,6 +235,7 @@ fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
                 .map_err(|e| PluginError::failed(format!("CLIENT UNPAUSE at {redis}: {e}")))
         }),
         Undo::Burst { .. } => Ok(()),
+        Undo::RedisFreeze { frozen } => frozen.thaw(rt),
         Undo::NodeKill { node, docker, .. } => match docker {
             Some(record) => rt.block_on(async {
                 let undo = docker_chaos::Undo::from_json(record).map_err(super::env::docker_error)?;

@@ -19,6 +19,9 @@ pub const KEYS: &[&str] = &[
     "nodes",
     "redis",
     "containers",
+    "redis_container",
+    "project",
+    "compose_file",
     "node_bin",
     "redis_bin",
 ];
@@ -53,6 +56,11 @@ pub struct PluginConfig {
     pub nodes: Vec<String>,
     pub redis: String,
     pub containers: Vec<String>,
+    /// Compose: Redis's container (for redis-freeze); by default named like the nodes' (`<prefix>-redis`).
+    pub redis_container: String,
+    /// Compose: the project `env-up`/`env-down` manage, and its file (None: found from the library).
+    pub project: String,
+    pub compose_file: Option<PathBuf>,
     pub node_bin: Option<PathBuf>,
     pub redis_bin: String,
 }
@@ -105,7 +113,7 @@ impl PluginConfig {
                 "config `key={key}`: use letters, digits and - _ . : only"
             )));
         }
-        let cfg = PluginConfig {
+        let mut cfg = PluginConfig {
             env,
             mode,
             key,
@@ -126,6 +134,9 @@ impl PluginConfig {
                 "containers",
                 "ratelimiter-node-1+ratelimiter-node-2+ratelimiter-node-3",
             ),
+            redis_container: String::new(),
+            project: c.get_or("project", "ratelimiter").to_string(),
+            compose_file: c.get("compose_file").map(PathBuf::from),
             node_bin: c.get("node_bin").map(PathBuf::from),
             redis_bin: c.get_or("redis_bin", "redis-server").to_string(),
         };
@@ -147,6 +158,10 @@ impl PluginConfig {
                 ))
             })?;
         }
+        cfg.redis_container = match c.get("redis_container") {
+            Some(name) => name.to_string(),
+            None => format!("{}-redis", container_prefix(&cfg.containers)),
+        };
         Ok(cfg)
     }
 
@@ -193,4 +208,14 @@ mod tests {
         let c = parse("env=compose nodes=http://127.0.0.1:9001+http://127.0.0.1:9002 redis=redis://127.0.0.1:7000").unwrap();
         assert_eq!(c.nodes.len(), 2);
     }
+}
+
+/// The prefix the compose file gives container names (`RL_CONTAINER_PREFIX`),
+/// read off the first node container's name (`<prefix>-node-1`).
+pub fn container_prefix(containers: &[String]) -> String {
+    containers
+        .first()
+        .and_then(|c| c.strip_suffix("-node-1"))
+        .unwrap_or("ratelimiter")
+        .to_string()
 }

@@ -6,7 +6,11 @@ use plugin_api::*;
 pub const REDIS_PAUSE: &str = "redis-pause";
 pub const BURST: &str = "burst";
 pub const NODE_KILL: &str = "node-kill";
+pub const REDIS_FREEZE: &str = "redis-freeze";
 pub const STEP_SET_LIMIT: &str = "set-limit";
+/// The host's `demo-host up` / `down` (compose environment only).
+pub const STEP_ENV_UP: &str = "env-up";
+pub const STEP_ENV_DOWN: &str = "env-down";
 
 pub fn description() -> SubjectDescription {
     SubjectDescription {
@@ -83,6 +87,51 @@ fn chapters() -> Vec<Chapter> {
             .on_enter(OnEnter::Diagnose)
             .expect_diagnosis(GHOST_ALLOWING, Component::Any)
             .blocking(),
+        Chapter::narrate("Recovery", "The burst's window closes; the nodes agree with Redis again.")
+            .on_enter(OnEnter::Recover)
+            .blocking(),
+        Chapter::narrate(
+            "Node kill: inject",
+            "SIGKILL one node (docker kill of its container in compose): a crash, not a shutdown.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: NODE_KILL.into(),
+            params: vec![("node".into(), ParamValue::Int(0))],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Node kill: detect",
+            "The killed node stops answering /health; the others go on serving and Redis is fine.",
+        )
+        .expect_violation(NODE_DOWN),
+        Chapter::narrate("Node kill: diagnose", "Which node, and is anything else to blame?")
+            .on_enter(OnEnter::Diagnose)
+            .expect_diagnosis(NODE_DOWN, Component::ChaosTarget)
+            .blocking(),
+        Chapter::narrate("Recovery", "The node is restarted on its port and rejoins.")
+            .on_enter(OnEnter::Recover)
+            .blocking(),
+        Chapter::narrate(
+            "Redis freeze: inject",
+            "Freeze Redis itself: SIGSTOP of redis-server (docker pause of its container in compose). It stops answering anything, reads included.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: REDIS_FREEZE.into(),
+            params: vec![],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Redis freeze: detect",
+            "Every node loses Redis at once; the plugin's own pings time out too.",
+        )
+        .expect_violation(REDIS_DOWN),
+        Chapter::narrate("Redis freeze: diagnose", "A shared dependency, or the nodes?")
+            .on_enter(OnEnter::Diagnose)
+            .expect_diagnosis(REDIS_DOWN, Component::Named("redis".into()))
+            .blocking(),
+        Chapter::narrate("Recovery", "SIGCONT (docker unpause): Redis answers again and the nodes reconnect.")
+            .on_enter(OnEnter::Recover)
+            .blocking(),
         Chapter::narrate(
             "Done",
             "Both anomalies came from real faults acting on the cached mode's documented trade-off. Run with mode=strict and neither can happen: every check is one atomic script and the node fails closed.",
@@ -138,6 +187,14 @@ fn chaos_actions() -> Vec<ChaosAction> {
                 max: Some(3.0),
                 unit: String::new(),
             }],
+            recovery: Recovery::ExplicitRecover,
+        },
+        ChaosAction {
+            id: REDIS_FREEZE.into(),
+            name: "Freeze Redis".into(),
+            kind: ChaosKind::Custom("process freeze".into()),
+            description: "SIGSTOP the redis-server process (docker pause of its container in compose): Redis answers nothing until recovered (SIGCONT / docker unpause).".into(),
+            params: vec![],
             recovery: Recovery::ExplicitRecover,
         },
     ]
@@ -227,7 +284,10 @@ mod tests {
             .iter()
             .filter_map(|c| c.expect_violation.as_deref())
             .collect();
-        assert_eq!(expected, vec![COUNTER_DRIFT, GHOST_ALLOWING]);
+        assert_eq!(
+            expected,
+            vec![COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN]
+        );
         let diag: Vec<&ExpectedDiagnosis> = d
             .chapters
             .iter()
@@ -235,5 +295,12 @@ mod tests {
             .collect();
         assert_eq!(diag[0].component, Component::Named("redis".into()));
         assert_eq!(diag[1].anomaly, GHOST_ALLOWING);
+        assert_eq!(
+            (diag[2].anomaly.as_str(), &diag[2].component),
+            (NODE_DOWN, &Component::ChaosTarget)
+        );
+        assert_eq!(diag[3].component, Component::Named("redis".into()));
+        let freeze = action(REDIS_FREEZE);
+        assert_eq!(freeze.recovery, Recovery::ExplicitRecover);
     }
 }

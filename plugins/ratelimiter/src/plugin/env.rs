@@ -21,7 +21,49 @@ pub enum Env {
         nodes: Vec<String>,
         redis: String,
         containers: Vec<String>,
+        redis_container: String,
     },
+}
+
+/// What a frozen Redis is thawed from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Frozen {
+    /// SIGSTOPped local process: SIGCONT thaws it.
+    Process(u32),
+    /// A docker-chaos undo record of a paused container.
+    Container(String),
+}
+
+impl Frozen {
+    pub fn thaw(&self, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
+        match self {
+            Frozen::Process(pid) => signal(*pid, libc::SIGCONT),
+            Frozen::Container(record) => rt.block_on(async {
+                let undo = docker_chaos::Undo::from_json(record).map_err(docker_error)?;
+                let engine = Engine::connect().await.map_err(docker_error)?;
+                engine
+                    .undo(&undo, RESTART_TIMEOUT)
+                    .await
+                    .map_err(docker_error)?;
+                Ok(())
+            }),
+        }
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) -> PluginResult<()> {
+    // SAFETY: kill(2) with a pid this plugin started; no memory is involved.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    let err = std::io::Error::last_os_error();
+    // A process that is gone (it died with the host that froze it) needs no thawing.
+    if rc == 0 || (sig == libc::SIGCONT && err.raw_os_error() == Some(libc::ESRCH)) {
+        Ok(())
+    } else {
+        Err(PluginError::failed(format!(
+            "signal {sig} to redis-server ({pid}): {err}"
+        )))
+    }
 }
 
 impl Env {
@@ -40,6 +82,7 @@ impl Env {
                 nodes: cfg.nodes.clone(),
                 redis: cfg.redis.clone(),
                 containers: cfg.containers.clone(),
+                redis_container: cfg.redis_container.clone(),
             }),
         }
     }
@@ -102,6 +145,31 @@ impl Env {
                     Ok(())
                 })
             }
+        }
+    }
+
+    /// Freezes Redis: SIGSTOP of the local process, or docker pause of its container.
+    /// Returns what thaws it: the process id, or the docker-chaos undo record.
+    pub fn freeze_redis(&self, rt: &tokio::runtime::Runtime) -> PluginResult<Frozen> {
+        match self {
+            Env::Local(l) => {
+                let pid = l
+                    .redis_pid()
+                    .ok_or_else(|| PluginError::failed("redis-server is not running"))?;
+                signal(pid, libc::SIGSTOP)?;
+                Ok(Frozen::Process(pid))
+            }
+            Env::Compose {
+                redis_container, ..
+            } => rt.block_on(async {
+                let engine = Engine::connect().await.map_err(docker_error)?;
+                let c = engine
+                    .inspect(redis_container)
+                    .await
+                    .map_err(docker_error)?;
+                let undo = engine.pause(&c).await.map_err(docker_error)?;
+                Ok(Frozen::Container(undo.to_json()))
+            }),
         }
     }
 

@@ -9,9 +9,7 @@ use crate::node::metrics::{quantile, Scrape};
 use crate::node::Mode;
 use crate::wire::{keys, CountersView, HealthView};
 use futures::future::join_all;
-use plugin_api::{
-    Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus,
-};
+use plugin_api::{Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

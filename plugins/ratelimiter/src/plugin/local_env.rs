@@ -249,6 +249,11 @@ impl LocalEnv {
         }
     }
 
+    /// redis-server's process id, while it runs.
+    pub fn redis_pid(&self) -> Option<u32> {
+        lock(&self.redis).as_ref().map(Child::id)
+    }
+
     /// Kills node `i` with SIGKILL (a crash, not a shutdown).
     pub fn kill_node(&self, i: usize) -> PluginResult<()> {
         if let Some(mut child) = lock(&self.nodes[i]).take() {

@@ -4,6 +4,7 @@
 
 pub mod burst;
 pub mod chaos;
+pub mod compose_env;
 pub mod config;
 pub mod describe;
 pub mod env;
@@ -365,11 +366,23 @@ impl Subject for RateLimiterSubject {
     }
 
     fn run_step(&self, step: &str) -> PluginResult<String> {
+        let cfg = &self.shared.cfg;
         match step {
             describe::STEP_SET_LIMIT => self.set_limit(),
+            describe::STEP_ENV_UP | describe::STEP_ENV_DOWN if cfg.env != config::EnvKind::Compose => {
+                Err(PluginError::Unsupported(format!(
+                    "step `{step}` manages the compose environment (env=compose); the local environment starts and stops with the demo"
+                )))
+            }
+            describe::STEP_ENV_UP => {
+                compose_env::up(&compose_env::project(cfg, &self.library_dir)?, cfg, &self.shared.log)
+            }
+            describe::STEP_ENV_DOWN => compose_env::down(&compose_env::project(cfg, &self.library_dir)?, &self.shared.log),
             other => Err(PluginError::Unsupported(format!(
-                "step `{other}`; this subject offers: {}",
-                describe::STEP_SET_LIMIT
+                "step `{other}`; this subject offers: {}, {}, {}",
+                describe::STEP_SET_LIMIT,
+                describe::STEP_ENV_UP,
+                describe::STEP_ENV_DOWN
             ))),
         }
     }
