@@ -1,0 +1,114 @@
+//! `demo-bench`: the reproducible benchmark suite of issue 9. Each group
+//! measures real processes on loopback and compares with its baseline in the
+//! same run; see docs/benchmarks.md for how to run and read it.
+
+mod abi;
+mod burst;
+mod detection;
+mod diagnosis;
+mod env;
+mod host;
+mod report;
+mod stats;
+mod throughput;
+
+use clap::{Parser, ValueEnum};
+use report::{Context, Row, Verdict};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Group {
+    Detection,
+    Throughput,
+    Burst,
+    Abi,
+    Host,
+    Diagnosis,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo-bench",
+    about = "Benchmarks of demo-host and its subject plugins; prints a table and writes BENCHMARKS.md rows"
+)]
+pub struct Opts {
+    /// Few trials and short runs: proves every group works (CI), not figures to quote.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these groups (repeatable).
+    #[arg(long, value_enum)]
+    pub only: Vec<Group>,
+    /// Write the Markdown table into this file (between demo-bench markers; the rest of the file is kept).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let ctx = Context::gather(opts.quick);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let selected = |g| opts.only.is_empty() || opts.only.contains(&g);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = false;
+    for group in Group::value_variants()
+        .iter()
+        .copied()
+        .filter(|g| selected(*g))
+    {
+        eprintln!("demo-bench: running {group:?}…");
+        let result = match group {
+            Group::Detection => detection::run(&opts, &rt),
+            Group::Throughput => throughput::run(&opts, &rt),
+            Group::Burst => burst::run(&opts, &rt),
+            Group::Abi => abi::run(&opts, &rt),
+            Group::Host => host::run(&opts),
+            Group::Diagnosis => diagnosis::run(&opts, &rt),
+        };
+        match result {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                failed = true;
+                eprintln!("demo-bench: {group:?} FAILED: {e:#}");
+                rows.push(Row {
+                    verdict: Verdict::Missed(format!("failed: {e:#}")),
+                    ..Row::new(group_label(group), "(group failed)", "-")
+                });
+            }
+        }
+    }
+    print!("{}", report::print_table(&rows));
+    if let Some(path) = &opts.out {
+        if let Err(e) = report::write(path, &report::markdown(&ctx, &rows)) {
+            eprintln!("demo-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("demo-bench: wrote {}", path.display());
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn group_label(g: Group) -> &'static str {
+    match g {
+        Group::Detection => "1 detection",
+        Group::Throughput => "2 node throughput",
+        Group::Burst => "3 burst generator",
+        Group::Abi => "4 plugin ABI",
+        Group::Host => "5 host",
+        Group::Diagnosis => "6 builtin diagnosis",
+    }
+}

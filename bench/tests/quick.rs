@@ -1,0 +1,94 @@
+//! CI smoke test: `demo-bench --quick` runs every group against the real
+//! processes and writes a row for each. It asserts that the suite works, never
+//! how fast anything is (speed is judged only by a full run on a quiet machine).
+//!
+//! Needs the measured artifacts built beside the test binary:
+//! `cargo build -p subject-ratelimiter -p subject-example -p demo-host`.
+
+use std::path::Path;
+use std::process::Command;
+
+const GROUPS: [&str; 6] = [
+    "1 detection",
+    "2 node throughput",
+    "3 burst generator",
+    "4 plugin ABI",
+    "5 host",
+    "6 builtin diagnosis",
+];
+
+#[test]
+fn quick_run_writes_a_row_for_every_group() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_demo-bench"));
+    let target = exe.parent().expect("target dir");
+    for artifact in [
+        "ratelimiter-node",
+        "libsubject_ratelimiter.so",
+        "libsubject_example.so",
+        "demo-host",
+    ] {
+        assert!(
+            target.join(artifact).is_file(),
+            "{artifact} is not built in {}; run `cargo build -p subject-ratelimiter -p subject-example -p demo-host` before this test",
+            target.display()
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("BENCHMARKS.md");
+    std::fs::write(&out, "# Benchmarks\n\nhand-written text above\n").expect("seed file");
+    let run = Command::new(exe)
+        .args(["--quick", "--out"])
+        .arg(&out)
+        .output()
+        .expect("demo-bench runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "demo-bench --quick failed:\n{stderr}\n{stdout}"
+    );
+
+    let md = std::fs::read_to_string(&out).expect("the table was written");
+    assert!(
+        md.starts_with("# Benchmarks\n\nhand-written text above\n"),
+        "the text around the table is kept:\n{md}"
+    );
+    assert!(
+        md.contains("- command: `cargo run -p demo-bench -- --quick --out"),
+        "the exact command is recorded:\n{md}"
+    );
+    assert!(
+        md.contains("- machine: ") && md.contains("- date: 20"),
+        "machine and date are recorded:\n{md}"
+    );
+    for group in GROUPS {
+        let rows: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {group} |")))
+            .collect();
+        assert!(!rows.is_empty(), "group `{group}` wrote no row:\n{md}");
+        for row in &rows {
+            assert!(
+                !row.contains("(group failed)"),
+                "group `{group}` failed: {row}"
+            );
+            let cells: Vec<&str> = row.split(" | ").map(str::trim).collect();
+            let measured = cells
+                .get(2)
+                .is_some_and(|result| *result != "-" && !result.is_empty());
+            let skipped = cells.last().is_some_and(|v| v.starts_with("skipped: "))
+                && stderr.contains("SKIPPED");
+            assert!(
+                measured || skipped,
+                "group `{group}` wrote a row with neither a result nor a reason to skip: {row}"
+            );
+        }
+    }
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("group")),
+        "a table is printed:\n{stdout}"
+    );
+}
