@@ -37,11 +37,11 @@ impl Timeline {
         self.snapshots.iter().filter(move |s| s.at_ms >= from_ms)
     }
 
-    /// Each cluster metric's values over time, in the order the subject lists them.
-    pub fn metric_series(&self) -> Vec<Series> {
+    /// Each cluster metric's values since `from_ms`, in the order the subject lists them.
+    pub fn metric_series(&self, from_ms: u64) -> Vec<Series> {
         let mut order: Vec<(String, String)> = Vec::new();
         let mut series: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-        for s in &self.snapshots {
+        for s in self.since(from_ms) {
             for m in &s.metrics {
                 if !series.contains_key(&m.name) {
                     order.push((m.name.clone(), m.unit.clone()));

@@ -30,7 +30,7 @@ pub struct InteractiveOptions {
     pub environment: String,
 }
 
-/// Redraws at this rate at most when nothing else happens (spinner, countdown).
+/// The frame rate while nothing is typed: spinner, countdown and live charts move at this pace.
 const TICK: Duration = Duration::from_millis(100);
 
 /// What the loop works on: the live subject and the demo played on it.
@@ -71,6 +71,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut redraw = true;
 
     loop {
         for control in std::mem::take(&mut controls) {
@@ -87,21 +88,26 @@ pub async fn run(
             live.swap(&loader, &current, &opts, target, &mut terminal)
                 .await;
         }
-        terminal.draw(|f| ui::render(&live.demo, f))?;
-        let action = tokio::select! {
-            ev = events.next() => match ev {
+        // Frames follow input and the tick, not every background result: a health
+        // poll every 100 ms would otherwise double the frame rate for nothing.
+        if redraw {
+            terminal.draw(|f| ui::render(&live.demo, f))?;
+        }
+        let (action, input) = tokio::select! {
+            ev = events.next() => (match ev {
                 Some(Ok(Event::Key(key))) if keys::is_interrupt(&key) => Some(interrupt(&live.demo)),
                 Some(Ok(Event::Key(key))) => keys::map(&live.demo.ui, key),
                 Some(Ok(_)) => None,
                 Some(Err(e)) => Some(Action::Log { level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
                 None => Some(Action::Quit),
-            },
-            _ = tick.tick() => Some(Action::Tick),
-            Some(a) = rx.recv() => Some(a),
-            _ = tokio::signal::ctrl_c() => Some(interrupt(&live.demo)),
-            _ = sigterm.recv() => Some(Action::Quit),
-            _ = sighup.recv() => Some(Action::Quit),
+            }, true),
+            _ = tick.tick() => (Some(Action::Tick), true),
+            Some(a) = rx.recv() => (Some(a), false),
+            _ = tokio::signal::ctrl_c() => (Some(interrupt(&live.demo)), true),
+            _ = sigterm.recv() => (Some(Action::Quit), true),
+            _ = sighup.recv() => (Some(Action::Quit), true),
         };
+        redraw = input;
         if let Some(action) = action {
             controls = live
                 .exec
