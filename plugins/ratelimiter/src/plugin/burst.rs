@@ -51,21 +51,18 @@ pub async fn run(
 ) -> BurstRecord {
     let window = align_to_window(limit.window_ms).await;
     let gate = Arc::new(Semaphore::new(MAX_CONCURRENCY));
-    let sends = (0..count).map(|n| {
+    // Each check is a task of its own, so the runtime's workers share the burst.
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..count {
         let i = n as usize % nodes.len();
-        let (http, acc, gate, url, key) = (
-            http.clone(),
-            Arc::clone(&acc),
-            Arc::clone(&gate),
-            nodes[i].clone(),
-            key.clone(),
-        );
-        async move {
-            let _permit = gate.acquire_owned().await;
+        let permit = Arc::clone(&gate).acquire_owned().await;
+        let (http, acc, url, key) = (http.clone(), Arc::clone(&acc), nodes[i].clone(), key.clone());
+        sends.spawn(async move {
+            let _permit = permit;
             (i, send_check(&http, &acc, i, &url, &key).await)
-        }
-    });
-    let outcomes = join_all(sends).await;
+        });
+    }
+    let outcomes = sends.join_all().await;
     let mut rec = BurstRecord {
         key: key.clone(),
         limit: limit.limit,

@@ -259,7 +259,9 @@ impl Subject for RateLimiterSubject {
             .build()
             .map_err(|e| PluginError::failed(format!("cannot start the plugin's runtime: {e}")))?;
         let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
+            // As many kept-alive connections as a burst has checks in flight: fewer would
+            // close and reopen connections in the middle of the burst.
+            .pool_max_idle_per_host(burst::MAX_CONCURRENCY)
             .connect_timeout(Duration::from_millis(300))
             .build()
             .map_err(PluginError::failed)?;
