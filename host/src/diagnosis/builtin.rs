@@ -527,6 +527,9 @@ fn as_rates(series: &[(u64, f64)], start: u64) -> Option<Vec<(u64, f64)>> {
     })
 }
 
+/// `(unix ms, value)` readings of one metric.
+type Points = Vec<(u64, f64)>;
+
 /// Mean before `start` against the most extreme value from `start` on.
 fn delta(
     node: Option<String>,
@@ -535,8 +538,7 @@ fn delta(
     series: &[(u64, f64)],
     start: u64,
 ) -> Option<MetricDelta> {
-    let (before, during): (Vec<(u64, f64)>, Vec<(u64, f64)>) =
-        series.iter().partition(|(t, _)| *t < start);
+    let (before, during): (Points, Points) = series.iter().partition(|(t, _)| *t < start);
     if before.is_empty() || during.is_empty() {
         return None;
     }

@@ -43,9 +43,20 @@ impl EventLog {
     /// Adds a line unless the same source said the same thing among the last
     /// entries: a plugin may report one line through its logger, as a snapshot
     /// event and as a step's result.
-    pub fn push_unique(&mut self, at_ms: u64, level: Level, source: &'static str, message: impl Into<String>) {
+    pub fn push_unique(
+        &mut self,
+        at_ms: u64,
+        level: Level,
+        source: &'static str,
+        message: impl Into<String>,
+    ) {
         let message = message.into();
-        let seen = self.entries.iter().rev().take(50).any(|e| e.source == source && e.message == message);
+        let seen = self
+            .entries
+            .iter()
+            .rev()
+            .take(50)
+            .any(|e| e.source == source && e.message == message);
         if !seen {
             self.push(at_ms, level, source, message);
         }

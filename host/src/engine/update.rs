@@ -502,7 +502,8 @@ fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
         .and_then(|s| s.events.iter().map(|e| e.at_ms).max())
         .unwrap_or(0);
     for e in snapshot.events.iter().filter(|e| e.at_ms > newest_logged) {
-        demo.log.push_unique(e.at_ms, e.level, "plugin", e.message.clone());
+        demo.log
+            .push_unique(e.at_ms, e.level, "plugin", e.message.clone());
     }
     demo.timeline.push(snapshot);
 }

@@ -23,7 +23,9 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         .title_style(format::title());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let series = demo.timeline.metric_series(demo.now_ms.saturating_sub(SPAN_MS));
+    let series = demo
+        .timeline
+        .metric_series(demo.now_ms.saturating_sub(SPAN_MS));
     if series.is_empty() {
         frame
             .buffer_mut()

@@ -56,7 +56,12 @@ pub async fn run(
     for n in 0..count {
         let i = n as usize % nodes.len();
         let permit = Arc::clone(&gate).acquire_owned().await;
-        let (http, acc, url, key) = (http.clone(), Arc::clone(&acc), nodes[i].clone(), key.clone());
+        let (http, acc, url, key) = (
+            http.clone(),
+            Arc::clone(&acc),
+            nodes[i].clone(),
+            key.clone(),
+        );
         sends.spawn(async move {
             let _permit = permit;
             (i, send_check(&http, &acc, i, &url, &key).await)

@@ -170,6 +170,16 @@ impl PluginConfig {
     }
 }
 
+/// The prefix the compose file gives container names (`RL_CONTAINER_PREFIX`),
+/// read off the first node container's name (`<prefix>-node-1`).
+pub fn container_prefix(containers: &[String]) -> String {
+    containers
+        .first()
+        .and_then(|c| c.strip_suffix("-node-1"))
+        .unwrap_or("ratelimiter")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,14 +218,4 @@ mod tests {
         let c = parse("env=compose nodes=http://127.0.0.1:9001+http://127.0.0.1:9002 redis=redis://127.0.0.1:7000").unwrap();
         assert_eq!(c.nodes.len(), 2);
     }
-}
-
-/// The prefix the compose file gives container names (`RL_CONTAINER_PREFIX`),
-/// read off the first node container's name (`<prefix>-node-1`).
-pub fn container_prefix(containers: &[String]) -> String {
-    containers
-        .first()
-        .and_then(|c| c.strip_suffix("-node-1"))
-        .unwrap_or("ratelimiter")
-        .to_string()
 }
