@@ -89,6 +89,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         // Throughput: the generator against one node, then wrk against the same node.
         put_limit(&http, &urls[0], "gen", LIMIT, window_ms).await?;
         put_limit(&http, &urls[0], "wrk", LIMIT, window_ms).await?;
+        let window = burst::align_to_window(window_ms).await;
         burst::run(
             http.clone(),
             Arc::new(Accounting::new(1)),
@@ -96,8 +97,10 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             "gen".into(),
             limit,
             500,
+            window,
         )
         .await;
+        let window = burst::align_to_window(window_ms).await;
         let started = Instant::now();
         let rec = burst::run(
             http.clone(),
@@ -106,6 +109,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             "gen".into(),
             limit,
             count,
+            window,
         )
         .await;
         let secs = started.elapsed().as_secs_f64();
@@ -141,6 +145,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         for t in 0..trials {
             let key = format!("b{t}-{}", subject_ratelimiter::now_ms());
             put_limit(&http, &urls[0], &key, LIMIT, window_ms).await?;
+            let window = burst::align_to_window(window_ms).await;
             let started = Instant::now();
             let rec = burst::run(
                 http.clone(),
@@ -149,6 +154,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
                 key,
                 limit,
                 2 * LIMIT,
+                window,
             )
             .await;
             took.push(started.elapsed());

@@ -41,6 +41,7 @@ pub async fn align_to_window(window_ms: u64) -> u64 {
     crate::now_ms() / window_ms
 }
 
+/// Sends the burst inside `window`, which the caller waited for with [`align_to_window`].
 pub async fn run(
     http: reqwest::Client,
     acc: Arc<Accounting>,
@@ -48,8 +49,8 @@ pub async fn run(
     key: String,
     limit: Limit,
     count: u64,
+    window: u64,
 ) -> BurstRecord {
-    let window = align_to_window(limit.window_ms).await;
     let gate = Arc::new(Semaphore::new(MAX_CONCURRENCY));
     // Each check is a task of its own, so the runtime's workers share the burst.
     let mut sends = tokio::task::JoinSet::new();

@@ -129,8 +129,11 @@ pub fn inject(
             let targets: Vec<String> = (1..=nodes.len()).map(|i| format!("node-{i}")).collect();
             let (http, acc, sh) = (shared.http.clone(), Arc::clone(&shared.acc), Arc::clone(&s.shared));
             let k = key.clone();
+            // Wait for a window with room before the fault counts as started, so
+            // its start time is when the checks go out.
+            let window = rt.block_on(super::burst::align_to_window(limit.window_ms));
             let task = rt.spawn(async move {
-                let rec = super::burst::run(http, acc, nodes, k, limit, count).await;
+                let rec = super::burst::run(http, acc, nodes, k, limit, count, window).await;
                 sh.event(
                     Level::Info,
                     format!("burst on `{}` done: {} sent, {} allowed, {} denied (limit {})", rec.key, rec.sent, rec.allowed, rec.denied, rec.limit),
