@@ -2,8 +2,8 @@
 //! processes and writes a row for each. It asserts that the suite works, never
 //! how fast anything is (speed is judged only by a full run on a quiet machine).
 //!
-//! Needs the measured artifacts built beside the test binary:
-//! `cargo build -p subject-ratelimiter -p subject-example -p demo-host`.
+//! Builds the measured artifacts beside the test binary when they are missing
+//! (`cargo test` builds the plugins as rlibs only).
 
 use std::path::Path;
 use std::process::Command;
@@ -21,15 +21,38 @@ const GROUPS: [&str; 6] = [
 fn quick_run_writes_a_row_for_every_group() {
     let exe = Path::new(env!("CARGO_BIN_EXE_demo-bench"));
     let target = exe.parent().expect("target dir");
-    for artifact in [
+    // `cargo test` builds the plugins as rlibs only: build what the suite measures.
+    let artifacts = [
         "ratelimiter-node",
         "libsubject_ratelimiter.so",
         "libsubject_example.so",
         "demo-host",
-    ] {
+    ];
+    if artifacts.iter().any(|a| !target.join(a).is_file()) {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "subject-ratelimiter",
+            "-p",
+            "subject-example",
+            "-p",
+            "demo-host",
+        ]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build.current_dir(workspace).status().expect("cargo runs");
+        assert!(status.success(), "building the measured artifacts failed");
+    }
+    for artifact in artifacts {
         assert!(
             target.join(artifact).is_file(),
-            "{artifact} is not built in {}; run `cargo build -p subject-ratelimiter -p subject-example -p demo-host` before this test",
+            "{artifact} is not built in {}",
             target.display()
         );
     }
