@@ -61,11 +61,20 @@ Answer only with the {tool} JSON object described by the schema.",
 /// every status change, small enough for a local model's context.
 pub const PROMPT_SNAPSHOTS: usize = 10;
 
+/// Most bytes of window JSON a prompt carries (with the system prompt, under
+/// 32 KB: about 8k tokens); subjects with wordy snapshots get fewer of them.
+pub const PROMPT_WINDOW_BYTES: usize = 26 * 1024;
+
 /// The window as a model sees it: the snapshots where a node or invariant
 /// changed status, the first, the last before the anomaly and the last, topped
 /// up with evenly spaced others to [`PROMPT_SNAPSHOTS`]; events once, at the
 /// window level. Invariant changes are kept whole.
 pub fn condense(window: &ObservationWindow) -> ObservationWindow {
+    condense_to(window, PROMPT_SNAPSHOTS)
+}
+
+/// [`condense`] to at most `max` snapshots.
+fn condense_to(window: &ObservationWindow, max: usize) -> ObservationWindow {
     let snaps = &window.snapshots;
     let n = snaps.len();
     let mut keep: Vec<usize> = Vec::new();
@@ -84,11 +93,11 @@ pub fn condense(window: &ObservationWindow) -> ObservationWindow {
     let changed: Vec<usize> = (1..n)
         .filter(|&i| status_changed(&snaps[i - 1], &snaps[i]))
         .collect();
-    for i in spread(&changed, PROMPT_SNAPSHOTS.saturating_sub(keep.len())) {
+    for i in spread(&changed, max.saturating_sub(keep.len())) {
         must(i, &mut keep);
     }
     let rest: Vec<usize> = (0..n).filter(|i| !keep.contains(i)).collect();
-    for i in spread(&rest, PROMPT_SNAPSHOTS.saturating_sub(keep.len())) {
+    for i in spread(&rest, max.saturating_sub(keep.len())) {
         must(i, &mut keep);
     }
     keep.sort_unstable();
@@ -138,7 +147,14 @@ fn spread(items: &[usize], count: usize) -> Vec<usize> {
 /// The full prompt for a window (mask the window first when identities must
 /// not leave). The window is condensed and sent as compact JSON.
 pub fn build_prompt(window: &ObservationWindow) -> Prompt {
-    let json = serde_json::to_string(&condense(window)).unwrap_or_default();
+    // Fewer snapshots until the window fits; the turning points are kept first.
+    let mut json = String::new();
+    for max in (3..=PROMPT_SNAPSHOTS).rev() {
+        json = serde_json::to_string(&condense_to(window, max)).unwrap_or_default();
+        if json.len() <= PROMPT_WINDOW_BYTES {
+            break;
+        }
+    }
     let user = format!(
         "Subject: {}\nObservation window (JSON):\n{json}\n\nDiagnose the anomaly in this window.",
         window.subject
