@@ -86,15 +86,20 @@ pub fn build_tagged_example(tag: &str) -> PathBuf {
         &target,
         &[("EXAMPLE_PLUGIN_BUILD_TAG", tag)],
     );
-    let lib = target
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join("libsubject_example.so");
-    let copy = fixture_dir().join(format!("libsubject_example-{tag}.so"));
-    std::fs::copy(&lib, &copy).expect("copy the tagged build");
+    keep_example_build(&target, tag)
+}
+
+/// Copies the example library built in `target` out as `libsubject_example-<name>.so`,
+/// so the next build into the same target directory does not overwrite it.
+fn keep_example_build(target: &Path, name: &str) -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let lib = target.join(profile).join("libsubject_example.so");
+    let copy = fixture_dir().join(format!("libsubject_example-{name}.so"));
+    std::fs::copy(&lib, &copy).unwrap_or_else(|e| panic!("copy the {name} build: {e}"));
     copy
 }
 
@@ -138,16 +143,7 @@ pub fn build_example_against(
     let _ = std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock"));
     let target = fixture_dir().join("variants-target");
     cargo_build(&ws, &["-p", "subject-example"], &target, &[]);
-    let lib = target
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join("libsubject_example.so");
-    let copy = fixture_dir().join(format!("libsubject_example-{variant}.so"));
-    std::fs::copy(&lib, &copy).expect("copy the variant build");
-    copy
+    keep_example_build(&target, variant)
 }
 
 fn copy_dir(from: &Path, to: &Path) {

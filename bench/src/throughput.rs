@@ -66,9 +66,21 @@ pub async fn closed_loop(
             (lat, errors)
         })
     });
+    gather(tasks, started).await
+}
+
+/// Waits for the clients and pools their latencies and errors into one [`Load`].
+async fn gather(
+    clients: impl Iterator<Item = tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    started: Instant,
+) -> Load {
     let mut all = Vec::new();
     let mut errors = 0;
-    for (lat, e) in futures::future::join_all(tasks).await.into_iter().flatten() {
+    for (lat, e) in futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flatten()
+    {
         all.extend(lat);
         errors += e;
     }
@@ -117,19 +129,7 @@ pub async fn open_loop(
             (lat, errors)
         })
     });
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for (lat, e) in futures::future::join_all(tasks).await.into_iter().flatten() {
-        all.extend(lat);
-        errors += e;
-    }
-    Load {
-        raw_ms: all.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
-        checks: all.len() as u64,
-        errors,
-        secs: started.elapsed().as_secs_f64(),
-        latency: Summary::of_ms(&all),
-    }
+    gather(tasks, started).await
 }
 
 /// One `POST /check`; true when the node decided (allowed or denied).
