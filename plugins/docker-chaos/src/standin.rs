@@ -136,6 +136,30 @@ pub struct StandinProject {
     image: String,
 }
 
+/// For a test: the engine and a fresh project named `<prefix><pid>x<n>`, or
+/// `None` after one loud `SKIPPED` line when this machine has no Docker engine
+/// or no static busybox to build the stand-in image from.
+pub async fn for_test(test: &str, prefix: &str) -> Option<(Engine, StandinProject)> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let engine = match Engine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("SKIPPED {test}: no Docker engine: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = static_busybox() {
+        eprintln!("SKIPPED {test}: {e}");
+        return None;
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("{prefix}{}x{n}", std::process::id());
+    let project = StandinProject::create(&engine, &name)
+        .await
+        .expect("the stand-in image builds");
+    Some((engine, project))
+}
+
 impl StandinProject {
     /// Builds the image for a new project. The name should be unique per test
     /// (for example with the process id) so parallel tests do not share containers.

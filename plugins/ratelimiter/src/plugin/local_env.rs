@@ -174,18 +174,18 @@ impl LocalEnv {
             .arg(&self.dir);
         let child = self.spawn(cmd, "redis.log")?;
         let mut slot = lock(&self.redis);
-        let child = slot.insert(child);
-        if wait_for_child(child, || redis_ping(port)) {
-            Ok(())
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-            slot.take();
-            Err(PluginError::failed(format!(
-                "redis-server did not answer on port {port}; see {}/redis.log",
-                self.dir.display()
-            )))
-        }
+        *slot = Some(child);
+        let log = self.dir.join("redis.log");
+        ready_or_killed(
+            &mut slot,
+            || redis_ping(port),
+            || {
+                format!(
+                    "redis-server did not answer on port {port}; see {}",
+                    log.display()
+                )
+            },
+        )
     }
 
     fn spawn(&self, mut cmd: Command, log: &str) -> PluginResult<Child> {
@@ -235,18 +235,12 @@ impl LocalEnv {
             let _ = old.kill();
             let _ = old.wait();
         }
-        let child = slot.as_mut().expect("just stored");
-        if wait_for_child(child, || http_ok(port, "/health")) {
-            Ok(())
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-            slot.take();
-            Err(PluginError::failed(format!(
-                "{id} did not answer on port {port}; see {}/{id}.log",
-                self.dir.display()
-            )))
-        }
+        let log = self.dir.join(format!("{id}.log"));
+        ready_or_killed(
+            &mut slot,
+            || http_ok(port, "/health"),
+            || format!("{id} did not answer on port {port}; see {}", log.display()),
+        )
     }
 
     /// redis-server's process id, while it runs.
@@ -335,6 +329,25 @@ pub fn free_ports(n: usize) -> PluginResult<Vec<u16>> {
 }
 
 /// Waits until `ready` holds; false when the child exits first or the deadline passes.
+/// Waits until the child in `slot` is `ready`; if it dies or never gets ready,
+/// kills it, empties the slot and says `why`.
+fn ready_or_killed(
+    slot: &mut Option<Child>,
+    ready: impl FnMut() -> bool,
+    why: impl FnOnce() -> String,
+) -> PluginResult<()> {
+    let Some(child) = slot.as_mut() else {
+        return Err(PluginError::failed(why()));
+    };
+    if wait_for_child(child, ready) {
+        return Ok(());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    *slot = None;
+    Err(PluginError::failed(why()))
+}
+
 fn wait_for_child(child: &mut Child, mut ready: impl FnMut() -> bool) -> bool {
     wait_until(START_DEADLINE, || {
         ready() || !matches!(child.try_wait(), Ok(None))

@@ -1,9 +1,8 @@
 //! Stand-in "TiKV store" containers labelled like the compose project's services,
 //! and a PD fixture whose store states follow them.
 
-use docker_chaos::standin::{static_busybox, StandinProject};
+use docker_chaos::standin::StandinProject;
 use docker_chaos::{ContainerInfo, Engine};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use subject_tikv::fixture::{FixtureOptions, PdFixture};
 
@@ -24,26 +23,8 @@ impl Cluster {
             .enable_all()
             .build()
             .unwrap();
-        let engine = match rt.block_on(Engine::connect()) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("SKIPPED {test}: no Docker engine: {e}");
-                return None;
-            }
-        };
-        if let Err(e) = static_busybox() {
-            eprintln!("SKIPPED {test}: {e}");
-            return None;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tikvtest{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let project = rt
-            .block_on(StandinProject::create(&engine, &name))
-            .expect("stand-in image builds");
+        let (engine, project) = rt.block_on(docker_chaos::standin::for_test(test, "tikvtest"))?;
+        let name = project.name().to_string();
         let net = rt.block_on(project.network("default")).expect("network");
         let stores = ["tikv0", "tikv1", "tikv2"]
             .iter()
