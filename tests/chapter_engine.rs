@@ -44,9 +44,7 @@ fn options(chapter_timeout: Duration, countdown: Duration) -> HeadlessOptions {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = Loader::new(dir.path().join("cache"))
-        .load(&plugin_library("example"))
-        .unwrap();
+    let plugin = Loader::new().load(&plugin_library("example")).unwrap();
     let (exec, rx) = executor(plugin, dir.path()).await;
     let j = headless::run(
         exec,
@@ -107,7 +105,7 @@ async fn the_example_demo_plays_through_with_detection_diagnosis_and_recovery() 
 async fn a_chapter_whose_anomaly_never_shows_fails_the_run_as_not_detected() {
     // The detection chapter waits for an invariant this subject never reports.
     let dir = tempfile::tempdir().unwrap();
-    let loader = Loader::new(dir.path().join("cache"));
+    let loader = Loader::new();
     let plugin = loader.load(&plugin_library("example")).unwrap();
     let mut description = (*plugin.description).clone();
     description.chapters[2].expect_violation = Some("replicas vanish".into());

@@ -343,7 +343,7 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
     // the record on disk holds the plugin's own undo and a pid that is gone.
     let rt = runtime();
     // The session stays alive until the end: dropping it would let the plugin clean up as a live host does.
-    let loader = Loader::new(state.path().join("cache"));
+    let loader = Loader::new();
     let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
     let (session, fault) = rt.block_on(async {
         let session = Session::create(plugin, &config, Timeouts::default(), |_, _| {})
@@ -386,7 +386,6 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
         .args(["--config", &config, "--journal"])
         .arg(state.path().join("journal.json"))
         .env("DEMO_HOST_STATE_DIR", state.path())
-        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache2"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -11,7 +11,7 @@ use plugin_api::{InvariantStatus, NodeStatus};
 use std::sync::{Arc, Mutex};
 
 async fn executor(dir: &std::path::Path) -> Executor {
-    let loader = Loader::new(dir.join("cache"));
+    let loader = Loader::new();
     let plugin = loader.load(&plugin_library("example")).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let session = app::create_session(plugin, "", &tx).await.unwrap();

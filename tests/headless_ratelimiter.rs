@@ -27,7 +27,6 @@ fn command(run_id: &str, state: &std::path::Path, journal: &std::path::Path) -> 
     .arg(journal)
     .env(MARKER, run_id)
     .env("DEMO_HOST_STATE_DIR", state)
-    .env("DEMO_HOST_CACHE_DIR", state.join("cache"))
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     cmd

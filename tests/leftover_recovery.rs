@@ -30,7 +30,6 @@ fn a_pause_left_by_a_killed_host_is_recovered_by_the_next_start() {
         .arg("--journal")
         .arg(state.path().join("journal.json"))
         .env("DEMO_HOST_STATE_DIR", state.path())
-        .env("DEMO_HOST_CACHE_DIR", state.path().join("cache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         cmd

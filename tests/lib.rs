@@ -340,11 +340,10 @@ pub fn demo_host_binary() -> PathBuf {
     bin
 }
 
-/// A `demo-host` command whose state (leftover records) and plugin cache live in `state`.
+/// A `demo-host` command whose state (leftover records) lives in `state`.
 pub fn demo_host(state: &Path) -> Command {
     let mut cmd = Command::new(demo_host_binary());
-    cmd.env("DEMO_HOST_STATE_DIR", state)
-        .env("DEMO_HOST_CACHE_DIR", state.join("cache"));
+    cmd.env("DEMO_HOST_STATE_DIR", state);
     cmd
 }
 

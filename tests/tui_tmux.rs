@@ -89,13 +89,7 @@ impl TmuxDemo {
             lib.display(),
             exit_file.display()
         );
-        let env = [
-            ("DEMO_HOST_STATE_DIR", state.display().to_string()),
-            (
-                "DEMO_HOST_CACHE_DIR",
-                state.join("cache").display().to_string(),
-            ),
-        ];
+        let env = [("DEMO_HOST_STATE_DIR", state.display().to_string())];
         (Tmux::start(&command, &workspace_root(), &env), exit_file)
     }
 }

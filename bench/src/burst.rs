@@ -5,9 +5,8 @@
 use crate::env::{put_limit, tool, Node, Redis};
 use crate::report::{Row, Verdict};
 use crate::stats::Summary;
-use crate::Opts;
+use crate::{wrk, Opts};
 use anyhow::Context as _;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subject_ratelimiter::plugin::burst::{self, MAX_CONCURRENCY};
@@ -33,41 +32,6 @@ fn plugin_client() -> anyhow::Result<reqwest::Client> {
         .pool_max_idle_per_host(64)
         .connect_timeout(Duration::from_millis(300))
         .build()?)
-}
-
-/// `wrk` posting the same check body; returns requests/s.
-fn wrk(bin: &std::path::Path, url: &str, key: &str, conc: usize, secs: f64) -> anyhow::Result<f64> {
-    let script = tempfile::Builder::new().suffix(".lua").tempfile()?;
-    std::fs::write(
-        script.path(),
-        format!("wrk.method = \"POST\"\nwrk.body = '{{\"key\":\"{key}\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"),
-    )?;
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(conc);
-    let out = Command::new(bin)
-        .args([
-            "-t",
-            &threads.to_string(),
-            "-c",
-            &conc.to_string(),
-            "-d",
-            &format!("{}s", secs.ceil() as u64),
-        ])
-        .arg("-s")
-        .arg(script.path())
-        .arg(format!("{url}/check"))
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Requests/sec:")
-                .map(|v| v.trim().parse::<f64>())
-        })
-        .with_context(|| format!("wrk printed no rate: {text}"))?
-        .context("wrk's rate does not parse")
 }
 
 pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
@@ -120,7 +84,9 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         );
         match tool("wrk") {
             Some(bin) => {
-                let base = wrk(&bin, &urls[0], "wrk", MAX_CONCURRENCY, secs.max(1.0))?;
+                let base =
+                    wrk::post_checks(&bin, &urls[0], "wrk", MAX_CONCURRENCY, secs.ceil() as u64)?
+                        .rps;
                 rows.push(
                     Row::new(GROUP, "burst generator → one node", result)
                         .baseline(

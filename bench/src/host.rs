@@ -161,10 +161,6 @@ fn idle_host(secs: f64) -> anyhow::Result<(f64, f64)> {
         host.display(),
         plugin.display()
     );
-    let cache = format!(
-        "DEMO_HOST_CACHE_DIR={}",
-        scratch.path().join("cache").display()
-    );
     let state = format!(
         "DEMO_HOST_STATE_DIR={}",
         scratch.path().join("state").display()
@@ -179,8 +175,6 @@ fn idle_host(secs: f64) -> anyhow::Result<(f64, f64)> {
             "120",
             "-y",
             "40",
-            "-e",
-            &cache,
             "-e",
             &state,
             &cmd,

@@ -11,6 +11,7 @@ mod host;
 mod report;
 mod stats;
 mod throughput;
+mod wrk;
 
 use clap::{Parser, ValueEnum};
 use report::{Context, Row, Verdict};
@@ -39,6 +40,10 @@ pub struct Opts {
     /// Run only these groups (repeatable).
     #[arg(long, value_enum)]
     pub only: Vec<Group>,
+    /// Extra `key=value` settings for the rate limiter plugin in the detection
+    /// group, after the group's own (to measure other settings than the defaults).
+    #[arg(long, default_value = "")]
+    pub ratelimiter_config: String,
     /// Write the Markdown table into this file (between demo-bench markers; the rest of the file is kept).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -126,7 +126,7 @@ pub struct Prepared {
 }
 
 pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
-    let loader = Loader::new(Loader::default_cache_dir());
+    let loader = Loader::new();
     let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
     let environment = environment(&plugin, &args.config);
     let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
@@ -256,7 +256,7 @@ pub const ENV_DOWN_STEP: &str = "env-down";
 /// `demo-host up` / `down`: runs the plugin's `env-up` / `env-down` step,
 /// printing the plugin's progress lines as they come.
 pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Result<i32> {
-    let loader = Loader::new(Loader::default_cache_dir());
+    let loader = Loader::new();
     let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
     let config = with_default_env(&args.config, "compose");
     let name = plugin.description.info.name.clone();

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Some(Command::Inspect(args)) => {
-                let loader = Loader::new(Loader::default_cache_dir());
+                let loader = Loader::new();
                 let plugin = app::load_plugin(&loader, Some(&args.plugin), args.no_build)?;
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&*plugin.description)?);

@@ -4,8 +4,9 @@
 //! module per type, so each file is loaded on its own (`lib_header_from_path` +
 //! `init_root_module`). glibc's `dlopen` returns the cached handle for a path it
 //! has opened before, so a rebuilt file at the same path would come back as the
-//! old code: each file is therefore loaded from a copy named by its content hash.
-//! An unchanged file maps to the same copy and is not loaded twice.
+//! old code: each file is therefore loaded from a sealed copy in memory of its
+//! own. The registry knows files by content hash, so an unchanged file is not
+//! loaded twice.
 //!
 //! What a swap leaks, by design: the old library's code and static data stay
 //! mapped (one copy per distinct build loaded), typically 5-20 MB of address
@@ -19,6 +20,8 @@ use plugin_api::client::Module;
 use plugin_api::ffi::SubjectModRef;
 use plugin_api::{PluginError, SubjectDescription};
 use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,12 +34,10 @@ pub enum LoadError {
     Unreadable { path: PathBuf, err: std::io::Error },
     #[error("{path} {problem}")]
     NotAPlugin { path: PathBuf, problem: ElfProblem },
-    #[error("could not copy {path} into the plugin cache {cache}: {err}; set DEMO_HOST_CACHE_DIR to a writable directory")]
-    Cache {
-        path: PathBuf,
-        cache: PathBuf,
-        err: std::io::Error,
-    },
+    #[error("could not copy {path} into memory to load it: {err}")]
+    Copy { path: PathBuf, err: std::io::Error },
+    #[error("{0} changed while it was being loaded (is a build still writing it?); load it again when the build is done")]
+    Changed(PathBuf),
     #[error("the dynamic loader refused {path}: {detail}; a library it links to may be missing (check with `ldd {path}`)")]
     Open { path: PathBuf, detail: String },
     #[error("{path} was built against plugin-api {plugin}, but this host uses plugin-api {host}; rebuild the plugin against plugin-api {host_major_minor}.x (or use a host built for {plugin})")]
@@ -70,8 +71,9 @@ pub enum LoadError {
 /// A library that loaded and described itself.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    /// The path the user gave (after resolution), not the hashed copy.
+    /// The path the user gave (after resolution), not the copy.
     pub source: PathBuf,
+    /// The sealed copy in memory it was loaded from (`/proc/self/fd/N`).
     pub copy: PathBuf,
     pub hash: String,
     pub module: Module,
@@ -101,28 +103,14 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 /// Loads plugins into this process and remembers them by content hash.
+#[derive(Default)]
 pub struct Loader {
-    cache_dir: PathBuf,
     loaded: Mutex<HashMap<String, LoadedPlugin>>,
 }
 
 impl Loader {
-    pub fn new(cache_dir: PathBuf) -> Self {
-        Loader {
-            cache_dir,
-            loaded: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The cache directory from `DEMO_HOST_CACHE_DIR`, or one per user under the temp dir.
-    pub fn default_cache_dir() -> PathBuf {
-        std::env::var_os("DEMO_HOST_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::temp_dir()
-                    .join(format!("demo-host-{}", whoami()))
-                    .join("plugins")
-            })
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Loads `path`: preflight, hash, copy, `dlopen`, ABI checks, describe.
@@ -135,7 +123,7 @@ impl Loader {
                 err,
             },
         };
-        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let file = File::open(path).map_err(unreadable)?;
         // Mapped, not read: a 60 MB debug build read into a fresh buffer costs
         // ~80 ms of page faults, its mapping from the page cache a few ms.
         // SAFETY: the map is only read, and dropped before this returns; a file
@@ -145,16 +133,14 @@ impl Loader {
             path: path.to_path_buf(),
             problem,
         })?;
-        // A content hash, not a security check: it names the copy and tells a rebuild
-        // from an unchanged file (XXH3 reads a 60 MB debug build in a few ms).
-        let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+        let hash = content_hash(&bytes);
         if let Some(known) = self.registry().get(&hash) {
             let mut again = known.clone();
             again.source = path.to_path_buf();
             again.load_time = Duration::ZERO;
             return Ok(again);
         }
-        let copy = self.copy_into_cache(path, &hash, &bytes)?;
+        let copy = copy_into_memory(path, &hash, bytes.len())?;
         let module = open(path, &copy)?;
         let description = module.describe().map_err(|err| LoadError::Describe {
             path: path.to_path_buf(),
@@ -180,34 +166,62 @@ impl Loader {
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedPlugin>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    fn copy_into_cache(&self, path: &Path, hash: &str, bytes: &[u8]) -> Result<PathBuf, LoadError> {
-        let cache_err = |err| LoadError::Cache {
-            path: path.to_path_buf(),
-            cache: self.cache_dir.clone(),
-            err,
-        };
-        std::fs::create_dir_all(&self.cache_dir).map_err(cache_err)?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "plugin".into());
-        let copy = self.cache_dir.join(format!("{stem}-{}.so", &hash[..16]));
-        // The name carries the content hash and copies appear by rename, whole:
-        // a copy of the right size is this file.
-        let intact = std::fs::metadata(&copy).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !intact {
-            // Write beside and rename, so a concurrent host never maps a half-written file.
-            let tmp = self.cache_dir.join(format!(
-                ".{stem}-{}.{}.tmp",
-                &hash[..16],
-                std::process::id()
-            ));
-            std::fs::write(&tmp, bytes).map_err(cache_err)?;
-            std::fs::rename(&tmp, &copy).map_err(cache_err)?;
-        }
-        Ok(copy)
+/// Copies `path` into a sealed memory file and returns the path to `dlopen`
+/// (`/proc/self/fd/N`). In memory, not on disk: no cache directory fills up
+/// with old builds, the copy is not throttled behind a build's dirty pages,
+/// and nobody can rewrite it under the mapped code (the seals forbid writes).
+fn copy_into_memory(path: &Path, hash: &str, len: usize) -> Result<PathBuf, LoadError> {
+    let copy_err = |err| LoadError::Copy {
+        path: path.to_path_buf(),
+        err,
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let name = std::ffi::CString::new(format!("{stem}-{}", &hash[..16]))
+        .map_err(|e| copy_err(std::io::Error::other(e)))?;
+    // SAFETY: a valid C string; the descriptor is owned by `mem` at once.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(copy_err(std::io::Error::last_os_error()));
     }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    let mut mem = unsafe { File::from_raw_fd(fd) };
+    let mut src = File::open(path).map_err(copy_err)?;
+    std::io::copy(&mut src, &mut mem).map_err(copy_err)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(copy_err(std::io::Error::last_os_error()));
+    }
+    if !same_content(&mem, hash, len) {
+        return Err(LoadError::Changed(path.to_path_buf()));
+    }
+    // Never closed: glibc's `dlopen` knows a loaded library by its path name,
+    // so a reused descriptor number would bring back the old library; and the
+    // library stays mapped until exit anyway (abi_stable never unloads).
+    let fd = mem.into_raw_fd();
+    Ok(PathBuf::from(format!("/proc/self/fd/{fd}")))
+}
+
+/// Whether the copy holds the bytes that were checked and hashed (the source
+/// may have been rewritten between the hash and the copy).
+fn same_content(copy: &File, hash: &str, len: usize) -> bool {
+    // SAFETY: a sealed private copy, read only, dropped before returning.
+    let Ok(bytes) = (unsafe { memmap2::Mmap::map(copy) }) else {
+        return false;
+    };
+    bytes.len() == len && content_hash(&bytes) == hash
+}
+
+/// A content hash, not a security check: it names the copy and tells a rebuild
+/// from an unchanged file (XXH3 reads a 60 MB debug build in a few ms).
+fn content_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 fn open(source: &Path, copy: &Path) -> Result<Module, LoadError> {
@@ -322,6 +336,27 @@ fn summarize_layout_report(report: &str) -> String {
     }
 }
 
-fn whoami() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "user".into())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn the_copy_in_memory_holds_the_hashed_bytes_and_cannot_be_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("libplugin.so");
+        std::fs::write(&src, b"checked bytes").unwrap();
+        let hash = content_hash(b"checked bytes");
+        let copy = copy_into_memory(&src, &hash, 13).unwrap();
+        assert!(copy.starts_with("/proc/self/fd"), "{}", copy.display());
+        assert_eq!(std::fs::read(&copy).unwrap(), b"checked bytes");
+        let mut w = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        assert!(w.write_all(b"x").is_err(), "the seals forbid writes");
+        // Rewritten between the hash and the copy: refused, not loaded.
+        std::fs::write(&src, b"changed bytes").unwrap();
+        assert!(matches!(
+            copy_into_memory(&src, &hash, 13),
+            Err(LoadError::Changed(p)) if p == src
+        ));
+    }
 }

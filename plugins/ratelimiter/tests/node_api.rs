@@ -244,14 +244,7 @@ fn redis_outage_fails_closed_in_strict_mode_and_nodes_reconnect() {
         for url in [strict.url(), cached.url()] {
             let mut ok = false;
             for _ in 0..200 {
-                let h: serde_json::Value = http
-                    .get(format!("{url}/health"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let h: serde_json::Value = get_json(&http, &format!("{url}/health")).await;
                 if h["redis_reachable"] == true && h["partitioned"] == false {
                     ok = true;
                     break;

@@ -11,7 +11,7 @@ use std::time::Duration;
 fn a_2x_burst_in_cached_mode_is_reported_as_ghost_allowing() {
     // The default (cached) mode; a 1 s flush interval keeps the stale-count
     // window wide even when a loaded test machine sends the burst slowly.
-    let s = Running::start("load_rps=20 flush_ms=1000");
+    let s = Running::start("load_rps=20 flush_ms=1000 limit=500");
     s.0.run_step("set-limit").unwrap();
     s.wait(
         "ghost allowing",

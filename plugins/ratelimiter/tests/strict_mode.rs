@@ -7,19 +7,7 @@ use common::*;
 #[test]
 fn strict_allows_exactly_the_limit_out_of_1200_concurrent_checks() {
     let redis = RedisGuard::start();
-    // A generous Redis timeout: a check that times out fails closed, which would
-    // make the count fall short of the limit on a loaded test machine.
-    let nodes: Vec<NodeGuard> = (1..=3)
-        .map(|i| {
-            NodeGuard::start_with(
-                &format!("node-{i}"),
-                &redis.url(),
-                "strict",
-                100,
-                &["--redis-timeout-ms", "5000"],
-            )
-        })
-        .collect();
+    let nodes = strict_nodes(&redis, 3);
     let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
     let rt = runtime();
     rt.block_on(async {

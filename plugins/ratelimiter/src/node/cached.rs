@@ -155,10 +155,19 @@ pub async fn flush_once(node: &Node) {
             .arg(e.window_ms * 2);
     }
     let mut conn = node.conns.flush.clone();
-    match node
-        .redis(node.flush_timeout, inv.invoke_async::<Vec<u64>>(&mut conn))
-        .await
-    {
+    let call = node.redis(node.flush_timeout, inv.invoke_async::<Vec<u64>>(&mut conn));
+    tokio::pin!(call);
+    // A flush takes well under a millisecond when Redis takes writes; one that
+    // stays unanswered for `flush_stall` means it does not, and the node says so
+    // at once rather than after the timeout (the batch stays in doubt meanwhile).
+    let result = tokio::select! {
+        r = &mut call => r,
+        () = tokio::time::sleep(node.flush_stall) => {
+            mark_partitioned(node, "a flush is unanswered");
+            call.await
+        }
+    };
+    match result {
         Ok(values) if values.len() == batch.entries.len() => {
             {
                 let mut keys = node.keys();
@@ -191,14 +200,18 @@ pub async fn flush_once(node: &Node) {
                 .in_doubt
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(batch);
-            if !node.flush.partitioned.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "{}: flush failed or timed out; serving from local counts (partitioned)",
-                    node.id
-                );
-            }
+            mark_partitioned(node, "a flush failed or timed out");
             node.metrics.flush_failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+fn mark_partitioned(node: &Node, why: &str) {
+    if !node.flush.partitioned.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "{}: {why}; serving from local counts (partitioned)",
+            node.id
+        );
     }
 }
 

@@ -117,11 +117,11 @@ impl PluginConfig {
             env,
             mode,
             key,
-            limit: ranged("limit", 500, 1, MAX_LIMIT)?,
+            limit: ranged("limit", 2000, 1, MAX_LIMIT)?,
             window_ms: ranged("window_ms", 10_000, 100, MAX_WINDOW_MS)?,
-            flush_ms: ranged("flush_ms", 250, 10, 60_000)?,
+            flush_ms: ranged("flush_ms", 100, 10, 60_000)?,
             redis_timeout_ms: ranged("redis_timeout_ms", 250, 10, 60_000)?,
-            load_rps: ranged("load_rps", 30, 0, 1000)?,
+            load_rps: ranged("load_rps", 100, 0, 1000)?,
             poll_ms: ranged("poll_ms", 100, 20, 10_000)?,
             drift_tolerance: ranged("drift_tolerance", 10, 0, MAX_LIMIT)?,
             hold_ms: ranged("hold_ms", 60_000, 0, 3_600_000)?,
@@ -193,7 +193,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(
             (c.env, c.mode, c.limit, c.window_ms),
-            (EnvKind::Local, Mode::Cached, 500, 10_000)
+            (EnvKind::Local, Mode::Cached, 2000, 10_000)
         );
         assert!(parse("colour=red")
             .unwrap_err()

@@ -32,7 +32,7 @@ fn chapters() -> Vec<Chapter> {
     vec![
         Chapter::narrate(
             "Welcome",
-            "A rate limiter cluster: three nodes answer POST /check and share their counts through Redis. In cached mode each node counts locally and flushes to Redis every few hundred milliseconds: fast, but not exact. We will break it twice, for real, and watch the invariants catch it.",
+            "A rate limiter cluster: three nodes answer POST /check and share their counts through Redis. In cached mode each node counts locally and flushes to Redis every tenth of a second: fast, but not exact. We will break it twice, for real, and watch the invariants catch it.",
         ),
         Chapter::narrate(
             "Cluster health",
@@ -40,7 +40,7 @@ fn chapters() -> Vec<Chapter> {
         ),
         Chapter::narrate(
             "Set the limit",
-            "PUT /api/limits/demo stores the limit in Redis, where every node reads it. A steady background load of a few tens of checks per second starts, round-robin over the nodes.",
+            "PUT /api/limits/demo stores the limit in Redis, where every node reads it. A steady background load of a hundred checks per second starts, round-robin over the nodes.",
         )
         .on_enter(OnEnter::Step { id: STEP_SET_LIMIT.into() })
         .blocking()

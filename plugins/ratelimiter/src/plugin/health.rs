@@ -347,11 +347,10 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
         .map(|s| s.pending)
         .sum();
     metrics.push(Metric::new("pending increments", pending as f64, "checks"));
-    let drift = st.drift.clone().unwrap_or(DriftMeasure {
-        drift: None,
-        detail: "not measured yet".into(),
-        components: vec![],
-    });
+    let drift = st
+        .drift
+        .clone()
+        .unwrap_or_else(|| DriftMeasure::unknown("not measured yet"));
     if let Some(d) = drift.drift {
         metrics.push(Metric::new("counter drift", d as f64, "checks"));
     }

@@ -166,6 +166,21 @@ pub struct DriftMeasure {
     pub drift: Option<i64>,
     pub detail: String,
     pub components: Vec<String>,
+    /// Whether a node in the worst window is not flushing normally: its pending
+    /// increments are then stuck, not in flight, so one poll is evidence enough.
+    pub stuck: bool,
+}
+
+impl DriftMeasure {
+    /// Not measurable; `detail` says why.
+    pub fn unknown(detail: impl Into<String>) -> DriftMeasure {
+        DriftMeasure {
+            drift: None,
+            detail: detail.into(),
+            components: vec![],
+            stuck: false,
+        }
+    }
 }
 
 /// Redis counter minus what the nodes acknowledged, per key and window: a node
@@ -173,21 +188,16 @@ pub struct DriftMeasure {
 /// increments are in flight); a partitioned node contributes everything it
 /// allowed, since its pending increments are not reaching Redis.
 pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
-    let unknown = |detail: String| DriftMeasure {
-        drift: None,
-        detail,
-        components: vec![],
-    };
     if !obs.redis.reachable {
-        return unknown("redis does not answer, so its counters cannot be compared".into());
+        return DriftMeasure::unknown("redis does not answer, so its counters cannot be compared");
     }
     if let Some(n) = obs.nodes.iter().find(|n| !n.up()) {
-        return unknown(format!(
+        return DriftMeasure::unknown(format!(
             "{} does not answer, so its local counts are unknown",
             n.id
         ));
     }
-    let mut worst: Option<(i64, String, Vec<String>)> = None;
+    let mut worst: Option<(i64, String, Vec<String>, bool)> = None;
     let keys: Vec<&String> = obs.redis.counts.keys().map(|(k, _)| k).collect();
     for ((key, window), redis_count) in &obs.redis.counts {
         let mut acknowledged = 0i64;
@@ -234,34 +244,37 @@ pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
                 format!("; {} partitioned with {pending_stuck} increments not flushed", partitioned.join(", "))
             }
         );
-        if worst.as_ref().is_none_or(|(d, _, _)| drift.abs() > d.abs()) {
+        if worst.as_ref().is_none_or(|(d, ..)| drift.abs() > d.abs()) {
+            let stuck = !partitioned.is_empty();
             let mut components = vec!["redis".to_string()];
             components.extend(partitioned);
-            worst = Some((drift, detail, components));
+            worst = Some((drift, detail, components, stuck));
         }
     }
     match worst {
-        Some((drift, detail, components)) => DriftMeasure {
+        Some((drift, detail, components, stuck)) => DriftMeasure {
             drift: Some(drift),
             detail,
             components,
+            stuck,
         },
-        None if keys.is_empty() => unknown("no watched key has counts yet".into()),
-        None => unknown(
-            "a node restarted inside every watched window; its earlier counts are gone".into(),
+        None if keys.is_empty() => DriftMeasure::unknown("no watched key has counts yet"),
+        None => DriftMeasure::unknown(
+            "a node restarted inside every watched window; its earlier counts are gone",
         ),
     }
 }
 
 /// `counter drift` is violated when the drift is beyond the tolerance in this
-/// and the previous poll (one poll alone can straddle a flush).
+/// and the previous poll (one poll alone can straddle a flush), or in this poll
+/// alone when a node's increments are stuck (nothing is in flight to straddle).
 pub fn counter_drift(now: &DriftMeasure, previous_over: bool, s: &Settings, at: u64) -> Invariant {
     let over = now
         .drift
         .is_some_and(|d| d.unsigned_abs() > s.drift_tolerance);
     let status = match now.drift {
         None => InvariantStatus::Unknown,
-        Some(_) => ok_if(over && previous_over),
+        Some(_) => ok_if(over && (previous_over || now.stuck)),
     };
     let mut i = inv(
         COUNTER_DRIFT,
@@ -457,13 +470,8 @@ pub fn conservation(obs: &Observation) -> Invariant {
     let totals = obs.nodes.iter().fold(NodeTally::default(), |mut t, n| {
         let a = &n.tally_after;
         t.sent += a.sent;
-        t.allowed += a.allowed;
-        t.denied += a.denied;
-        t.errors += a.errors;
-        t.unknown += a.unknown;
-        t.rejected += a.rejected;
-        t.not_delivered += a.not_delivered;
         t.in_flight += a.in_flight;
+        t.add_outcomes(a);
         t
     });
     let summary = format!(
@@ -591,16 +599,32 @@ mod tests {
         );
         let m = measure_drift(&stuck, &s);
         assert_eq!(m.drift, Some(40));
-        let one_poll = counter_drift(&m, false, &s, 0);
+        assert!(m.stuck);
+        let i = counter_drift(&m, false, &s, 0);
         assert_eq!(
-            one_poll.status,
-            InvariantStatus::Ok,
-            "one poll alone is not enough"
+            i.status,
+            InvariantStatus::Violated,
+            "stuck increments need no second poll"
         );
-        let i = counter_drift(&m, true, &s, 0);
-        assert_eq!(i.status, InvariantStatus::Violated);
         assert_eq!(i.components, vec!["redis", "node-2"]);
         assert_eq!((i.observed, i.bound), (Some(40.0), Some(10.0)));
+        // Nodes flushing normally but read across a flush that Redis already
+        // holds: over the tolerance for one poll is a straddle, for two a drift.
+        let straddle = obs(
+            vec![
+                node(1, 30, 30, false, 5_000),
+                node(2, 30, 30, false, 5_000),
+                node(3, 30, 30, false, 5_000),
+            ],
+            75,
+        );
+        let m = measure_drift(&straddle, &s);
+        assert_eq!((m.drift, m.stuck), (Some(15), false));
+        assert_eq!(counter_drift(&m, false, &s, 0).status, InvariantStatus::Ok);
+        assert_eq!(
+            counter_drift(&m, true, &s, 0).status,
+            InvariantStatus::Violated
+        );
         // A node whose last flush is stale counts as partitioned even if it does not say so.
         let stale = obs(
             vec![

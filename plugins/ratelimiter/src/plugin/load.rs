@@ -56,6 +56,18 @@ pub struct NodeTally {
     pub by_instance: HashMap<u64, Answered>,
 }
 
+impl NodeTally {
+    /// Adds `other`'s outcome counts (not what was sent or is in flight).
+    pub fn add_outcomes(&mut self, other: &NodeTally) {
+        self.allowed += other.allowed;
+        self.denied += other.denied;
+        self.errors += other.errors;
+        self.unknown += other.unknown;
+        self.rejected += other.rejected;
+        self.not_delivered += other.not_delivered;
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Accounting(Mutex<Vec<NodeTally>>);
 
@@ -81,6 +93,57 @@ impl Accounting {
         self.with(i, |t| {
             t.sent += 1;
             t.in_flight += 1;
+        });
+    }
+
+    /// Counts `n` checks to node `i` as sent and in flight at once, before a burst
+    /// sends any: the bracket around a node scrape then stays an upper bound
+    /// without a lock per check.
+    pub fn start_many(&self, i: usize, n: u64) {
+        self.with(i, |t| {
+            t.sent += n;
+            t.in_flight += n;
+        });
+    }
+
+    /// Takes back `n` checks of a [`Accounting::start_many`] that were never sent
+    /// (the burst was stopped first).
+    pub fn withdraw_many(&self, i: usize, n: u64) {
+        self.with(i, |t| {
+            t.sent -= n;
+            t.in_flight -= n;
+        });
+    }
+
+    /// Accounts, under one lock, for checks to node `i` started with
+    /// [`Accounting::start_many`] that a burst worker has finished. `done` holds
+    /// their outcomes; its `by_instance` the answers per instance, and its
+    /// `last_instance` the instance last seen answering when any answered.
+    /// Unknown outcomes missing from `by_instance` came before the worker saw an
+    /// instance: like in `finish`, they are charged to the last instance seen.
+    pub fn finish_many(&self, i: usize, done: &NodeTally) {
+        let answered = done.allowed + done.denied + done.errors;
+        let n = answered + done.rejected + done.unknown + done.not_delivered;
+        if n == 0 {
+            return;
+        }
+        self.with(i, |t| {
+            t.in_flight -= n;
+            t.add_outcomes(done);
+            let charged: u64 = done.by_instance.values().map(|a| a.unknown).sum();
+            if done.unknown > charged {
+                t.by_instance.entry(t.last_instance).or_default().unknown += done.unknown - charged;
+            }
+            for (inst, d) in &done.by_instance {
+                let a = t.by_instance.entry(*inst).or_default();
+                a.allowed += d.allowed;
+                a.denied += d.denied;
+                a.errors += d.errors;
+                a.unknown += d.unknown;
+            }
+            if answered > 0 {
+                t.last_instance = done.last_instance;
+            }
         });
     }
 

@@ -4,6 +4,7 @@
 
 pub mod burst;
 pub mod chaos;
+pub mod check_conn;
 pub mod compose_env;
 pub mod config;
 pub mod describe;

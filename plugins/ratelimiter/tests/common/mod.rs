@@ -142,6 +142,35 @@ pub fn cluster(redis: &RedisGuard, mode: &str, flush_ms: u64) -> Vec<NodeGuard> 
         .collect()
 }
 
+/// `n` strict nodes against one Redis, with a generous Redis timeout: a check
+/// that times out fails closed, which would make the count fall short of the
+/// limit on a loaded test machine.
+pub fn strict_nodes(redis: &RedisGuard, n: usize) -> Vec<NodeGuard> {
+    (1..=n)
+        .map(|i| {
+            NodeGuard::start_with(
+                &format!("node-{i}"),
+                &redis.url(),
+                "strict",
+                100,
+                &["--redis-timeout-ms", "5000"],
+            )
+        })
+        .collect()
+}
+
+/// GETs `url` and reads its JSON answer; panics with the URL when either fails.
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> T {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: the answer is not the JSON expected: {e}"))
+}
+
 /// Polls `f` until it returns Some, or panics with `what` after the deadline.
 pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + deadline;
