@@ -62,8 +62,25 @@ async fn gather(
     }
 }
 
+/// When a check's latency starts. From its scheduled time when the previous
+/// answer on the connection came after it (the server held the send back: a
+/// stalled server is not hidden), else from the moment it was sent: tokio's
+/// timer wakes a task up to 1 ms after the scheduled instant, which is the
+/// generator's delay, not the node's.
+fn send_time(
+    scheduled: tokio::time::Instant,
+    free_at: tokio::time::Instant,
+    woke: tokio::time::Instant,
+) -> tokio::time::Instant {
+    if free_at > scheduled {
+        scheduled
+    } else {
+        woke
+    }
+}
+
 /// `conc` clients sending at `rate` checks/s in total (open loop); latency
-/// counts from the scheduled send time, so a stalled server is not hidden.
+/// counts as [`send_time`] says, so a stalled server is not hidden.
 /// Each client owns one keep-alive connection (the burst generator's
 /// `check_conn`: a request from pre-built parts, no client library per
 /// check), so that the client takes as little CPU from the node as it can.
@@ -90,15 +107,18 @@ pub async fn open_loop(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut lat = Vec::new();
             let mut errors = 0u64;
+            let mut free_at = tokio::time::Instant::now();
             loop {
                 let scheduled = tick.tick().await;
                 if scheduled >= deadline {
                     break;
                 }
+                let start = send_time(scheduled, free_at, tokio::time::Instant::now());
                 match check(&mut conn, &target).await.0 {
-                    Outcome::Allowed | Outcome::Denied => lat.push(scheduled.elapsed()),
+                    Outcome::Allowed | Outcome::Denied => lat.push(start.elapsed()),
                     _ => errors += 1,
                 }
+                free_at = tokio::time::Instant::now();
             }
             (lat, errors)
         })
@@ -183,6 +203,18 @@ fn parse_csv(text: &str) -> anyhow::Result<Bench> {
     })
 }
 
+/// Lateness of `n` sleeps of 1 ms, in ms.
+fn wake_up_lateness(n: usize) -> Option<Summary> {
+    let late: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            (t.elapsed().as_secs_f64() * 1e3 - 1.0).max(0.0)
+        })
+        .collect();
+    Summary::of(&late)
+}
+
 /// The slow tail: how many checks took 20 ms or more, and their median (a
 /// cluster near 40 ms is the signature of delayed ACKs; spread-out values, of CPU contention).
 fn tail(l: &Load) -> String {
@@ -224,7 +256,9 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             "wrk is not installed (Debian package wrk)",
         )]);
     };
-    let secs: f64 = if opts.quick { 0.5 } else { 5.0 };
+    // How late this machine wakes a sleeping thread, before any load: the
+    // yardstick for the tails below (a VM's stalls set a p99 on their own).
+    let wakeups = wake_up_lateness(if opts.quick { 200 } else { 3000 });
     let redis = Redis::start()?;
     let mut conn = redis.conn()?;
     let sha: String = redis::cmd("SCRIPT")
@@ -241,7 +275,19 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         .map(|_: i64| ())?;
     let strict = Node::start("bench-strict", "strict", &redis)?;
     let cached = Node::start("bench-cached", "cached", &redis)?;
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = wakeups
+        .iter()
+        .map(|w| {
+            Row::new(
+                GROUP,
+                format!("machine, idle: how late a 1 ms sleep wakes up (n={})", w.n),
+                format!(
+                    "p50 {:.3} ms · p99 {:.3} ms · max {:.1} ms",
+                    w.p50, w.p99, w.max
+                ),
+            )
+        })
+        .collect();
     let mut peak = 0.0;
     let wrk_secs = if opts.quick { 1 } else { 5 };
     rt.block_on(async {
@@ -284,25 +330,48 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         }
         rows.push(row);
     }
-    rt.block_on(async {
-        let half = peak / 2.0;
-        let paced = open_loop(&strict.url, "bench", 64, half, secs.max(1.0)).await?;
-        let p99 = paced.latency.as_ref().map_or(f64::INFINITY, |s| s.p99);
-        rows.push(
-            Row::new(
+    // Repeated trials: one VM hiccup of 50 ms in a run of 5 s is 1% of the
+    // checks, which alone would set the p99; the median trial is the figure.
+    let (trials, trial_secs) = if opts.quick { (1, 0.5) } else { (5, 2.0) };
+    // The open loop on one thread: with the node's and Redis's threads that is
+    // one runnable thread per core and a half, not three per core.
+    let one_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    one_thread.block_on(async {
+        for (label, rate, target) in [("half peak", peak / 2.0, true), ("1/8 peak", (peak / 8.0).max(50.0), false)] {
+            let mut runs = Vec::new();
+            for _ in 0..trials {
+                runs.push(open_loop(&strict.url, "bench", 64, rate, trial_secs).await?);
+            }
+            let p99s: Vec<f64> = runs
+                .iter()
+                .map(|l| l.latency.as_ref().map_or(f64::INFINITY, |s| s.p99))
+                .collect();
+            let median = Summary::of(&p99s).context("no open-loop trial")?;
+            let mut all = runs.swap_remove(0);
+            for l in runs {
+                all.raw_ms.extend(l.raw_ms);
+                all.checks += l.checks;
+                all.errors += l.errors;
+                all.secs += l.secs;
+            }
+            all.latency = Summary::of(&all.raw_ms);
+            let mut row = Row::new(
                 GROUP,
-                format!("strict node at half peak ({half:.0}/s offered, 64 clients, open loop)"),
-                fmt_load(&paced) + &tail(&paced),
-            )
-            .target("p99 ≤ 5 ms", Verdict::at_most(p99, 5.0)),
-        );
-        let light_rate = (peak / 8.0).max(50.0);
-        let light = open_loop(&strict.url, "bench", 64, light_rate, secs.max(1.0)).await?;
-        rows.push(Row::new(
-            GROUP,
-            format!("strict node at 1/8 peak ({light_rate:.0}/s offered, 64 clients, open loop)"),
-            fmt_load(&light) + &tail(&light),
-        ));
+                format!("strict node at {label} ({rate:.0}/s offered, 64 clients, open loop, {trials} × {trial_secs} s)"),
+                format!(
+                    "{} · p99 per trial: median {:.2} ms, worst {:.2} ms",
+                    fmt_load(&all) + &tail(&all),
+                    median.p50,
+                    median.max
+                ),
+            );
+            if target {
+                row = row.target("p99 ≤ 5 ms (median trial)", Verdict::at_most(median.p50, 5.0));
+            }
+            rows.push(row);
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     wrk::post_checks(&wrk_bin, &cached.url, "bench-cached", 16, 1)?;
@@ -335,6 +404,19 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_starts_at_the_schedule_only_when_the_server_held_the_send_back() {
+        let t0 = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        // The previous answer came before the scheduled time: from the send.
+        assert_eq!(send_time(t0 + ms(10), t0 + ms(5), t0 + ms(11)), t0 + ms(11));
+        // It came after: the wait for it counts.
+        assert_eq!(
+            send_time(t0 + ms(10), t0 + ms(30), t0 + ms(30)),
+            t0 + ms(10)
+        );
+    }
 
     #[test]
     fn reads_redis_benchmark_csv() {

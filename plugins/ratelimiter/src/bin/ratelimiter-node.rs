@@ -5,12 +5,15 @@ use subject_ratelimiter::node::{run, Args};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut builder = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(args.threads);
-        b
+    let mut builder = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                b.worker_threads(n);
+            }
+            b
+        }
     };
     builder.enable_all().build()?.block_on(run(args))
 }

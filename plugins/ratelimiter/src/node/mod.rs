@@ -8,6 +8,7 @@ pub mod registry;
 pub mod strict;
 
 use crate::wire::{keys, Limit, WindowView};
+use axum::serve::ListenerExt as _;
 use metrics::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeMap, HashMap};
@@ -71,11 +72,9 @@ pub struct Args {
     /// How long any other Redis call may take (strict checks fail closed after it).
     #[arg(long, env = "RATELIMITER_REDIS_TIMEOUT_MS", default_value_t = 250)]
     pub redis_timeout_ms: u64,
-    /// Threads serving requests. One event loop is the fastest on a small
-    /// machine (no wake-ups across threads: 0.72 of redis-benchmark at 64
-    /// clients on 2 cores, against 0.66 with two); scale out with more nodes,
-    /// or raise it on a large machine.
-    #[arg(long, env = "RATELIMITER_THREADS", default_value_t = 1)]
+    /// Threads serving requests: 0 for one per core, 1 for a single event loop
+    /// (what to run when several nodes share a small machine).
+    #[arg(long, env = "RATELIMITER_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Heartbeat period of the registration in Redis (its TTL is five periods).
     #[arg(long, env = "RATELIMITER_HEARTBEAT_MS", default_value_t = 2000)]
@@ -289,6 +288,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if node.mode == Mode::Cached {
         tokio::spawn(cached::flush_loop(Arc::clone(&node)));
     }
+    // Answers are small and latency is the product: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, api::router(node)).await?;
     Ok(())
 }
