@@ -151,8 +151,12 @@ pub struct Node {
 
 impl Node {
     pub fn new(args: &Args) -> Result<Arc<Node>, StoreError> {
-        let client = redis::Client::open(args.redis.as_str())
-            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        // TCP_NODELAY: the check connection carries concurrent scripts, and
+        // Nagle would hold each behind the ACK of the one before.
+        let info = redis::IntoConnectionInfo::into_connection_info(args.redis.as_str())
+            .map_err(|e| StoreError::Redis(e.to_string()))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| StoreError::Redis(e.to_string()))?;
         let conn = || {
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_millis(500)))
