@@ -203,16 +203,44 @@ fn parse_csv(text: &str) -> anyhow::Result<Bench> {
     })
 }
 
+/// Lateness of one sleep of 1 ms, in ms.
+fn one_wake_up() -> f64 {
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(1));
+    (t.elapsed().as_secs_f64() * 1e3 - 1.0).max(0.0)
+}
+
 /// Lateness of `n` sleeps of 1 ms, in ms.
 fn wake_up_lateness(n: usize) -> Option<Summary> {
-    let late: Vec<f64> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            std::thread::sleep(Duration::from_millis(1));
-            (t.elapsed().as_secs_f64() * 1e3 - 1.0).max(0.0)
-        })
-        .collect();
-    Summary::of(&late)
+    Summary::of(&(0..n).map(|_| one_wake_up()).collect::<Vec<_>>())
+}
+
+/// Measures wake-up lateness on a thread of its own while a measurement
+/// runs: how long a runnable thread waited for a CPU meanwhile, so that a tail
+/// can be told from the node's doing or the machine's.
+struct WakeUpProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl WakeUpProbe {
+    fn start() -> WakeUpProbe {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut late = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                late.push(one_wake_up());
+            }
+            late
+        });
+        WakeUpProbe { stop, thread }
+    }
+
+    fn stop(self) -> Option<Summary> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Summary::of(&self.thread.join().ok()?)
+    }
 }
 
 /// The slow tail: how many checks took 20 ms or more, and their median (a
@@ -341,9 +369,11 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
     one_thread.block_on(async {
         for (label, rate, target) in [("half peak", peak / 2.0, true), ("1/8 peak", (peak / 8.0).max(50.0), false)] {
             let mut runs = Vec::new();
+            let probe = WakeUpProbe::start();
             for _ in 0..trials {
                 runs.push(open_loop(&strict.url, "bench", 64, rate, trial_secs).await?);
             }
+            let stalls = probe.stop();
             let p99s: Vec<f64> = runs
                 .iter()
                 .map(|l| l.latency.as_ref().map_or(f64::INFINITY, |s| s.p99))
@@ -361,10 +391,12 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
                 GROUP,
                 format!("strict node at {label} ({rate:.0}/s offered, 64 clients, open loop, {trials} × {trial_secs} s)"),
                 format!(
-                    "{} · p99 per trial: median {:.2} ms, worst {:.2} ms",
+                    "{} · p99 per trial: median {:.2} ms, worst {:.2} ms · meanwhile a 1 ms sleep woke up late by p99 {:.2} ms, max {:.1} ms",
                     fmt_load(&all) + &tail(&all),
                     median.p50,
-                    median.max
+                    median.max,
+                    stalls.as_ref().map_or(f64::NAN, |s| s.p99),
+                    stalls.as_ref().map_or(f64::NAN, |s| s.max),
                 ),
             );
             if target {
