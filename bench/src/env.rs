@@ -99,6 +99,23 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Runs a peer tool to its end and reads what it printed; when that does not
+/// parse, the error shows both its output streams.
+pub fn run_tool<T>(
+    cmd: &mut Command,
+    what: &str,
+    parse: impl FnOnce(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse(&text).with_context(|| {
+        format!(
+            "{what} printed no result: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 pub struct Redis {
     /// Kept for its Drop: the server dies with this value.
     pub _proc: Proc,

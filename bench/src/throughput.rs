@@ -6,7 +6,7 @@
 //! client. The latency at half and an eighth of the peak comes from an open
 //! loop of our own (wrk has no fixed rate).
 
-use crate::env::{put_limit, tool, Node, Redis};
+use crate::env::{put_limit, run_tool, tool, Node, Redis};
 use crate::report::{Row, Verdict};
 use crate::stats::Summary;
 use crate::{wrk, Opts};
@@ -141,37 +141,32 @@ fn redis_benchmark(
     conc: usize,
     requests: u64,
 ) -> anyhow::Result<Bench> {
-    let out = Command::new(bin)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &redis.port.to_string(),
-            "-c",
-            &conc.to_string(),
-            "-n",
-            &requests.to_string(),
-        ])
-        .args([
-            "-r",
-            "1000000000",
-            "--csv",
-            "EVALSHA",
-            sha,
-            "2",
-            "rl:s:rbench",
-            "rl:limit:rbench",
-            "m:__rand_int__",
-        ])
-        .output()
-        .context("running redis-benchmark")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_csv(&text).with_context(|| {
-        format!(
-            "redis-benchmark printed no result: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    run_tool(
+        Command::new(bin)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &redis.port.to_string(),
+                "-c",
+                &conc.to_string(),
+                "-n",
+                &requests.to_string(),
+            ])
+            .args([
+                "-r",
+                "1000000000",
+                "--csv",
+                "EVALSHA",
+                sha,
+                "2",
+                "rl:s:rbench",
+                "rl:limit:rbench",
+                "m:__rand_int__",
+            ]),
+        "redis-benchmark",
+        parse_csv,
+    )
 }
 
 /// Reads `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...`.

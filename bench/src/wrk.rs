@@ -3,6 +3,7 @@
 //! `redis-benchmark`, so that a node measured with it pays no more for its
 //! generator than Redis does for its own.
 
+use crate::env::run_tool;
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::Command;
@@ -33,21 +34,16 @@ pub fn post_checks(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(conc);
-    let out = Command::new(bin)
-        .args(["--latency", "-t", &threads.to_string()])
-        .args(["-c", &conc.to_string(), "-d", &format!("{}s", secs.max(1))])
-        .arg("-s")
-        .arg(script.path())
-        .arg(format!("{url}/check"))
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse(&text).with_context(|| {
-        format!(
-            "wrk printed no result: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    run_tool(
+        Command::new(bin)
+            .args(["--latency", "-t", &threads.to_string()])
+            .args(["-c", &conc.to_string(), "-d", &format!("{}s", secs.max(1))])
+            .arg("-s")
+            .arg(script.path())
+            .arg(format!("{url}/check")),
+        "wrk",
+        parse,
+    )
 }
 
 /// Reads `Requests/sec:`, the `--latency` distribution and the error lines.
