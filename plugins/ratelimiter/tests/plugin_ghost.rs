@@ -44,6 +44,12 @@ fn a_2x_burst_in_cached_mode_is_reported_as_ghost_allowing() {
     );
     s.wait("conservation", InvariantStatus::Ok, Duration::from_secs(5));
     s.0.recover(&fault.fault_id).unwrap();
+    // Recovered: the violation is not carried into what comes next.
+    s.wait(
+        "ghost allowing",
+        InvariantStatus::Ok,
+        Duration::from_secs(5),
+    );
 }
 
 #[test]

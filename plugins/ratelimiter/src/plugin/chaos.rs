@@ -203,6 +203,9 @@ pub fn recover(
     if let Some(t) = &entry.task {
         t.abort();
     }
+    if let Undo::Burst { key } = &entry.undo {
+        s.shared.forget_burst(key);
+    }
     let result = match &entry.undo {
         Undo::NodeKill { node, .. } => env.restart_node(*node, rt),
         Undo::RedisPause { until_ms, .. } if *until_ms <= crate::now_ms() => Ok(()),

@@ -208,7 +208,13 @@ fn mark_restarts(shared: &Shared, obs: &mut Observation) {
 fn record(shared: &Shared, obs: Observation) {
     let settings = shared.settings();
     let measure = invariants::measure_drift(&obs, &settings);
-    let new_evidence = invariants::ghost_evidence(&obs);
+    // Only keys still watched: a poll that began before a burst was recovered
+    // and forgotten must not bring its evidence back.
+    let watched = shared.watched_keys();
+    let new_evidence: Vec<_> = invariants::ghost_evidence(&obs)
+        .into_iter()
+        .filter(|e| watched.contains(&e.key))
+        .collect();
     let mut events = Vec::new();
     {
         let mut st = shared.poll();

@@ -94,6 +94,14 @@ impl Shared {
             crate::now_ms().saturating_sub(b.finished_ms) <= hold.max(self.cfg.window_ms * 2)
         });
     }
+    /// Forgets a recovered burst: its record, its key and what the nodes'
+    /// counters showed of it, so that `ghost allowing` holds its violation
+    /// only until the burst is recovered, not into the chapters after it.
+    pub fn forget_burst(&self, key: &str) {
+        lock(&self.bursts).retain(|b| b.key != key);
+        lock(&self.watched).retain(|k| k != key);
+        self.poll().evidence.retain(|e| e.key != key);
+    }
     /// Drops burst keys whose windows are over from the watch list.
     pub fn unwatch_finished_bursts(&self) {
         let current = crate::now_ms() / self.cfg.window_ms;
