@@ -218,16 +218,9 @@ pub mod procs {
         pub fn start() -> Redis {
             let port = free_port();
             let mut cmd = Command::new("redis-server");
-            cmd.args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]);
+            cmd.args(subject_ratelimiter::plugin::local_env::redis_server_args(
+                port,
+            ));
             let child =
                 spawn_listening(&mut cmd, port, "redis-server (Debian package redis-server)");
             Redis {

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use subject_ratelimiter::plugin::local_env::redis_server_args;
 
 /// A child process that is killed and reaped when dropped.
 pub struct Proc {
@@ -129,16 +130,7 @@ impl Redis {
         let port = free_port()?;
         let mut proc = Proc::spawn(
             "redis-server",
-            Command::new(bin).args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]),
+            Command::new(bin).args(redis_server_args(port)),
         )?;
         let url = format!("redis://127.0.0.1:{port}");
         let client = redis::Client::open(url.as_str())?;

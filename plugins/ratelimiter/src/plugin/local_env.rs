@@ -168,8 +168,7 @@ impl LocalEnv {
     fn start_redis(&self, redis_path: &Path) -> PluginResult<()> {
         let port = self.redis_port;
         let mut cmd = Command::new(redis_path);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        cmd.args(redis_server_args(port))
             .arg("--dir")
             .arg(&self.dir);
         let child = self.spawn(cmd, "redis.log")?;
@@ -297,6 +296,21 @@ impl Drop for LocalEnv {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The arguments of a throwaway `redis-server` on loopback: no snapshots and
+/// no append-only file, so it never forks to save and leaves nothing behind.
+pub fn redis_server_args(port: u16) -> [String; 8] {
+    [
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+    ]
 }
 
 /// Looks a program up: a path as given, else each directory of PATH.

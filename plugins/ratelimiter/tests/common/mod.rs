@@ -8,7 +8,9 @@ pub mod subject;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use subject_ratelimiter::plugin::local_env::{free_ports, http_ok, redis_ping, wait_until};
+use subject_ratelimiter::plugin::local_env::{
+    free_ports, http_ok, redis_ping, redis_server_args, wait_until,
+};
 
 pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_ratelimiter-node");
 
@@ -36,16 +38,7 @@ impl RedisGuard {
 
     pub fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(redis_server_args(self.port))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
