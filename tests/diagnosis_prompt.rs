@@ -5,6 +5,7 @@
 use demo_host::diagnosis::mask::Masker;
 use demo_host::diagnosis::prompt::system_prompt;
 use demo_host::diagnosis::{answer_schema, build_prompt, ObservationWindow};
+use demo_host::journal::ScenarioFile;
 use plugin_api::{AnomalyClass, Config, InstanceContext, Logger, Subject};
 use std::collections::BTreeSet;
 use subject_example::ExampleSubject;
@@ -45,25 +46,16 @@ fn other_subjects_words() -> BTreeSet<String> {
     .into_iter()
     .map(String::from)
     .collect();
-    for entry in std::fs::read_dir(dir).expect("scenarios dir") {
-        let path = entry.expect("entry").path();
-        if !path
+    for s in ScenarioFile::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        if !s
+            .path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("example-"))
         {
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
-            for c in v["window"]["context"]["components"]
-                .as_array()
-                .expect("components")
-            {
-                out.insert(c["name"].as_str().expect("name").to_lowercase());
-            }
-            for g in v["window"]["context"]["glossary"]
-                .as_array()
-                .expect("glossary")
-            {
-                out.extend(words(g["term"].as_str().expect("term")));
+            let context = &s.window.context;
+            out.extend(context.components.iter().map(|c| c.name.to_lowercase()));
+            for g in &context.glossary {
+                out.extend(words(&g.term));
             }
         }
     }
@@ -149,14 +141,11 @@ fn masked_prompt_hides_node_names_and_addresses() {
 #[test]
 fn prompts_fit_a_small_context() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    for entry in std::fs::read_dir(dir).expect("scenarios dir") {
-        let path = entry.expect("entry").path();
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
-        let w: ObservationWindow = serde_json::from_value(v["window"].clone()).expect("window");
-        let p = build_prompt(&w);
+    for s in ScenarioFile::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        let (path, w) = (&s.path, &s.window);
+        let p = build_prompt(w);
         let size = p.system.len() + p.user.len();
-        println!("{}: {size} bytes", v["name"]);
+        println!("{}: {size} bytes", s.name);
         assert!(
             size < 32 * 1024,
             "{}: prompt of {size} bytes",

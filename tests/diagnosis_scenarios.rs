@@ -7,47 +7,13 @@
 use demo_host::diagnosis::{
     diagnose, score, BackendConfig, DiagnoseOptions, Diagnosis, ObservationWindow,
 };
-use plugin_api::ExpectedDiagnosis;
-use serde_json::Value;
+use demo_host::journal::ScenarioFile;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-struct Scenario {
-    name: String,
-    expected: ExpectedDiagnosis,
-    chaos_targets: Vec<String>,
-    min_confidence: Option<f64>,
-    max_confidence: Option<f64>,
-    window: ObservationWindow,
-}
-
-fn scenarios() -> Vec<Scenario> {
+fn scenarios() -> Vec<ScenarioFile> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).expect("scenario readable");
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let field = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-            Scenario {
-                name: field("name").as_str().expect("name").to_string(),
-                expected: serde_json::from_value(field("expected")).expect("expected"),
-                chaos_targets: serde_json::from_value(field("chaos_targets"))
-                    .expect("chaos_targets"),
-                min_confidence: field("min_confidence").as_f64(),
-                max_confidence: field("max_confidence").as_f64(),
-                window: serde_json::from_value(field("window"))
-                    .unwrap_or_else(|e| panic!("{}: window does not parse: {e}", p.display())),
-            }
-        })
-        .collect()
+    ScenarioFile::read_dir(&dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn run_builtin(window: &ObservationWindow) -> (Diagnosis, Duration) {

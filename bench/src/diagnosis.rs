@@ -7,32 +7,26 @@ use crate::stats::Summary;
 use crate::Opts;
 use anyhow::Context as _;
 use demo_host::diagnosis::{diagnose, BackendConfig, DiagnoseOptions, ObservationWindow};
+use demo_host::journal::ScenarioFile;
 use std::path::PathBuf;
 use std::time::Instant;
 
 const GROUP: &str = "6 builtin diagnosis";
 
+/// Each scenario's window, named by its file (recorded scenarios share names).
 fn scenarios() -> anyhow::Result<Vec<(String, ObservationWindow)>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p)?)?;
-            let window = serde_json::from_value(v.get("window").cloned().unwrap_or_default())
-                .with_context(|| format!("{}: the window does not parse", p.display()))?;
-            let name = p
+    Ok(ScenarioFile::read_dir(&dir)?
+        .into_iter()
+        .map(|s| {
+            let name = s
+                .path
                 .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((name, window))
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(s.name);
+            (name, s.window)
         })
-        .collect()
+        .collect())
 }
 
 pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {

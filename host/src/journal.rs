@@ -5,8 +5,9 @@ use crate::engine::chaos::ChaosWindow;
 use crate::engine::incidents::Incident;
 use crate::engine::state::{ChapterRecord, Demo, DiagnosisRun, InvariantVerdict};
 use plugin_api::{HealthSnapshot, InvariantStatus, NodeStatus, SubjectInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,6 +215,63 @@ pub struct Scenario<'a> {
     pub chaos_targets: &'a [String],
     pub min_confidence: f64,
     pub window: &'a crate::diagnosis::ObservationWindow,
+}
+
+/// A scenario read back from `tests/scenarios/*.json` or `--record-scenarios`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScenarioFile {
+    /// The file it came from (recorded scenarios may share a `name`).
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub name: String,
+    pub expected: plugin_api::ExpectedDiagnosis,
+    #[serde(default)]
+    pub chaos_targets: Vec<String>,
+    pub min_confidence: Option<f64>,
+    pub max_confidence: Option<f64>,
+    pub window: crate::diagnosis::ObservationWindow,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path} is not a scenario: {err}")]
+    Parse {
+        path: PathBuf,
+        err: serde_json::Error,
+    },
+}
+
+impl ScenarioFile {
+    /// Every `*.json` scenario in `dir`, in file name order.
+    pub fn read_dir(dir: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
+        let read = |path: &Path, err| ScenarioError::Read {
+            path: path.to_path_buf(),
+            err,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| read(dir, e))? {
+            let path = entry.map_err(|e| read(dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).map_err(|e| read(&path, e))?;
+                let mut scenario: ScenarioFile =
+                    serde_json::from_str(&text).map_err(|err| ScenarioError::Parse {
+                        path: path.clone(),
+                        err,
+                    })?;
+                scenario.path = path;
+                Ok(scenario)
+            })
+            .collect()
+    }
 }
 
 impl Journal {
