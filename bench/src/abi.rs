@@ -82,10 +82,10 @@ fn snapshot_rows(
         Row::new(
             GROUP,
             format!("{name}: one health snapshot across the ABI (n={})", a.n),
-            format!("p50 {:.1} µs · p99 {:.1} µs", a.p50, a.p99),
+            a.p50_p99(1, "µs"),
         )
         .baseline(
-            format!("native call: p50 {:.1} µs · p99 {:.1} µs", n.p50, n.p99),
+            format!("native call: {}", n.p50_p99(1, "µs")),
             Some(a.p50 / n.p50),
         )
         .target("≤ 50 µs", Verdict::at_most(a.p50, 50.0)),
@@ -125,13 +125,10 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             Row::new(
                 GROUP,
                 format!("load {name}, a new build ({size:.0} MB, n={})", s.n),
-                format!("p50 {:.1} ms · p99 {:.1} ms", s.p50, s.p99),
+                s.p50_p99(1, "ms"),
             )
             .baseline(
-                format!(
-                    "bare dlopen of another new build: p50 {:.1} ms · p99 {:.1} ms",
-                    f.p50, f.p99
-                ),
+                format!("bare dlopen of another new build: {}", f.p50_p99(1, "ms")),
                 Some(s.p50 / f.p50),
             )
             .target("≤ 20 ms", Verdict::at_most(s.p50, 20.0)),
@@ -191,7 +188,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         Row::new(
             GROUP,
             format!("example: one health snapshot across the ABI (n={})", a.n),
-            format!("p50 {:.1} µs · p99 {:.1} µs", a.p50, a.p99),
+            a.p50_p99(1, "µs"),
         )
         .target("≤ 50 µs", Verdict::at_most(a.p50, 50.0)),
     );

@@ -25,6 +25,11 @@ const HOST_POLL: Duration = Duration::from_millis(100);
 /// The Python original's interval.
 const ORIGINAL_POLL: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(45);
+/// The Redis pause under the earlier defaults: the plugin settings, and the row's words.
+const SIDE_EXPERIMENTS: [(&str, &str); 2] = [
+    ("load_rps=30 limit=500", "load_rps=30 instead of 100"),
+    ("flush_ms=250", "flush_ms=250 instead of 100"),
+];
 
 struct Fault {
     action: &'static str,
@@ -256,7 +261,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
     let costs = Arc::new(Mutex::new(Vec::new()));
     let [kill, pause, burst] = faults();
     let cfg = |own: &str| format!("{own} {}", opts.ratelimiter_config);
-    let (fast, original, light, slow_flush) = rt.block_on(async {
+    let (fast, original, side) = rt.block_on(async {
         // Node kill and Redis pause with the plugin's defaults.
         let (k, p, k2, p2) = with_session(&loader, &cfg(""), async |s| {
             let k = trials(s, HOST_POLL, &costs, &kill, n, None).await?;
@@ -282,28 +287,23 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         .await?;
         // Evidence for what bounds `counter drift`: the same pause under the
         // earlier default load of 30 checks/s (the drift must grow past the
-        // tolerance, which takes tolerance / load: 10 / 30 per s = 333 ms).
-        // Side experiments: a failure is reported in their row, not as the group's.
-        let light = if opts.quick {
-            Ok(vec![])
-        } else {
-            with_session(&loader, &cfg("load_rps=30 limit=500"), async |s| {
-                trials(s, HOST_POLL, &costs, &pause, n_original, None).await
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        };
-        // ...and under the earlier, slower flush (a node notices a blocked write at its next flush).
-        let slow_flush = if opts.quick {
-            Ok(vec![])
-        } else {
-            with_session(&loader, &cfg("flush_ms=250"), async |s| {
-                trials(s, HOST_POLL, &costs, &pause, n_original, None).await
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        };
-        Ok::<_, anyhow::Error>(([k, p, b], [k2, p2, vec![]], light, slow_flush))
+        // tolerance, which takes tolerance / load: 10 / 30 per s = 333 ms),
+        // and under the earlier, slower flush (a node notices a blocked write
+        // at its next flush). Side experiments: a failure is reported in their
+        // row, not as the group's.
+        let mut side = Vec::new();
+        for (config, _) in SIDE_EXPERIMENTS {
+            side.push(if opts.quick {
+                Ok(vec![])
+            } else {
+                with_session(&loader, &cfg(config), async |s| {
+                    trials(s, HOST_POLL, &costs, &pause, n_original, None).await
+                })
+                .await
+                .map_err(|e| format!("{e:#}"))
+            });
+        }
+        Ok::<_, anyhow::Error>(([k, p, b], [k2, p2, vec![]], side))
     })?;
     let poll =
         Summary::of_ms(&costs.lock().unwrap_or_else(|p| p.into_inner())).context("no poll")?;
@@ -313,7 +313,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             "one health poll across the ABI (the floor any poller pays, n={})",
             poll.n
         ),
-        format!("p50 {:.3} ms · p99 {:.3} ms", poll.p50, poll.p99),
+        poll.p50_p99(3, "ms"),
     )];
     for ((f, lat), orig) in faults().iter().zip(&fast).zip(&original) {
         let s = violated(lat).with_context(|| format!("no trial of {}", f.action))?;
@@ -355,10 +355,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             median(pause.iter().map(|s| s.violated as f64).collect()),
         ),
     ));
-    for (what, result) in [
-        ("load_rps=30 instead of 100", &light),
-        ("flush_ms=250 instead of 100", &slow_flush),
-    ] {
+    for ((_, what), result) in SIDE_EXPERIMENTS.iter().zip(&side) {
         let measure = |n: usize| format!("Redis pause → `counter drift` with {what} (n={n})");
         match result {
             Ok(seen) => {

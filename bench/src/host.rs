@@ -221,7 +221,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
             Row::new(
                 GROUP,
                 format!("frame render {w}×{h} (600 polls of history, n={})", s.n),
-                format!("p50 {:.3} ms · p99 {:.3} ms", s.p50, s.p99),
+                s.p50_p99(3, "ms"),
             )
             .target("p50 ≤ 2 ms", Verdict::at_most(s.p50, 2.0)),
         );

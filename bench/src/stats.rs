@@ -28,6 +28,14 @@ impl Summary {
         })
     }
 
+    /// `p50 1.2 ms · p99 3.4 ms`, with `decimals` places.
+    pub fn p50_p99(&self, decimals: usize, unit: &str) -> String {
+        format!(
+            "p50 {:.decimals$} {unit} · p99 {:.decimals$} {unit}",
+            self.p50, self.p99
+        )
+    }
+
     pub fn of_ms(durations: &[Duration]) -> Option<Summary> {
         Summary::of(
             &durations
@@ -67,5 +75,6 @@ mod tests {
         assert!(Summary::of(&[]).is_none());
         let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
         assert_eq!(odd.p50, 2.0);
+        assert_eq!(odd.p50_p99(1, "ms"), "p50 2.0 ms · p99 3.0 ms");
     }
 }

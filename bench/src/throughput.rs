@@ -253,9 +253,10 @@ fn tail(l: &Load) -> String {
 }
 
 fn fmt_load(l: &Load) -> String {
-    let lat = l.latency.as_ref().map_or("no answers".into(), |s| {
-        format!("p50 {:.2} ms · p99 {:.2} ms", s.p50, s.p99)
-    });
+    let lat = l
+        .latency
+        .as_ref()
+        .map_or("no answers".into(), |s| s.p50_p99(2, "ms"));
     let errs = if l.errors > 0 {
         format!(" · {} errors", l.errors)
     } else {
