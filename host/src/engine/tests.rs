@@ -404,11 +404,12 @@ fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
             result: Ok(()),
         },
     );
-    for t in (6100..8000).step_by(200) {
+    // The subject notices the repair two polls late: the drift lingers past the recovery.
+    for t in (6000..8000).step_by(100) {
         update(
             &mut demo,
             T0 + t,
-            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, false, false))),
+            Action::HealthPolled(Ok(fixture::snapshot(T0 + t, t < 6200, false))),
         );
     }
     demo.chaos.started(fixture::fault("f2", T0 + 8000, None));
@@ -421,8 +422,8 @@ fn the_diagnosis_window_leaves_out_an_earlier_resolved_episode() {
     }
     let window = super::update::observation_window(&demo);
     assert!(
-        window.snapshots.iter().all(|s| s.at_ms >= T0 + 6000),
-        "nothing from the first episode"
+        window.snapshots.iter().all(|s| s.at_ms >= T0 + 6200),
+        "nothing from the first episode, nor its tail past the recovery"
     );
     assert!(
         window.snapshots.iter().any(|s| s.at_ms < T0 + 8000),

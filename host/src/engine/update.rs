@@ -5,7 +5,7 @@ use super::state::{
     ChapterPhase, ChapterRecord, Demo, DiagnosisPanel, DiagnosisRun, InvariantVerdict, Mode, Picker,
 };
 use crate::diagnosis::{self, ObservationWindow};
-use plugin_api::{InvariantStatus, Level, OnEnter};
+use plugin_api::{HealthSnapshot, InvariantStatus, Level, OnEnter};
 
 /// How long a headless run dwells on a chapter with nothing to wait for.
 pub const HEADLESS_DWELL_MS: u64 = 300;
@@ -439,7 +439,7 @@ fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
 }
 
 /// Folds a health poll in: history, verdicts, detection, incidents, plugin events.
-fn observe(demo: &mut Demo, snapshot: plugin_api::HealthSnapshot) {
+fn observe(demo: &mut Demo, snapshot: HealthSnapshot) {
     let at = snapshot.at_ms;
     if demo.health_error.take().is_some() {
         demo.log.push(
@@ -530,6 +530,34 @@ fn start_diagnosis(demo: &mut Demo, fx: &mut Vec<Effect>) {
     fx.push(Effect::Diagnose(window));
 }
 
+/// Moves the window's start past violations it opens with that clear before
+/// the latest fault: a subject notices a repair a poll or two late, and that
+/// tail of an earlier episode is no evidence about the fault that followed.
+fn past_lingering_violations(demo: &Demo, from: u64, fault_started_ms: u64) -> u64 {
+    let violated = |s: &HealthSnapshot, name: &str| {
+        s.invariants
+            .iter()
+            .any(|i| i.name == name && i.status == InvariantStatus::Violated)
+    };
+    let Some(first) = demo.timeline.since(from).next() else {
+        return from;
+    };
+    let lingering: Vec<&str> = first
+        .invariants
+        .iter()
+        .filter(|i| i.status == InvariantStatus::Violated)
+        .map(|i| i.name.as_str())
+        .collect();
+    if lingering.is_empty() {
+        return from;
+    }
+    demo.timeline
+        .since(from)
+        .take_while(|s| s.at_ms <= fault_started_ms)
+        .find(|s| lingering.iter().all(|name| !violated(s, name)))
+        .map_or(from, |s| s.at_ms)
+}
+
 /// The snapshots around the anomaly: from a lead before the latest fault or
 /// violation to now, but not reaching back past the end of an earlier fault,
 /// whose resolved episode would only mislead. Which fault was injected is not part of it.
@@ -555,9 +583,12 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
         .filter_map(|w| w.ended_ms)
         .max()
         .unwrap_or(0);
-    let from = anchor
+    let mut from = anchor
         .saturating_sub(WINDOW_LEAD_MS)
         .max(previous_fault_end);
+    if let Some(fault) = latest_fault {
+        from = past_lingering_violations(demo, from, fault.started_ms);
+    }
     let all: Vec<_> = demo.timeline.since(from).cloned().collect();
     let snapshots = if all.len() > WINDOW_MAX_SNAPSHOTS {
         let step = all.len().div_ceil(WINDOW_MAX_SNAPSHOTS);

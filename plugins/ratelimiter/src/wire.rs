@@ -88,6 +88,17 @@ pub struct CountersView {
     pub redis_count: Option<u64>,
 }
 
+impl CountersView {
+    /// The counts of one window (zero when the node has none for it).
+    pub fn window(&self, window: u64) -> WindowView {
+        self.windows
+            .iter()
+            .find(|w| w.window == window)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 /// One window of a node's local counts for a key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowView {

@@ -90,12 +90,7 @@ fn a_strict_burst_allows_exactly_the_limit_and_accounts_for_every_check() {
         assert_eq!((a.allowed, a.denied), (t.allowed, t.denied));
         assert_eq!(t.by_instance.len(), 1, "node {i}: {t:?}");
         // The node counted what the plugin says it answered.
-        let counted: u64 = views[i]
-            .windows
-            .iter()
-            .filter(|w| w.window == rec.window)
-            .map(|w| w.allowed)
-            .sum();
+        let counted = views[i].window(rec.window).allowed;
         assert_eq!(counted, t.allowed, "node {i}: {:?}", views[i]);
         denied += t.denied;
     }

@@ -95,15 +95,7 @@ pub async fn run(
     .await;
     rec.nodes_allowed = views
         .iter()
-        .map(|v| {
-            v.as_ref().map(|v| {
-                v.windows
-                    .iter()
-                    .filter(|w| w.window == window)
-                    .map(|w| w.allowed)
-                    .sum::<u64>()
-            })
-        })
+        .map(|v| v.as_ref().map(|v| v.window(window).allowed))
         .sum();
     rec.finished_ms = crate::now_ms();
     rec

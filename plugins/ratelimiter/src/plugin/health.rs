@@ -10,7 +10,7 @@ use crate::node::Mode;
 use crate::wire::{keys, CountersView, HealthView};
 use futures::future::join_all;
 use plugin_api::{Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,23 @@ pub async fn observe(shared: &Shared) -> Observation {
             .enumerate()
             .map(|(i, url)| observe_node(shared, i, url, &watched)),
     );
-    let (nodes, redis) = tokio::join!(node_obs, observe_redis(shared, &watched));
+    let (mut nodes, redis) = tokio::join!(node_obs, ping_redis(shared));
+    // Redis's counts are read between two reads of the nodes' counters, so that
+    // a flush landing meanwhile stays inside the bounds `invariants::measure_drift`
+    // sets: Redis holds at least what was acknowledged before, at most what was allowed after.
+    let redis = read_counts(shared, redis, &watched).await;
+    if !redis.counts.is_empty() {
+        let after = join_all(
+            urls.iter()
+                .zip(&nodes)
+                .filter(|(_, n)| n.up())
+                .map(|(url, _)| read_counters(&shared.http, url, &watched)),
+        )
+        .await;
+        for (n, counters) in nodes.iter_mut().filter(|n| n.up()).zip(after) {
+            n.counters_after = counters;
+        }
+    }
     Observation {
         at_ms: crate::now_ms(),
         nodes,
@@ -105,13 +121,7 @@ async fn observe_node(shared: &Shared, i: usize, url: &str, watched: &[String]) 
     .await;
     let tally_after = shared.acc.snapshot(i);
     let health = get_json::<HealthView>(http, format!("{url}/health"));
-    let counters = join_all(watched.iter().map(|k| async move {
-        (
-            k.clone(),
-            get_json::<CountersView>(http, format!("{url}/api/counters?key={k}")).await,
-        )
-    }));
-    let (health, counters) = tokio::join!(health, counters);
+    let (health, counters) = tokio::join!(health, read_counters(http, url, watched));
     NodeObs {
         id: format!("node-{}", i + 1),
         url: url.to_string(),
@@ -120,15 +130,29 @@ async fn observe_node(shared: &Shared, i: usize, url: &str, watched: &[String]) 
         scrape,
         tally_before,
         tally_after,
-        counters: counters
-            .into_iter()
-            .filter_map(|(k, c)| c.ok().map(|c| (k, c)))
-            .collect(),
+        counters,
+        counters_after: HashMap::new(),
         restarted: false,
     }
 }
 
-async fn observe_redis(shared: &Shared, watched: &[String]) -> RedisObs {
+/// The node's view of each watched key; a key it did not answer for is left out.
+async fn read_counters(
+    http: &reqwest::Client,
+    url: &str,
+    watched: &[String],
+) -> HashMap<String, CountersView> {
+    join_all(watched.iter().map(|k| async move {
+        let c = get_json::<CountersView>(http, format!("{url}/api/counters?key={k}")).await;
+        c.ok().map(|c| (k.clone(), c))
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+async fn ping_redis(shared: &Shared) -> RedisObs {
     let Some(mut conn) = shared.redis_read() else {
         return RedisObs {
             error: Some("not connected yet".into()),
@@ -147,15 +171,22 @@ async fn observe_redis(shared: &Shared, watched: &[String]) -> RedisObs {
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some(format!("no answer within {REDIS_TIMEOUT:?}")),
     };
-    let mut obs = RedisObs {
+    RedisObs {
         reachable: error.is_none(),
         latency_ms: error.is_none().then_some(latency),
         error,
         ..RedisObs::default()
-    };
+    }
+}
+
+/// What Redis holds for each watched key, when it answered the PING.
+async fn read_counts(shared: &Shared, mut obs: RedisObs, watched: &[String]) -> RedisObs {
     if !obs.reachable || watched.is_empty() {
         return obs;
     }
+    let Some(mut conn) = shared.redis_read() else {
+        return obs;
+    };
     let window_ms = shared.cfg.window_ms;
     let current = crate::now_ms() / window_ms;
     let mut pipe = redis::pipe();

@@ -28,6 +28,8 @@ pub struct NodeObs {
     pub tally_before: NodeTally,
     pub tally_after: NodeTally,
     pub counters: HashMap<String, CountersView>,
+    /// The same views read again after Redis's counts (empty when not read).
+    pub counters_after: HashMap<String, CountersView>,
     /// The node runs a different process than when the plugin first saw it.
     pub restarted: bool,
 }
@@ -183,10 +185,15 @@ impl DriftMeasure {
     }
 }
 
-/// Redis counter minus what the nodes acknowledged, per key and window: a node
-/// flushing normally contributes what Redis acknowledged to it (its pending
-/// increments are in flight); a partitioned node contributes everything it
-/// allowed, since its pending increments are not reaching Redis.
+/// How far Redis's counter lies outside what the nodes account for, per key
+/// and window. Redis must hold at least what it acknowledged to nodes flushing
+/// normally (their pending increments are in flight) plus everything a
+/// partitioned node allowed (its increments are not reaching Redis), and at
+/// most what the nodes allowed. The poller reads Redis between two reads of the
+/// nodes and takes the lower bound from the first and the upper from the
+/// second, so a flush landing between the reads stays inside the bounds; the
+/// drift is positive below the lower bound (increments lost) and negative
+/// above the upper one (Redis counted more than was allowed).
 pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
     if !obs.redis.reachable {
         return DriftMeasure::unknown("redis does not answer, so its counters cannot be compared");
@@ -200,7 +207,9 @@ pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
     let mut worst: Option<(i64, String, Vec<String>, bool)> = None;
     let keys: Vec<&String> = obs.redis.counts.keys().map(|(k, _)| k).collect();
     for ((key, window), redis_count) in &obs.redis.counts {
-        let mut acknowledged = 0i64;
+        let mut at_least = 0i64;
+        // None when a node's second read is missing: only the lower bound is then known.
+        let mut at_most = Some(0i64);
         let mut partitioned = Vec::new();
         let mut pending_stuck = 0u64;
         let mut complete = true;
@@ -218,16 +227,17 @@ pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
                 complete = false;
                 break;
             }
-            let w = c
-                .windows
-                .iter()
-                .find(|w| w.window == *window)
-                .copied()
-                .unwrap_or_default();
+            let w = c.window(*window);
+            let after = n
+                .counters_after
+                .get(key)
+                .filter(|a| a.instance == c.instance)
+                .map(|a| a.window(*window).allowed as i64);
+            at_most = at_most.zip(after).map(|(sum, a)| sum + a);
             if flushing_normally(c, s, obs.at_ms) {
-                acknowledged += w.flushed as i64;
+                at_least += w.flushed as i64;
             } else {
-                acknowledged += w.allowed as i64;
+                at_least += w.allowed as i64;
                 pending_stuck += w.pending;
                 partitioned.push(n.id.clone());
             }
@@ -235,9 +245,16 @@ pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
         if !complete {
             continue;
         }
-        let drift = acknowledged - *redis_count as i64;
+        let held = *redis_count as i64;
+        let above = at_most.map_or(0, |m| (held - m).max(0));
+        let drift = (at_least - held).max(0) - above;
+        let accounted = match at_most {
+            Some(m) if m == at_least => m.to_string(),
+            Some(m) => format!("{at_least} to {m}"),
+            None => format!("at least {at_least}"),
+        };
         let detail = format!(
-            "key `{key}` window {window}: the nodes acknowledged {acknowledged}, redis holds {redis_count} (drift {drift:+}){}",
+            "key `{key}` window {window}: the nodes account for {accounted}, redis holds {held} (drift {drift:+}){}",
             if partitioned.is_empty() {
                 String::new()
             } else {
@@ -266,8 +283,9 @@ pub fn measure_drift(obs: &Observation, s: &Settings) -> DriftMeasure {
 }
 
 /// `counter drift` is violated when the drift is beyond the tolerance in this
-/// and the previous poll (one poll alone can straddle a flush), or in this poll
-/// alone when a node's increments are stuck (nothing is in flight to straddle).
+/// poll alone if a node's increments are stuck (it is partitioned), and
+/// otherwise in this and the previous poll, so that one odd reading (a key
+/// expiring between the reads, a flag that lags) is not called a drift.
 pub fn counter_drift(now: &DriftMeasure, previous_over: bool, s: &Settings, at: u64) -> Invariant {
     let over = now
         .drift
@@ -555,7 +573,8 @@ mod tests {
                 redis_error: None,
                 partitioned,
             }),
-            counters: [("k".to_string(), view)].into(),
+            counters: [("k".to_string(), view.clone())].into(),
+            counters_after: [("k".to_string(), view)].into(),
             ..NodeObs::default()
         }
     }
@@ -608,9 +627,31 @@ mod tests {
         );
         assert_eq!(i.components, vec!["redis", "node-2"]);
         assert_eq!((i.observed, i.bound), (Some(40.0), Some(10.0)));
-        // Nodes flushing normally but read across a flush that Redis already
-        // holds: over the tolerance for one poll is a straddle, for two a drift.
-        let straddle = obs(
+        // Between the two reads of the nodes, node-1 allowed 20 more checks and
+        // flushed them with its pending 20: Redis holds more than was
+        // acknowledged before and no more than was allowed after.
+        let mut landed = obs(
+            vec![
+                node(1, 50, 30, false, 5_000),
+                node(2, 30, 30, false, 5_000),
+                node(3, 40, 30, false, 5_000),
+            ],
+            140,
+        );
+        landed.nodes[0].counters_after = node(1, 70, 70, false, 5_000).counters;
+        let m = measure_drift(&landed, &s);
+        assert_eq!(m.drift, Some(0), "{}", m.detail);
+        assert_eq!(counter_drift(&m, true, &s, 0).status, InvariantStatus::Ok);
+        // Redis holds more than the nodes allowed even after: the drift is negative.
+        let mut over = landed.clone();
+        over.redis.counts.insert(("k".to_string(), W), 160);
+        assert_eq!(measure_drift(&over, &s).drift, Some(-20));
+        // Without node-1's second read only the lower bound is known.
+        over.nodes[0].counters_after.clear();
+        assert_eq!(measure_drift(&over, &s).drift, Some(0));
+        // Nodes flushing normally with increments missing from Redis: one poll
+        // over the tolerance is not yet a drift (a flag may lag), two are.
+        let lost = obs(
             vec![
                 node(1, 30, 30, false, 5_000),
                 node(2, 30, 30, false, 5_000),
@@ -618,7 +659,7 @@ mod tests {
             ],
             75,
         );
-        let m = measure_drift(&straddle, &s);
+        let m = measure_drift(&lost, &s);
         assert_eq!((m.drift, m.stuck), (Some(15), false));
         assert_eq!(counter_drift(&m, false, &s, 0).status, InvariantStatus::Ok);
         assert_eq!(
