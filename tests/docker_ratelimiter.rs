@@ -92,18 +92,22 @@ impl Cluster {
     fn assert_healthy(&self, limit: Duration, when: &str) {
         let healthy = wait_until(limit, || self.redis_ok() && (0..3).all(|i| self.node_ok(i)));
         if !healthy {
-            let logs = self
-                .project
-                .compose(&["logs", "--no-color", "--tail", "20"])
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
             panic!(
                 "cluster {} not healthy {when} within {limit:?}: redis {} nodes {:?}\n{}",
                 self.project.name,
                 self.redis_ok(),
                 (0..3).map(|i| self.node_ok(i)).collect::<Vec<_>>(),
-                logs.unwrap_or_else(|e| e)
+                self.logs(20)
             );
         }
+    }
+
+    /// The last `lines` of each container's log, for a failure message.
+    fn logs(&self, lines: u32) -> String {
+        self.project
+            .compose(&["logs", "--no-color", "--tail", &lines.to_string()])
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_else(|e| e)
     }
 
     /// The plugin's `env=compose` config for this project.
@@ -263,10 +267,11 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
     };
     assert!(
         out.status.success(),
-        "demo-host exit {}:\n{}\n{}",
+        "demo-host exit {}:\n{}\n{}\ncontainer logs:\n{}",
         out.status,
         tail(&out.stdout),
-        tail(&out.stderr)
+        tail(&out.stderr),
+        cluster.logs(40)
     );
     eprintln!(
         "headless demo against compose passed in {:?}",

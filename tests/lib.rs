@@ -1,6 +1,7 @@
 //! Support for the workspace-level end-to-end tests: where things are built,
 //! and builds of plugin variants (rebuilt, incompatible) made during a test.
 
+use demo_host::plugin::locate::{newest_source, PluginCrate};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -60,10 +61,18 @@ pub fn cargo_build(dir: &Path, args: &[&str], target: &Path, envs: &[(&str, &str
     );
 }
 
-/// The built library of a workspace plugin (`example`, `ratelimiter`, `tikv`), built if missing.
+/// The built library of a workspace plugin (`example`, `ratelimiter`, `tikv`),
+/// built if missing or older than its sources: `cargo test -p e2e-tests` does
+/// not rebuild the cdylibs, and a stale plugin would test yesterday's code.
 pub fn plugin_library(name: &str) -> PathBuf {
     let lib = profile_dir().join(format!("libsubject_{name}.so"));
-    if !lib.exists() {
+    let stale = || {
+        PluginCrate::read(&workspace_root().join("plugins").join(name))
+            .ok()
+            .flatten()
+            .is_some_and(|krate| krate.is_stale(&lib))
+    };
+    if !lib.exists() || stale() {
         cargo_build(
             &workspace_root(),
             &["-p", &format!("subject-{name}")],
@@ -334,10 +343,17 @@ pub mod procs {
     }
 }
 
-/// The `demo-host` binary, built if missing.
+/// The `demo-host` binary, built if missing or older than its sources.
 pub fn demo_host_binary() -> PathBuf {
     let bin = profile_dir().join("demo-host");
-    if !bin.exists() {
+    // `cargo test -p e2e-tests` builds the host's library, not its binary.
+    let stale = || {
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified());
+        let root = workspace_root();
+        let newest = newest_source(&root.join("host")).max(newest_source(&root.join("plugin-api")));
+        built.is_ok_and(|built| newest > built)
+    };
+    if !bin.exists() || stale() {
         cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
     }
     bin

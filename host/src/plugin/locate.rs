@@ -331,7 +331,8 @@ fn mtime(path: &Path) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-fn newest_source(dir: &Path) -> SystemTime {
+/// The newest modification time among a crate's `Cargo.toml` and `src/` files.
+pub fn newest_source(dir: &Path) -> SystemTime {
     let mut newest = mtime(&dir.join("Cargo.toml"));
     let mut stack = vec![dir.join("src")];
     while let Some(d) = stack.pop() {
