@@ -71,11 +71,17 @@ struct Poller {
 }
 
 impl Poller {
-    fn start(session: &Session, every: Duration, costs: &Arc<Mutex<Vec<Duration>>>) -> Poller {
+    /// Starts polling after `phase`, then every `every`.
+    fn start(
+        session: &Session,
+        every: Duration,
+        phase: Duration,
+        costs: &Arc<Mutex<Vec<Duration>>>,
+    ) -> Poller {
         let (tx, rx) = unbounded_channel();
         let (session, costs) = (session.clone(), Arc::clone(costs));
         let task = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
@@ -226,12 +232,15 @@ async fn trials(
     n: usize,
     window_ms: Option<u64>,
 ) -> anyhow::Result<Vec<Seen>> {
-    let mut poller = Poller::start(s, every, costs);
-    for inv in ["node down", "counter drift", "ghost allowing"] {
-        poller.until(inv, InvariantStatus::Ok, SETTLE).await?;
-    }
     let mut out = Vec::new();
     for _ in 0..n {
+        // A new poller per trial: the host's ticks and the plugin's poll loop
+        // keep one phase apart for as long as both run, and a trial should
+        // draw that phase too, not share one with the rest of the run.
+        let mut poller = Poller::start(s, every, random_phase(every), costs);
+        for inv in ["node down", "counter drift", "ghost allowing"] {
+            poller.until(inv, InvariantStatus::Ok, SETTLE).await?;
+        }
         out.push(trial(s, &mut poller, f, every, window_ms).await?);
     }
     Ok(out)

@@ -3,6 +3,7 @@
 //! when a group fails), and the workspace's built artifacts.
 
 use anyhow::{bail, Context as _};
+use demo_host::plugin::locate::newest_source;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,6 +77,77 @@ pub fn target_dir() -> PathBuf {
     } else {
         dir
     }
+}
+
+/// Each artifact the groups run, its package, and the crates it is built from.
+const ARTIFACTS: [(&str, &str, &[&str]); 5] = [
+    ("demo-host", "demo-host", &["host", "plugin-api"]),
+    (
+        "ratelimiter-node",
+        "subject-ratelimiter",
+        &["plugins/ratelimiter", "plugin-api"],
+    ),
+    (
+        "libsubject_ratelimiter.so",
+        "subject-ratelimiter",
+        &["plugins/ratelimiter", "plugin-api"],
+    ),
+    (
+        "libsubject_example.so",
+        "subject-example",
+        &["plugins/example", "plugin-api"],
+    ),
+    (
+        "libsubject_tikv.so",
+        "subject-tikv",
+        &["plugins/tikv", "plugin-api"],
+    ),
+];
+
+/// Builds, in this binary's profile, the packages whose artifacts are missing
+/// or older than their sources: `cargo run -p demo-bench` builds only the
+/// bench, and a stale node or plugin would measure yesterday's code. Returns
+/// the packages it built.
+pub fn build_stale_artifacts() -> anyhow::Result<Vec<&'static str>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if !root.join("Cargo.toml").is_file() {
+        // Not run from its workspace: `artifact` names what is missing.
+        return Ok(vec![]);
+    }
+    let built = |name: &str| std::fs::metadata(target_dir().join(name)).and_then(|m| m.modified());
+    let mut packages: Vec<&str> = ARTIFACTS
+        .iter()
+        .filter(|(name, _, crates)| {
+            let newest = crates
+                .iter()
+                .map(|c| newest_source(&root.join(c)))
+                .max()
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            !built(name).is_ok_and(|t| t >= newest)
+        })
+        .map(|(_, package, _)| *package)
+        .collect();
+    packages.dedup();
+    if packages.is_empty() {
+        return Ok(packages);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").current_dir(&root);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    if let Some(target) = target_dir().parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    for p in &packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("`cargo build` of {} failed ({status})", packages.join(", "));
+    }
+    Ok(packages)
 }
 
 /// A built artifact (`ratelimiter-node`, `libsubject_example.so`) of the same profile as this binary.

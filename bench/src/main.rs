@@ -63,6 +63,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match env::build_stale_artifacts() {
+        Ok(built) if !built.is_empty() => {
+            eprintln!(
+                "demo-bench: built {} (missing or older than their sources)",
+                built.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("demo-bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let selected = |g| opts.only.is_empty() || opts.only.contains(&g);
     let mut rows: Vec<Row> = Vec::new();
     let mut failed = false;
@@ -93,7 +106,12 @@ fn main() -> ExitCode {
         }
     }
     print!("{}", report::print_table(&rows));
-    if let Some(path) = &opts.out {
+    if let (Some(path), true) = (&opts.out, failed) {
+        eprintln!(
+            "demo-bench: {} left as it was, since a group failed (see above)",
+            path.display()
+        );
+    } else if let Some(path) = &opts.out {
         if let Err(e) = report::write(path, &report::markdown(&ctx, &rows)) {
             eprintln!("demo-bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
