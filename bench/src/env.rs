@@ -133,11 +133,14 @@ pub fn build_stale_artifacts() -> anyhow::Result<Vec<&'static str>> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").current_dir(&root);
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    if let Some(target) = target_dir().parent() {
+    // The profile whose directory this binary runs from (`target/debug` is `dev`).
+    let dir = target_dir();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    cmd.args(["build", "--profile", profile]).current_dir(&root);
+    if let Some(target) = dir.parent() {
         cmd.env("CARGO_TARGET_DIR", target);
     }
     for p in &packages {
