@@ -1,7 +1,7 @@
 //! Support for the workspace-level end-to-end tests: where things are built,
 //! and builds of plugin variants (rebuilt, incompatible) made during a test.
 
-use demo_host::plugin::locate::{newest_source, PluginCrate};
+use demo_host::plugin::locate::{older_than_sources, PluginCrate};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -347,13 +347,8 @@ pub mod procs {
 pub fn demo_host_binary() -> PathBuf {
     let bin = profile_dir().join("demo-host");
     // `cargo test -p e2e-tests` builds the host's library, not its binary.
-    let stale = || {
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified());
-        let root = workspace_root();
-        let newest = newest_source(&root.join("host")).max(newest_source(&root.join("plugin-api")));
-        built.is_ok_and(|built| newest > built)
-    };
-    if !bin.exists() || stale() {
+    let root = workspace_root();
+    if older_than_sources(&bin, &[root.join("host"), root.join("plugin-api")]) {
         cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
     }
     bin

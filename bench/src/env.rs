@@ -3,7 +3,7 @@
 //! when a group fails), and the workspace's built artifacts.
 
 use anyhow::{bail, Context as _};
-use demo_host::plugin::locate::newest_source;
+use demo_host::plugin::locate::older_than_sources;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -114,16 +114,12 @@ pub fn build_stale_artifacts() -> anyhow::Result<Vec<&'static str>> {
         // Not run from its workspace: `artifact` names what is missing.
         return Ok(vec![]);
     }
-    let built = |name: &str| std::fs::metadata(target_dir().join(name)).and_then(|m| m.modified());
+    let dir = target_dir();
     let mut packages: Vec<&str> = ARTIFACTS
         .iter()
         .filter(|(name, _, crates)| {
-            let newest = crates
-                .iter()
-                .map(|c| newest_source(&root.join(c)))
-                .max()
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            !built(name).is_ok_and(|t| t >= newest)
+            let crates: Vec<PathBuf> = crates.iter().map(|c| root.join(c)).collect();
+            older_than_sources(&dir.join(name), &crates)
         })
         .map(|(_, package, _)| *package)
         .collect();
@@ -134,7 +130,6 @@ pub fn build_stale_artifacts() -> anyhow::Result<Vec<&'static str>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // The profile whose directory this binary runs from (`target/debug` is `dev`).
-    let dir = target_dir();
     let profile = match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
         Some(name) => name,

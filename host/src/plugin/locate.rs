@@ -105,8 +105,7 @@ impl PluginCrate {
 
     /// True when a source file of the crate is newer than the built library.
     pub fn is_stale(&self, lib: &Path) -> bool {
-        let built = mtime(lib);
-        newest_source(&self.dir) > built
+        older_than_sources(lib, &[&self.dir])
     }
 
     pub fn build(&self) -> Result<PathBuf, LocateError> {
@@ -331,8 +330,14 @@ fn mtime(path: &Path) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// The newest modification time among a crate's `Cargo.toml` and `src/` files.
-pub fn newest_source(dir: &Path) -> SystemTime {
+/// True when a `Cargo.toml` or `src/` file of one of `crates` is newer than
+/// the artifact `built`, or `built` is missing.
+pub fn older_than_sources<P: AsRef<Path>>(built: &Path, crates: &[P]) -> bool {
+    let newest = crates.iter().map(|c| newest_source(c.as_ref())).max();
+    newest.is_some_and(|newest| newest > mtime(built))
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
     let mut newest = mtime(&dir.join("Cargo.toml"));
     let mut stack = vec![dir.join("src")];
     while let Some(d) = stack.pop() {
