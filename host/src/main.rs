@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Inspect(args)) => {
                 let loader = Loader::new();
-                let plugin = app::load_plugin(&loader, Some(&args.plugin), args.no_build)?;
+                let plugin = app::load_built(&loader, &args.plugin, args.no_build)?;
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&*plugin.description)?);
                 } else {
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             }
             Some(Command::Up(args)) => app::run_env_step(&args, app::ENV_UP_STEP).await,
             Some(Command::Down(args)) => app::run_env_step(&args, app::ENV_DOWN_STEP).await,
+            Some(Command::Doctor(args)) => app::doctor(&args),
             Some(Command::Run(args)) => run(&args).await,
             None => run(&cli.run).await,
         }

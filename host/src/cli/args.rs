@@ -30,6 +30,8 @@ pub enum Command {
     Up(EnvArgs),
     /// Bring the subject's environment down, leaving nothing behind.
     Down(EnvArgs),
+    /// Check a plugin's prerequisites (offering to install what is missing), build and load it.
+    Doctor(EnvArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -49,6 +51,19 @@ pub struct PluginArgs {
     /// Never run cargo to build a missing or stale plugin crate.
     #[arg(long)]
     pub no_build: bool,
+    /// Install missing prerequisites without asking (the package manager's command is printed first).
+    #[arg(long, short = 'y', env = "DEMO_HOST_YES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub yes: bool,
+}
+
+impl PluginArgs {
+    pub fn consent(&self) -> crate::plugin::prerequisites::Consent {
+        if self.yes {
+            crate::plugin::prerequisites::Consent::Yes
+        } else {
+            crate::plugin::prerequisites::Consent::Ask
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

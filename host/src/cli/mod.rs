@@ -3,4 +3,5 @@
 pub mod args;
 pub mod inspect;
 pub mod list;
+pub mod prompt;
 pub mod table;
