@@ -2,7 +2,6 @@
 //! offer leftover recovery, then hand over to the headless or interactive loop.
 
 use crate::cli::args::{PluginArgs, RunArgs};
-use crate::cli::prompt::confirm;
 use crate::diagnosis::{BackendConfig, DiagnoseOptions, DiagnoserFlags};
 use crate::engine::Action;
 use crate::leftovers::Leftovers;
@@ -15,6 +14,7 @@ use crate::runtime::headless::{self, HeadlessOptions};
 use crate::runtime::interactive::{self, InteractiveOptions};
 use anyhow::{anyhow, Context, Result};
 use futures::FutureExt;
+use prereq::confirm;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

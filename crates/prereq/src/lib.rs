@@ -23,10 +23,12 @@
 //! The crate has no dependency beyond `toml`, so `cargo xtask` can check
 //! prerequisites after compiling a handful of small crates.
 
+mod consent;
 mod install;
 mod manifest;
 mod path;
 
+pub use consent::{confirm, ensure, Consent, EnsureError};
 pub use install::{InstallError, Manager, Plan};
 pub use manifest::{Declared, ManifestError, Prerequisite};
 pub use path::find_on_path;
@@ -38,9 +40,4 @@ pub fn missing<'a>(declared: &'a [Prerequisite], environment: &str) -> Vec<&'a P
         .filter(|p| p.applies_to(environment))
         .filter(|p| find_on_path(&p.binary).is_none())
         .collect()
-}
-
-/// Whether the user said yes in advance (`--yes` or `DEMO_HOST_YES=1`).
-pub fn yes_from_env() -> bool {
-    std::env::var("DEMO_HOST_YES").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }

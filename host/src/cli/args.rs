@@ -57,11 +57,11 @@ pub struct PluginArgs {
 }
 
 impl PluginArgs {
-    pub fn consent(&self) -> crate::plugin::prerequisites::Consent {
+    pub fn consent(&self) -> prereq::Consent {
         if self.yes {
-            crate::plugin::prerequisites::Consent::Yes
+            prereq::Consent::Yes
         } else {
-            crate::plugin::prerequisites::Consent::Ask
+            prereq::Consent::Ask
         }
     }
 }

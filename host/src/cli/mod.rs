@@ -3,5 +3,4 @@
 pub mod args;
 pub mod inspect;
 pub mod list;
-pub mod prompt;
 pub mod table;

@@ -6,32 +6,15 @@
 //! step checks them for the chosen environment and offers to install them.
 
 use super::locate::{self, LocateError};
-use crate::cli::prompt::confirm;
-use prereq::{Plan, Prerequisite};
-use std::io::IsTerminal;
+use prereq::{Consent, Plan, Prerequisite};
 use std::path::Path;
-
-/// How to treat missing prerequisites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consent {
-    /// Ask on a terminal; without one, stop with the command to run.
-    Ask,
-    /// `--yes` / `DEMO_HOST_YES=1`: run the install command without asking.
-    Yes,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrerequisiteError {
     #[error(transparent)]
     Locate(#[from] LocateError),
-    #[error("{plan}{hint}")]
-    Missing { plan: String, hint: &'static str },
-    #[error("{plan}\nnot installed: you declined")]
-    Declined { plan: String },
-    #[error("installing the prerequisites failed")]
-    Install(#[from] prereq::InstallError),
-    #[error("could not read the answer: {0}")]
-    Prompt(std::io::Error),
+    #[error(transparent)]
+    Ensure(#[from] prereq::EnsureError),
 }
 
 /// Checks the prerequisites `--plugin arg` declares for the environment of
@@ -51,28 +34,8 @@ pub fn ensure(arg: &Path, config: &str, consent: Consent) -> Result<(), Prerequi
             p.binary, krate.package, p.why
         );
     }
-    if required.is_empty() {
-        return Ok(());
-    }
     let plan = Plan::new(format!("plugin {} (env={env})", krate.package), required);
-    let text = plan.describe();
-    let ask = consent == Consent::Ask;
-    let installable = plan.command_line().is_some();
-    if !installable || (ask && !std::io::stdin().is_terminal()) {
-        let hint = if installable {
-            "\nrun that, or rerun with --yes (or DEMO_HOST_YES=1) to let demo-host run it"
-        } else {
-            ""
-        };
-        return Err(PrerequisiteError::Missing { plan: text, hint });
-    }
-    eprintln!("{text}");
-    if ask && !confirm("Run it now? [Y/n] ").map_err(PrerequisiteError::Prompt)? {
-        return Err(PrerequisiteError::Declined { plan: text });
-    }
-    plan.install()?;
-    eprintln!("prerequisites installed");
-    Ok(())
+    Ok(prereq::ensure(&plan, consent)?)
 }
 
 /// `env=` of the config, else the crate's default environment.
