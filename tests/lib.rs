@@ -362,7 +362,9 @@ pub fn demo_host_binary() -> PathBuf {
 /// A `demo-host` command whose state (leftover records) lives in `state`.
 pub fn demo_host(state: &Path) -> Command {
     let mut cmd = Command::new(demo_host_binary());
-    cmd.env("DEMO_HOST_STATE_DIR", state);
+    // Neither the state nor a developer's own settings file leak into a test.
+    cmd.env("DEMO_HOST_STATE_DIR", state)
+        .env("XDG_CONFIG_HOME", state);
     cmd
 }
 

@@ -1,5 +1,6 @@
-//! A plugin's prerequisites are checked before anything is built: the real
-//! binary, with a `PATH` from which `redis-server` is absent.
+//! What a user expects of the CLI, run through the real binary: a plugin's
+//! prerequisites checked before anything is built (with a `PATH` from which
+//! `redis-server` is absent), settings files, and the debug log.
 
 use e2e_tests::{demo_host, plugin_library};
 use std::os::unix::fs::PermissionsExt;
@@ -130,4 +131,95 @@ fn without_yes_and_without_a_terminal_nothing_is_installed() {
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+#[test]
+fn a_settings_file_is_read_under_the_flags_and_a_bad_one_names_its_line() {
+    let state = tempfile::tempdir().unwrap();
+    let user = state.path().join("demo-host");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("config.toml"), "countdown = 9\npoll-ms = 500\n").unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("demo-host.toml"), "countdown = 2\n").unwrap();
+    let out = demo_host(state.path())
+        .args(["config", "--poll-ms", "250"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("countdown").contains("2") && line("countdown").contains("demo-host.toml"),
+        "{text}"
+    );
+    assert!(
+        line("poll-ms").contains("250") && line("poll-ms").contains("command line"),
+        "{text}"
+    );
+    std::fs::write(
+        cwd.path().join("demo-host.toml"),
+        "countdown = 2\ndiagnoser = builtin\n",
+    )
+    .unwrap();
+    let out = demo_host(state.path())
+        .arg("config")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("demo-host.toml") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_log_file_holds_host_and_plugin_lines_and_never_an_api_key() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("debug.log");
+    let journal = state.path().join("journal.json");
+    let secret = "sk-test-0123456789-never-logged";
+    let out = demo_host(state.path())
+        .args(["run", "--headless", "--countdown", "0", "--plugin"])
+        .arg(plugin_library("example"))
+        .arg("--journal")
+        .arg(&journal)
+        .arg("--log-file")
+        .arg(&log)
+        .env("ANTHROPIC_API_KEY", secret)
+        .env("OPENAI_API_KEY", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("demo-host started"), "{text}");
+    assert!(
+        text.contains("effect: inject"),
+        "the host's effects are logged:\n{text}"
+    );
+    assert!(
+        text.contains("source=\"plugin\""),
+        "the plugin's lines are logged:\n{text}"
+    );
+    assert!(!text.contains(secret), "an API key reached the log");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("effect: inject"),
+        "the log went to the terminal"
+    );
 }
