@@ -4,6 +4,9 @@
 //! demo's plain state and rules; `runtime` is where I/O happens; `ui` draws the
 //! state; `journal` records a run. The binary (`main.rs`) only wires them.
 
+// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod app;
 pub mod cli;
 pub mod diagnosis;

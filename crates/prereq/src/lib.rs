@@ -23,6 +23,9 @@
 //! The crate has no dependency beyond `toml`, so `cargo xtask` can check
 //! prerequisites after compiling a handful of small crates.
 
+// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod consent;
 mod install;
 mod manifest;

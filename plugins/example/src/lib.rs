@@ -6,6 +6,9 @@
 //! writes (its value falls behind: state divergence), a crashed replica stops
 //! answering (node down).
 
+// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use plugin_api::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
