@@ -20,7 +20,9 @@ async fn executor(
     dir: &std::path::Path,
 ) -> (Executor, UnboundedReceiver<Action>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = app::create_session(plugin, "", &tx).await.unwrap();
+    let session = demo_host::runtime::subject::create_session(plugin, "", &tx)
+        .await
+        .unwrap();
     let exec = Executor {
         session,
         tx,

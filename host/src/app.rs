@@ -12,6 +12,7 @@ use crate::plugin::session::{Session, Timeouts};
 use crate::runtime::effects::Executor;
 use crate::runtime::headless::{self, HeadlessOptions};
 use crate::runtime::interactive::{self, InteractiveOptions};
+use crate::runtime::subject;
 use anyhow::{anyhow, Context, Result};
 use futures::FutureExt;
 use prereq::confirm;
@@ -20,7 +21,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 /// `--plugin`, or the error that says how to give one.
 fn plugin_arg(arg: Option<&Path>) -> Result<&Path> {
@@ -50,42 +51,9 @@ pub fn load_built(loader: &Loader, arg: &Path, no_build: bool) -> Result<LoadedP
     Ok(loader.load(&path)?)
 }
 
-/// The environment named by `env=` in the config, else the plugin's first.
-pub fn environment(plugin: &LoadedPlugin, config: &str) -> String {
-    plugin_api::Config::parse(config)
-        .ok()
-        .and_then(|c| c.get("env").map(str::to_string))
-        .or_else(|| plugin.description.info.environments.first().cloned())
-        .unwrap_or_else(|| "default".into())
-}
-
-/// Creates a session whose plugin log lines become actions on `tx`.
-pub async fn create_session(
-    plugin: LoadedPlugin,
-    config: &str,
-    tx: &UnboundedSender<Action>,
-) -> Result<Session> {
-    let log_tx = tx.clone();
-    let id = plugin.description.info.id.clone();
-    Session::create(
-        plugin,
-        config,
-        Timeouts::default(),
-        move |level, message| {
-            let _ = log_tx.send(Action::Log {
-                level,
-                source: "plugin",
-                message: message.to_string(),
-            });
-        },
-    )
-    .await
-    .with_context(|| format!("creating an instance of plugin `{id}` with config `{config}`"))
-}
-
 /// Undoes faults an earlier host recorded but did not live to recover.
-pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bool) -> Result<()> {
-    let orphaned = leftovers.orphaned(session.subject_id());
+pub async fn recover_leftovers(exec: &Executor, ask: bool) -> Result<()> {
+    let orphaned = exec.leftovers.orphaned(exec.session.subject_id());
     if orphaned.is_empty() {
         return Ok(());
     }
@@ -102,21 +70,13 @@ pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bo
     if ask && !confirm("Recover them now? [Y/n] ")? {
         eprintln!(
             "left as they are; they stay recorded in {}",
-            leftovers.path().display()
+            exec.leftovers.path().display()
         );
         return Ok(());
     }
     for l in orphaned {
-        match session.recover_leftover(&l.fault.undo).await {
-            Ok(()) => {
-                if let Err(e) = leftovers.remove(&l.fault.fault_id) {
-                    eprintln!(
-                        "  could not clear the record in {}: {e}",
-                        leftovers.path().display()
-                    );
-                }
-                eprintln!("  recovered {}", l.fault.summary);
-            }
+        match exec.undo_leftover_and_clear(&l).await {
+            Ok(()) => eprintln!("  recovered {}", l.fault.summary),
             Err(e) => eprintln!("  could not recover {}: {e}", l.fault.summary),
         }
     }
@@ -134,24 +94,14 @@ pub struct Prepared {
 pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
     let loader = Loader::new();
     let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
-    let environment = environment(&plugin, &args.config);
+    let environment = subject::environment(&plugin, &args.config);
     let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
         backend: Some(args.diagnoser.clone()),
         model: args.model.clone(),
         base_url: args.llm_url.clone(),
     })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let session = create_session(plugin, &args.config, &tx).await?;
-    let leftovers = Arc::new(Leftovers::new(Leftovers::default_path()));
-    let interactive_prompt = !args.headless && !args.recover_leftovers;
-    if args.recover_leftovers || interactive_prompt {
-        recover_leftovers(&session, &leftovers, interactive_prompt).await?;
-    } else if !leftovers.orphaned(session.subject_id()).is_empty() {
-        eprintln!(
-            "warning: an earlier run left faults in effect (see {}); rerun with --recover-leftovers to undo them",
-            leftovers.path().display()
-        );
-    }
+    let session = subject::create_session(plugin, &args.config, &tx).await?;
     let exec = Executor {
         session,
         tx,
@@ -160,8 +110,21 @@ pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
             mask_identities: args.mask,
             ..DiagnoseOptions::default()
         },
-        leftovers,
+        leftovers: Arc::new(Leftovers::new(Leftovers::default_path())),
     };
+    let interactive_prompt = !args.headless && !args.recover_leftovers;
+    if args.recover_leftovers || interactive_prompt {
+        recover_leftovers(&exec, interactive_prompt).await?;
+    } else if !exec
+        .leftovers
+        .orphaned(exec.session.subject_id())
+        .is_empty()
+    {
+        eprintln!(
+            "warning: an earlier run left faults in effect (see {}); rerun with --recover-leftovers to undo them",
+            exec.leftovers.path().display()
+        );
+    }
     Ok(Prepared {
         loader,
         exec,
@@ -238,11 +201,8 @@ pub async fn guarded<T>(
         .into_iter()
         .filter(|l| l.host_pid == std::process::id());
     for l in mine {
-        match exec.session.recover(&l.fault.fault_id).await {
-            Ok(()) => {
-                let _ = exec.leftovers.remove(&l.fault.fault_id);
-                eprintln!("recovered {} before exiting", l.fault.summary);
-            }
+        match exec.recover_and_clear(&l.fault.fault_id).await {
+            Ok(()) => eprintln!("recovered {} before exiting", l.fault.summary),
             Err(e) => eprintln!(
                 "could not recover {}: {e}; it stays recorded for leftover recovery",
                 l.fault.summary

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum DiagnosisError {
     #[error("{backend} rejected the API key (HTTP 401): check {key_var}")]
     Unauthorized {

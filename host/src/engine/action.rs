@@ -1,9 +1,12 @@
 //! What changes the demo (actions) and what the demo asks the runtime to do (effects).
 
-use crate::diagnosis::{Diagnosis, ObservationWindow};
+use crate::diagnosis::{Diagnosis, DiagnosisError, ObservationWindow};
+use crate::plugin::session::CallError;
 use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue};
 use std::path::PathBuf;
 
+/// Errors stay typed across the channel: the engine can tell a panic or a
+/// timeout from a plugin's own error, and messages are made where they are shown.
 #[derive(Debug, Clone)]
 pub enum Action {
     Tick,
@@ -29,22 +32,22 @@ pub enum Action {
     ScrollLog(i32),
     /// Escape: closes the topmost overlay.
     Back,
-    HealthPolled(Result<HealthSnapshot, String>),
+    HealthPolled(Result<HealthSnapshot, CallError>),
     StepDone {
         chapter: usize,
-        result: Result<String, String>,
+        result: Result<String, CallError>,
     },
     Injected {
         chapter: usize,
         action: String,
-        result: Result<ActiveFault, String>,
+        result: Result<ActiveFault, CallError>,
     },
     Recovered {
         fault_id: String,
-        result: Result<(), String>,
+        result: Result<(), CallError>,
     },
     DiagnosisChunk(String),
-    DiagnosisDone(Result<Diagnosis, String>),
+    DiagnosisDone(Result<Diagnosis, DiagnosisError>),
     Log {
         level: Level,
         source: &'static str,

@@ -113,7 +113,7 @@ pub struct Demo {
     pub chapters: Vec<ChapterRecord>,
     pub chaos: Chaos,
     pub timeline: Timeline,
-    pub health_error: Option<String>,
+    pub health_error: Option<crate::plugin::session::CallError>,
     pub verdicts: BTreeMap<String, InvariantVerdict>,
     pub incidents: Incidents,
     pub log: EventLog,

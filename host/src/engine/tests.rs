@@ -284,7 +284,7 @@ fn quitting_during_an_injection_recovers_it_when_it_lands() {
         T0 + 3200,
         Action::Recovered {
             fault_id: "f1".into(),
-            result: Err("store gone".into()),
+            result: Err(failed("recover", "store gone")),
         },
     );
     assert!(
@@ -317,12 +317,12 @@ fn steps_and_failures_reach_the_record_and_log() {
         T0 + 100,
         Action::StepDone {
             chapter: 5,
-            result: Err("no such table".into()),
+            result: Err(failed("run_step", "no such table")),
         },
     );
     assert_eq!(
         demo.chapters.last().unwrap().action_error.as_deref(),
-        Some("no such table")
+        Some("plugin call `run_step` failed: no such table")
     );
     assert!(demo.log.iter().any(|e| e.message.contains("no such table")));
     assert!(matches!(demo.phase, ChapterPhase::Settled { .. }));
@@ -335,7 +335,7 @@ fn plugin_errors_are_logged_once_per_change() {
         update(
             &mut demo,
             T0 + t,
-            Action::HealthPolled(Err("connection refused".into())),
+            Action::HealthPolled(Err(failed("health", "connection refused"))),
         );
     }
     assert_eq!(
@@ -464,4 +464,12 @@ fn the_diagnosis_window_never_mentions_the_injected_fault() {
         text.contains("flush to the store timed out"),
         "observations stay"
     );
+}
+
+/// A plugin's own error, as the session reports it.
+fn failed(call: &'static str, message: &str) -> crate::plugin::session::CallError {
+    crate::plugin::session::CallError::Plugin {
+        call,
+        err: plugin_api::PluginError::Failed(message.into()),
+    }
 }

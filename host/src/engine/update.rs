@@ -127,7 +127,7 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::StepDone { chapter, result } => {
             match result {
                 Ok(msg) => demo.log.push_unique(now_ms, Level::Info, "plugin", msg),
-                Err(e) => action_failed(demo, chapter, e),
+                Err(e) => action_failed(demo, chapter, e.to_string()),
             }
             settle_if(demo, chapter);
         }
@@ -633,7 +633,10 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
     window
 }
 
-fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String>) {
+fn finish_diagnosis(
+    demo: &mut Demo,
+    result: Result<diagnosis::Diagnosis, diagnosis::DiagnosisError>,
+) {
     let now = demo.now_ms;
     let chapter = demo.diagnosis_chapter;
     match result {
@@ -695,7 +698,9 @@ fn finish_diagnosis(demo: &mut Demo, result: Result<diagnosis::Diagnosis, String
             if let Some(r) = demo.chapters.iter_mut().rev().find(|r| r.index == chapter) {
                 r.action_error = Some(format!("diagnosis failed: {message}"));
             }
-            demo.diagnosis = DiagnosisPanel::Failed { message };
+            demo.diagnosis = DiagnosisPanel::Failed {
+                message: message.to_string(),
+            };
         }
     }
     if chapter == demo.chapter {

@@ -24,7 +24,7 @@ pub fn ensure(arg: &Path, config: &str, consent: Consent) -> Result<(), Prerequi
     let Some(krate) = locate::plugin_crate(arg)? else {
         return Ok(());
     };
-    let env = environment(config, krate.declared.default_environment());
+    let env = super::environment(config, krate.declared.default_environment()).unwrap_or_default();
     let missing = prereq::missing(&krate.declared.prerequisites, &env);
     let (optional, required): (Vec<&Prerequisite>, Vec<&Prerequisite>) =
         missing.into_iter().partition(|p| p.optional);
@@ -36,23 +36,4 @@ pub fn ensure(arg: &Path, config: &str, consent: Consent) -> Result<(), Prerequi
     }
     let plan = Plan::new(format!("plugin {} (env={env})", krate.package), required);
     Ok(prereq::ensure(&plan, consent)?)
-}
-
-/// `env=` of the config, else the crate's default environment.
-fn environment(config: &str, default: Option<&str>) -> String {
-    plugin_api::Config::parse(config)
-        .ok()
-        .and_then(|c| c.get("env").map(str::to_string))
-        .or_else(|| default.map(str::to_string))
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_environment_is_the_configs_else_the_declared_default() {
-        assert_eq!(super::environment("env=compose", Some("local")), "compose");
-        assert_eq!(super::environment("mode=strict", Some("local")), "local");
-        assert_eq!(super::environment("", None), "");
-    }
 }

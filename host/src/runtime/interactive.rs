@@ -4,7 +4,6 @@
 
 use super::effects::{Control, Executor};
 use super::poller;
-use crate::app;
 use crate::engine::{self, Action, Demo, Mode};
 use crate::keys;
 use crate::plugin::loader::Loader;
@@ -187,9 +186,8 @@ impl Live {
             .unwrap_or_default();
         for view in self.demo.chaos.active.clone() {
             let id = view.fault.fault_id;
-            match self.exec.session.recover(&id).await {
+            match self.exec.recover_and_clear(&id).await {
                 Ok(()) => {
-                    let _ = self.exec.leftovers.remove(&id);
                     self.log(Level::Info, format!("recovered {id} before the swap"));
                 }
                 Err(e) => self.log(
@@ -205,16 +203,17 @@ impl Live {
                 format!("teardown of {} failed: {e}", self.exec.session.subject_id()),
             );
         }
-        let new_session = match app::create_session(plugin.clone(), &config, &self.exec.tx).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.log(
-                    Level::Error,
-                    format!("{e:#}; staying on {}", self.exec.session.subject_id()),
-                );
-                return self.restart_current(opts).await;
-            }
-        };
+        let new_session =
+            match super::subject::create_session(plugin.clone(), &config, &self.exec.tx).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.log(
+                        Level::Error,
+                        format!("{e:#}; staying on {}", self.exec.session.subject_id()),
+                    );
+                    return self.restart_current(opts).await;
+                }
+            };
         self.log(
             Level::Info,
             format!("setting up {}…", plugin.description.info.name),
@@ -233,7 +232,11 @@ impl Live {
         self.exec.session = new_session;
         *current.lock().unwrap_or_else(|p| p.into_inner()) = self.exec.clone();
         let old_log = std::mem::take(&mut self.demo.log);
-        self.demo = new_demo(&self.exec, opts, app::environment(&plugin, &config));
+        self.demo = new_demo(
+            &self.exec,
+            opts,
+            super::subject::environment(&plugin, &config),
+        );
         self.demo.log = old_log;
         let info = &plugin.description.info;
         let loaded_in = plugin.load_time.as_secs_f64() * 1000.0;

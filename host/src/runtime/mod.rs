@@ -5,3 +5,4 @@ pub mod effects;
 pub mod headless;
 pub mod interactive;
 pub mod poller;
+pub mod subject;

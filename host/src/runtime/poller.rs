@@ -13,7 +13,7 @@ pub fn spawn(session: Session, every: Duration, tx: UnboundedSender<Action>) -> 
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            let result = session.health().await.map_err(|e| e.to_string());
+            let result = session.health().await;
             if tx.send(Action::HealthPolled(result)).is_err() {
                 return;
             }

@@ -118,7 +118,10 @@ fn plugin_error() {
     update(
         &mut demo,
         T0 + 30_200,
-        Action::HealthPolled(Err("plugin call `health` did not return within 3s".into())),
+        Action::HealthPolled(Err(crate::plugin::session::CallError::TimedOut {
+            call: "health",
+            after: std::time::Duration::from_secs(3),
+        })),
     );
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
