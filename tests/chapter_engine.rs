@@ -1,7 +1,6 @@
 //! The chapter engine driving the example plugin through the real ABI:
 //! countdown, blocking chapters, detection, diagnosis, recovery, journal.
 
-use demo_host::app;
 use demo_host::diagnosis::{BackendConfig, DiagnoseOptions};
 use demo_host::engine::Action;
 use demo_host::journal::Outcome;
