@@ -223,3 +223,72 @@ fn the_log_file_holds_host_and_plugin_lines_and_never_an_api_key() {
         "the log went to the terminal"
     );
 }
+
+#[test]
+fn a_scaffolded_plugin_builds_outside_the_workspace_tests_itself_across_the_abi_and_plays() {
+    let state = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // Its own target dir under ours: the registry dependencies are shared, the crate is not.
+    let target = e2e_tests::target_dir().join("scaffold");
+    let out = demo_host(state.path())
+        .args(["new", "queue-lab", "--path"])
+        .arg(parent.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = parent.path().join("queue-lab");
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/lib.rs",
+        "tests/loads.rs",
+        "README.md",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} was not written");
+    }
+    let again = demo_host(state.path())
+        .args(["new", "queue-lab", "--path"])
+        .arg(parent.path())
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "a second scaffold over the first must be refused"
+    );
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let test = std::process::Command::new(&cargo)
+        .args(["test", "--offline", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success()
+            && text.contains("it_loads_describes_itself_and_runs_a_fault_across_the_abi ... ok"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+
+    let journal = state.path().join("journal.json");
+    let run = demo_host(state.path())
+        .args(["run", "--headless", "--countdown", "0", "--plugin"])
+        .arg(&dir)
+        .arg("--journal")
+        .arg(&journal)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("outcome: Passed"), "{stdout}");
+}

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
                 clap_mangen::Man::new(Cli::command()).render(&mut out)?;
                 print_all(&out)
             }
+            Some(Command::New(args)) => new_plugin(&args),
             Some(Command::Run(mut args)) => run(&mut args, sub("run"), &files).await,
             None => {
                 let mut args = cli.run;
@@ -112,4 +113,25 @@ fn print_all(bytes: &[u8]) -> anyhow::Result<i32> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(0),
     }
+}
+
+fn new_plugin(args: &demo_host::cli::args::NewArgs) -> anyhow::Result<i32> {
+    use demo_host::cli::new;
+    let plugin_api = match args.plugin_api.clone().or_else(new::default_plugin_api) {
+        Some(p) => p,
+        None => anyhow::bail!(
+            "this host was not built from a checkout it can find; pass --plugin-api <path to plugin-api>"
+        ),
+    };
+    let dir = new::scaffold(&new::NewPlugin {
+        name: args.name.clone(),
+        parent: args.path.clone(),
+        plugin_api,
+    })?;
+    println!(
+        "created {}: `cargo test` there builds and loads it; `demo-host run --plugin {}` plays it",
+        dir.display(),
+        dir.display()
+    );
+    Ok(0)
 }

@@ -16,6 +16,8 @@ pub mod model;
 pub mod params;
 pub mod since;
 pub mod subject;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use abi_stable;
 pub use config::Config;

@@ -45,6 +45,20 @@ pub enum Command {
     },
     /// Print the man page (roff): `demo-host man | man -l -`.
     Man,
+    /// Scaffold a plugin crate of its own (outside this workspace) that builds as is.
+    New(NewArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and dashes (`pgreplica`).
+    pub name: String,
+    /// The directory to create the crate in (the crate is DIR/NAME).
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    /// The plugin-api crate to depend on (default: the one this host was built from).
+    #[arg(long)]
+    pub plugin_api: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,9 +15,8 @@
 //! instance alive (see `session`).
 
 use super::elf::{self, ElfProblem};
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
+use abi_stable::library::{LibraryError, RootModuleError};
 use plugin_api::client::Module;
-use plugin_api::ffi::SubjectModRef;
 use plugin_api::{PluginError, SubjectDescription};
 use std::collections::HashMap;
 use std::fs::File;
@@ -225,12 +224,9 @@ fn content_hash(bytes: &[u8]) -> String {
 }
 
 fn open(source: &Path, copy: &Path) -> Result<Module, LoadError> {
-    let header = lib_header_from_path(copy).map_err(|e| map_error(source, None, e))?;
-    let plugin_version = header.version_strings().version.to_string();
-    let root = header
-        .init_root_module::<SubjectModRef>()
-        .map_err(|e| map_error(source, Some(&plugin_version), e))?;
-    Ok(Module::new(root))
+    Module::open(copy)
+        .map(|(module, _)| module)
+        .map_err(|(version, e)| map_error(source, version.as_deref(), e))
 }
 
 fn map_error(path: &Path, plugin_version: Option<&str>, err: LibraryError) -> LoadError {
