@@ -156,13 +156,22 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
     if let Some(dir) = &args.record_scenarios {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for scenario in journal.scenarios() {
-            let path = dir.join(format!("{}.json", scenario.name));
+            let path = unused_path(dir, &scenario.name);
             std::fs::write(&path, serde_json::to_string_pretty(&scenario)?)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("scenario written to {}", path.display());
         }
     }
     Ok(journal.outcome.exit_code())
+}
+
+/// `dir/name.json`, or `dir/name-2.json`, … when taken: two diagnoses of one
+/// anomaly (this run's or an earlier one's) never overwrite each other.
+fn unused_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    std::iter::once(dir.join(format!("{name}.json")))
+        .chain((2..).map(|n| dir.join(format!("{name}-{n}.json"))))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{name}.json")))
 }
 
 /// `demo-host run` with a terminal.
@@ -275,6 +284,20 @@ fn with_default_env(config: &str, env: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_recorded_scenario_never_overwrites_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::unused_path(dir.path(), "rl-counter-drift");
+        assert!(first.ends_with("rl-counter-drift.json"));
+        std::fs::write(&first, "{}").unwrap();
+        let second = super::unused_path(dir.path(), "rl-counter-drift");
+        assert!(second.ends_with("rl-counter-drift-2.json"));
+        std::fs::write(&second, "{}").unwrap();
+        assert!(
+            super::unused_path(dir.path(), "rl-counter-drift").ends_with("rl-counter-drift-3.json")
+        );
+    }
+
     #[test]
     fn up_and_down_default_to_the_compose_environment() {
         assert_eq!(super::with_default_env("", "compose"), "env=compose");
