@@ -48,7 +48,10 @@ pub enum Action {
     },
     DiagnosisChunk(String),
     DiagnosisDone(Result<Diagnosis, DiagnosisError>),
+    /// A line for the event log, stamped when it was said: a plugin's lines
+    /// during a long `setup` reach the engine only afterwards.
     Log {
+        at_ms: u64,
         level: Level,
         source: &'static str,
         message: String,

@@ -366,6 +366,7 @@ fn the_log_filters_and_scrolls() {
             &mut demo,
             T0 + i,
             Action::Log {
+                at_ms: T0 + i,
                 level: plugin_api::Level::Info,
                 source: "plugin",
                 message,
@@ -472,4 +473,28 @@ fn failed(call: &'static str, message: &str) -> crate::plugin::session::CallErro
         call,
         err: plugin_api::PluginError::Failed(message.into()),
     }
+}
+
+#[test]
+fn a_log_line_keeps_the_time_it_was_said_not_the_time_it_was_read() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    for (said, line) in [(T0 + 10, "starting redis"), (T0 + 900, "starting node-1")] {
+        update(
+            &mut demo,
+            T0 + 5_000,
+            Action::Log {
+                at_ms: said,
+                level: plugin_api::Level::Info,
+                source: "plugin",
+                message: line.into(),
+            },
+        );
+    }
+    let times: Vec<u64> = demo
+        .log
+        .iter()
+        .filter(|e| e.source == "plugin")
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(times, [T0 + 10, T0 + 900]);
 }

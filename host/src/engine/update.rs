@@ -212,10 +212,11 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         }
         Action::DiagnosisDone(result) => finish_diagnosis(demo, result),
         Action::Log {
+            at_ms,
             level,
             source,
             message,
-        } => demo.log.push_unique(now_ms, level, source, message),
+        } => demo.log.push_unique(at_ms, level, source, message),
     }
     fx
 }

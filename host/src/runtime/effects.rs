@@ -47,6 +47,7 @@ impl Executor {
     fn clear_record(&self, fault_id: &str) {
         if let Err(e) = self.leftovers.remove(fault_id) {
             let _ = self.tx.send(Action::Log {
+                at_ms: plugin_api::now_ms(),
                 level: Level::Warn,
                 source: "host",
                 message: format!(
@@ -82,6 +83,7 @@ impl Executor {
                             leftovers.record(session.subject_id(), &session.config, fault)
                         {
                             let _ = tx.send(Action::Log {
+                                at_ms: plugin_api::now_ms(),
                                 level: Level::Warn,
                                 source: "host",
                                 message: format!(

@@ -97,7 +97,7 @@ pub async fn run(
                 Some(Ok(Event::Key(key))) if keys::is_interrupt(&key) => Some(interrupt(&live.demo)),
                 Some(Ok(Event::Key(key))) => keys::map(&live.demo.ui, key),
                 Some(Ok(_)) => None,
-                Some(Err(e)) => Some(Action::Log { level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
+                Some(Err(e)) => Some(Action::Log { at_ms: now_ms(), level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
                 None => Some(Action::Quit),
             }, true),
             _ = tick.tick() => (Some(Action::Tick), true),

@@ -36,6 +36,7 @@ pub async fn create_session(
         Timeouts::default(),
         move |level, message| {
             let _ = log_tx.send(Action::Log {
+                at_ms: plugin_api::now_ms(),
                 level,
                 source: "plugin",
                 message: message.to_string(),
