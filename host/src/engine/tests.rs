@@ -498,3 +498,38 @@ fn a_log_line_keeps_the_time_it_was_said_not_the_time_it_was_read() {
         .collect();
     assert_eq!(times, [T0 + 10, T0 + 900]);
 }
+
+#[test]
+fn an_invariant_that_becomes_known_is_ok_not_ok_again() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    let mut unknown = fixture::snapshot(T0, false, false);
+    for i in &mut unknown.invariants {
+        i.status = plugin_api::InvariantStatus::Unknown;
+    }
+    update(&mut demo, T0, Action::HealthPolled(Ok(unknown)));
+    update(
+        &mut demo,
+        T0 + 100,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 100, false, false))),
+    );
+    let lines: Vec<&str> = demo
+        .log
+        .iter()
+        .filter(|e| e.source == "invariant")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains(": ok (")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("ok again")), "{lines:?}");
+    update(
+        &mut demo,
+        T0 + 200,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 200, true, false))),
+    );
+    update(
+        &mut demo,
+        T0 + 300,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 300, false, false))),
+    );
+    assert!(demo.log.iter().any(|e| e.message.contains("ok again")));
+    assert_eq!(demo.incidents.list.len(), 1, "one drift, one incident");
+}

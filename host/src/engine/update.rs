@@ -468,10 +468,12 @@ fn observe(demo: &mut Demo, snapshot: HealthSnapshot) {
                 InvariantStatus::Unknown => Level::Info,
                 InvariantStatus::Ok => Level::Info,
             };
-            let word = match inv.status {
-                InvariantStatus::Violated => "VIOLATED",
-                InvariantStatus::Unknown => "unknown",
-                InvariantStatus::Ok => "ok again",
+            // "again" only after a violation: unknown → ok at start is no recovery.
+            let word = match (verdict.status, inv.status) {
+                (_, InvariantStatus::Violated) => "VIOLATED",
+                (_, InvariantStatus::Unknown) => "unknown",
+                (InvariantStatus::Violated, InvariantStatus::Ok) => "ok again",
+                (_, InvariantStatus::Ok) => "ok",
             };
             demo.log.push(
                 at,
