@@ -1,6 +1,7 @@
 //! `demo-host inspect`: a plugin's info, chapters and chaos actions.
 
 use super::table;
+use crate::text::printable;
 use plugin_api::{ChaosAction, Chapter, Component, OnEnter, Recovery, SubjectDescription};
 
 /// The description as human-readable tables.
@@ -8,12 +9,12 @@ pub fn render_text(d: &SubjectDescription) -> String {
     let i = &d.info;
     let mut out = format!(
         "{} ({}) {}\n{}\nplugin-api {} · environments: {}\n\nChapters\n",
-        i.name,
-        i.id,
-        i.version,
-        i.description,
-        i.api_version,
-        i.environments.join(", ")
+        printable(&i.name),
+        printable(&i.id),
+        printable(&i.version),
+        printable(&i.description),
+        printable(&i.api_version),
+        printable(&i.environments.join(", "))
     );
     let rows: Vec<Vec<String>> = d
         .chapters
@@ -40,14 +41,14 @@ pub fn render_text(d: &SubjectDescription) -> String {
         &rows,
     ));
     out.push_str("\n\nComponents: ");
-    out.push_str(
+    out.push_str(&printable(
         &d.diagnosis
             .components
             .iter()
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-    );
+    ));
     out.push('\n');
     out
 }

@@ -3,4 +3,5 @@
 pub mod elf;
 pub mod loader;
 pub mod locate;
+pub mod sanitize;
 pub mod session;

@@ -54,7 +54,14 @@ pub async fn run(
             demo.subject.info.name, opts.environment
         ),
     );
+    // What the description broke of the host's limits, before setup can fail.
+    for message in session.take_warnings() {
+        demo.log.push(now_ms(), Level::Warn, "host", message);
+    }
     if let Err(e) = session.setup().await {
+        for entry in demo.log.iter().filter(|e| e.level >= Level::Info) {
+            out.log(entry);
+        }
         failures.push(format!("setup failed: {e}"));
         out.line("error", &format!("setup failed: {e}"));
         if let Err(e) = session.teardown().await {
@@ -187,7 +194,11 @@ impl Progress {
         Progress { json }
     }
 
+    /// Each line of `human` is printed without control characters (plugin text
+    /// is in it); the JSON line escapes them.
     fn emit(&mut self, value: serde_json::Value, human: String) {
+        let human: Vec<_> = human.lines().map(crate::text::printable).collect();
+        let human = human.join("\n");
         if self.json {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{value}");
