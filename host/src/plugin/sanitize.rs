@@ -327,7 +327,7 @@ impl<'a> Check<'a> {
         s.push('…');
         let scope = self.scope;
         self.note(kind, |p| {
-            format!("plugin `{p}` sent a {what} of {len} bytes {scope}; it is cut to {max} bytes (limit: see docs/limits.md)")
+            format!("plugin `{p}` sent a {len}-byte {what} {scope}; it is cut to {max} bytes (limit: see docs/limits.md)")
         });
     }
 
@@ -522,7 +522,7 @@ mod tests {
             vec![Kind::LongName, Kind::LongText]
         );
         assert!(
-            found[1].message.contains("104857600 bytes"),
+            found[1].message.contains("104857600-byte event message"),
             "{}",
             found[1].message
         );
