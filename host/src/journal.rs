@@ -406,11 +406,7 @@ mod tests {
     fn a_malformed_scenario_names_the_file_and_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         for (name, text, says) in [
-            (
-                "syntax.json",
-                "{\"name\": ?}".to_string(),
-                "expected value",
-            ),
+            ("syntax.json", "{\"name\": ?}".to_string(), "expected value"),
             ("shape.json", "{\"name\": 3}".to_string(), "invalid type"),
             (
                 "missing.json",

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 enum Move {
-    Press(Action),
+    Press(Box<Action>),
     /// Time passes, then a tick.
     Wait(u64),
     /// A health poll answers (drift, node-3 down), or fails.
@@ -42,7 +42,7 @@ fn moves() -> impl Strategy<Value = Vec<Move>> {
         Just(Action::Reload),
     ];
     let one = prop_oneof![
-        3 => press.prop_map(Move::Press),
+        3 => press.prop_map(|a| Move::Press(Box::new(a))),
         3 => (0u64..4000).prop_map(Move::Wait),
         2 => proptest::option::weighted(0.9, (any::<bool>(), any::<bool>())).prop_map(Move::Poll),
         4 => (any::<usize>(), proptest::bool::weighted(0.8)).prop_map(|(i, ok)| Move::Answer(i, ok)),
@@ -171,7 +171,7 @@ proptest! {
         sim.take(fx);
         for m in script {
             match m {
-                Move::Press(a) => sim.apply(a),
+                Move::Press(a) => sim.apply(*a),
                 Move::Wait(ms) => {
                     sim.now += ms;
                     sim.apply(Action::Tick);

@@ -6,6 +6,7 @@ use super::effects::{Control, Executor};
 use super::poller;
 use crate::engine::{self, Action, Demo, Mode};
 use crate::journal::{HealthPoint, Journal};
+use crate::text::printable;
 use plugin_api::{now_ms, Level};
 use serde_json::json;
 use std::io::Write;
@@ -194,11 +195,9 @@ impl Progress {
         Progress { json }
     }
 
-    /// Each line of `human` is printed without control characters (plugin text
-    /// is in it); the JSON line escapes them.
+    /// `human` must have its plugin text through [`printable`] (one line
+    /// each, no control characters); the JSON line escapes them itself.
     fn emit(&mut self, value: serde_json::Value, human: String) {
-        let human: Vec<_> = human.lines().map(crate::text::printable).collect();
-        let human = human.join("\n");
         if self.json {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{value}");
@@ -212,21 +211,21 @@ impl Progress {
     fn line(&mut self, kind: &str, message: &str) {
         self.emit(
             json!({"type": kind, "at_ms": now_ms(), "message": message}),
-            format!("[{kind}] {message}"),
+            format!("[{kind}] {}", printable(message)),
         );
     }
 
     fn chapter(&mut self, index: usize, count: usize, title: &str) {
         self.emit(
             json!({"type": "chapter", "at_ms": now_ms(), "index": index, "count": count, "title": title}),
-            format!("[{:>2}/{count}] {title}", index + 1),
+            format!("[{:>2}/{count}] {}", index + 1, printable(title)),
         );
     }
 
     fn log(&mut self, e: &crate::engine::log::LogEntry) {
         self.emit(
             json!({"type": "log", "at_ms": e.at_ms, "level": e.level, "source": e.source, "message": e.message}),
-            format!("        {:<9} {}", e.source, e.message),
+            format!("        {:<9} {}", e.source, printable(&e.message)),
         );
     }
 
@@ -236,7 +235,11 @@ impl Progress {
             false => format!(
                 "outcome: {:?}\n  - {}",
                 j.outcome,
-                j.failures.join("\n  - ")
+                j.failures
+                    .iter()
+                    .map(|f| printable(f))
+                    .collect::<Vec<_>>()
+                    .join("\n  - ")
             ),
         };
         self.emit(
