@@ -348,7 +348,12 @@ pub fn demo_host_binary() -> PathBuf {
     let bin = profile_dir().join("demo-host");
     // `cargo test -p e2e-tests` builds the host's library, not its binary.
     let root = workspace_root();
-    if older_than_sources(&bin, &[root.join("host"), root.join("plugin-api")]) {
+    let sources = [
+        root.join("host"),
+        root.join("plugin-api"),
+        root.join("crates/prereq"),
+    ];
+    if older_than_sources(&bin, &sources) {
         cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
     }
     bin
@@ -357,7 +362,9 @@ pub fn demo_host_binary() -> PathBuf {
 /// A `demo-host` command whose state (leftover records) lives in `state`.
 pub fn demo_host(state: &Path) -> Command {
     let mut cmd = Command::new(demo_host_binary());
-    cmd.env("DEMO_HOST_STATE_DIR", state);
+    // Neither the state nor a developer's own settings file leak into a test.
+    cmd.env("DEMO_HOST_STATE_DIR", state)
+        .env("XDG_CONFIG_HOME", state);
     cmd
 }
 

@@ -1,18 +1,20 @@
 //! Wiring for `demo-host run`: resolve and load the plugin, create the session,
 //! offer leftover recovery, then hand over to the headless or interactive loop.
 
-use crate::cli::args::RunArgs;
+use crate::cli::args::{PluginArgs, RunArgs};
 use crate::diagnosis::{BackendConfig, DiagnoseOptions, DiagnoserFlags};
 use crate::engine::Action;
 use crate::leftovers::Leftovers;
 use crate::plugin::loader::{LoadedPlugin, Loader};
 use crate::plugin::locate::{self, BuildPolicy};
+use crate::plugin::prerequisites;
 use crate::plugin::session::{Session, Timeouts};
 use crate::runtime::effects::Executor;
 use crate::runtime::headless::{self, HeadlessOptions};
 use crate::runtime::interactive::{self, InteractiveOptions};
 use anyhow::{anyhow, Context, Result};
 use futures::FutureExt;
+use prereq::confirm;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -20,11 +22,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-/// Resolves `--plugin` and loads it.
-pub fn load_plugin(loader: &Loader, arg: Option<&Path>, no_build: bool) -> Result<LoadedPlugin> {
-    let arg = arg.ok_or_else(|| {
+/// `--plugin`, or the error that says how to give one.
+fn plugin_arg(arg: Option<&Path>) -> Result<&Path> {
+    arg.ok_or_else(|| {
         anyhow!("no plugin given: pass --plugin plugins/ratelimiter (or a .so file); `demo-host list` shows the plugins found")
-    })?;
+    })
+}
+
+/// Checks the plugin's prerequisites for the environment of `config`
+/// (offering to install what is missing), then resolves `--plugin`
+/// (building its crate when needed) and loads it.
+pub fn load_plugin(loader: &Loader, args: &PluginArgs, config: &str) -> Result<LoadedPlugin> {
+    let arg = plugin_arg(args.plugin.as_deref())?;
+    prerequisites::ensure(arg, config, args.consent())?;
+    load_built(loader, arg, args.no_build)
+}
+
+/// Resolves `--plugin` (building its crate unless `no_build`) and loads it,
+/// without checking prerequisites: `inspect` describes a plugin that may not run here.
+pub fn load_built(loader: &Loader, arg: &Path, no_build: bool) -> Result<LoadedPlugin> {
     let policy = if no_build {
         BuildPolicy::Never
     } else {
@@ -107,16 +123,6 @@ pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bo
     Ok(())
 }
 
-fn confirm(prompt: &str) -> Result<bool> {
-    use std::io::Write;
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    let answer = line.trim().to_lowercase();
-    Ok(answer.is_empty() || answer == "y" || answer == "yes")
-}
-
 /// Everything a loop needs, built from the run arguments.
 pub struct Prepared {
     pub loader: Loader,
@@ -127,7 +133,7 @@ pub struct Prepared {
 
 pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
     let loader = Loader::new();
-    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
+    let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
     let environment = environment(&plugin, &args.config);
     let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
         backend: Some(args.diagnoser.clone()),
@@ -257,8 +263,8 @@ pub const ENV_DOWN_STEP: &str = "env-down";
 /// printing the plugin's progress lines as they come.
 pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Result<i32> {
     let loader = Loader::new();
-    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
     let config = with_default_env(&args.config, "compose");
+    let plugin = load_plugin(&loader, &args.plugin, &config)?;
     let name = plugin.description.info.name.clone();
     let timeouts = Timeouts {
         step: Duration::from_secs(600),
@@ -280,6 +286,21 @@ pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Resul
         }
         Err(e) => Err(anyhow!("{step} failed: {e}")),
     }
+}
+
+/// `demo-host doctor`: checks the plugin's prerequisites (offering to install
+/// what is missing) and that it builds and loads, without starting the subject.
+pub fn doctor(args: &crate::cli::args::EnvArgs) -> Result<i32> {
+    let loader = Loader::new();
+    let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
+    println!(
+        "{} {} (plugin-api {}): prerequisites present, built and loaded from {}",
+        plugin.description.info.name,
+        plugin.description.info.version,
+        plugin.description.info.api_version,
+        plugin.source.display()
+    );
+    Ok(0)
 }
 
 /// Adds `env=<env>` to a config string that names no environment.

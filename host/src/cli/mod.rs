@@ -3,4 +3,6 @@
 pub mod args;
 pub mod inspect;
 pub mod list;
+pub mod log_file;
+pub mod settings;
 pub mod table;

@@ -3,5 +3,6 @@
 pub mod elf;
 pub mod loader;
 pub mod locate;
+pub mod prerequisites;
 pub mod sanitize;
 pub mod session;

@@ -35,6 +35,7 @@ impl Executor {
     }
 
     fn run_one(&self, effect: Effect) -> Option<Control> {
+        trace(&effect);
         let session = self.session.clone();
         let tx = self.tx.clone();
         match effect {
@@ -121,5 +122,24 @@ impl Executor {
             Effect::Exit => return Some(Control::Exit),
         }
         None
+    }
+}
+
+/// One `--log-file` line per effect, without the observation window's bulk.
+fn trace(effect: &Effect) {
+    match effect {
+        Effect::Inject {
+            chapter,
+            action,
+            params,
+        } => {
+            tracing::debug!(chapter, action, ?params, "effect: inject")
+        }
+        Effect::Recover { fault_id } => tracing::debug!(fault_id, "effect: recover"),
+        Effect::RunStep { chapter, id } => tracing::debug!(chapter, id, "effect: run step"),
+        Effect::Diagnose(window) => {
+            tracing::debug!(snapshots = window.snapshots.len(), "effect: diagnose")
+        }
+        other => tracing::debug!(?other, "effect"),
     }
 }
