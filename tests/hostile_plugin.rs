@@ -245,6 +245,11 @@ fn a_flood_of_chapters_is_cut_to_the_limit() {
     );
     let longest = text.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 1000, "titles are cut to 256 bytes: {longest}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: plugin `hostile` sent 2000 chapters in its description; the host keeps the first 128"),
+        "{err}"
+    );
 }
 
 /// A headless run of the real binary: it ends, its lines carry no control

@@ -4,6 +4,15 @@ use super::table;
 use crate::text::printable;
 use plugin_api::{ChaosAction, Chapter, Component, OnEnter, Recovery, SubjectDescription};
 
+/// What the description broke of the host's limits (it is shown cut to them),
+/// one `warning:` line each.
+pub fn render_warnings(warnings: &[crate::plugin::sanitize::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: {}\n", printable(&w.message)))
+        .collect()
+}
+
 /// The description as human-readable tables.
 pub fn render_text(d: &SubjectDescription) -> String {
     let i = &d.info;

@@ -8,11 +8,12 @@
 //! the plugin and the limit; each kind of warning is given once per instance
 //! (see [`Warned`]). The limits are tabled in `docs/limits.md`.
 
-use crate::text::prefix;
+use crate::text::{prefix, printable};
 use plugin_api::{
     ActiveFault, ChaosKind, Component, HealthSnapshot, Metric, OnEnter, ParamValue, PluginError,
     SubjectDescription,
 };
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -257,10 +258,15 @@ pub fn fault(plugin: &str, f: &mut ActiveFault) -> Vec<Warning> {
     c.found
 }
 
-/// Cuts a free text the plugin returned (a step's result, an error, a log line).
+/// Cuts a free text the plugin returned (a step's result, an error, a log
+/// line) and strips its control characters: such text is quoted in messages
+/// printed outside the TUI (`demo-host up`, error exits), not only drawn.
 pub fn message(plugin: &str, s: &mut String) -> Vec<Warning> {
     let mut c = Check::new(plugin, "as a message");
     c.text(s, "message");
+    if let Cow::Owned(clean) = printable(s) {
+        *s = clean;
+    }
     c.found
 }
 
@@ -574,6 +580,13 @@ mod tests {
         let before = s.clone();
         assert_eq!(snapshot("p", &mut s), vec![]);
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn messages_and_errors_lose_their_control_characters() {
+        let mut e = PluginError::Failed("bad\u{1b}[2J\nthing".into());
+        assert_eq!(error("p", &mut e), vec![]);
+        assert_eq!(e, PluginError::Failed("bad[2J thing".into()));
     }
 
     #[test]
