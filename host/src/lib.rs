@@ -17,4 +17,5 @@ pub mod leftovers;
 pub mod plugin;
 pub mod runtime;
 pub mod terminal;
+pub mod text;
 pub mod ui;

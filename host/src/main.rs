@@ -43,6 +43,7 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&*plugin.description)?);
                 } else {
                     print!("{}", inspect::render_text(&plugin.description));
+                    eprint!("{}", inspect::render_warnings(&plugin.warnings));
                 }
                 Ok(0)
             }

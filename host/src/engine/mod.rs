@@ -14,6 +14,8 @@ pub mod update;
 #[cfg(test)]
 pub mod fixture;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use action::{Action, Effect};

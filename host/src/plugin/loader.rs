@@ -15,6 +15,7 @@
 //! instance alive (see `session`).
 
 use super::elf::{self, ElfProblem};
+use super::sanitize::{self, Warning};
 use abi_stable::library::{LibraryError, RootModuleError};
 use plugin_api::client::Module;
 use plugin_api::{PluginError, SubjectDescription};
@@ -79,6 +80,8 @@ pub struct LoadedPlugin {
     pub description: Arc<SubjectDescription>,
     /// Time from reading the file to a described module (zero when served from the registry).
     pub load_time: Duration,
+    /// What the description broke of the host's limits (it was cut to them).
+    pub warnings: Vec<Warning>,
 }
 
 impl LoadedPlugin {
@@ -141,10 +144,15 @@ impl Loader {
         }
         let copy = copy_into_memory(path, &hash, bytes.len())?;
         let module = open(path, &copy)?;
-        let description = module.describe().map_err(|err| LoadError::Describe {
-            path: path.to_path_buf(),
-            err,
+        let mut description = module.describe().map_err(|mut err| {
+            sanitize::error(&path.display().to_string(), &mut err);
+            LoadError::Describe {
+                path: path.to_path_buf(),
+                err,
+            }
         })?;
+        let id = description.info.id.clone();
+        let warnings = sanitize::description(crate::text::prefix(&id, 64), &mut description);
         let plugin = LoadedPlugin {
             source: path.to_path_buf(),
             copy,
@@ -152,6 +160,7 @@ impl Loader {
             module,
             description: Arc::new(description),
             load_time: started.elapsed(),
+            warnings,
         };
         self.registry().insert(hash, plugin.clone());
         Ok(plugin)

@@ -4,6 +4,7 @@ pub mod elf;
 pub mod loader;
 pub mod locate;
 pub mod prerequisites;
+pub mod sanitize;
 pub mod session;
 
 /// The environment a config selects: its `env=`, else `default` (a plugin's first).
