@@ -202,7 +202,7 @@ pub async fn guarded<T>(
         Ok(Err(e)) => e,
         Err(_) => anyhow!("demo-host panicked (the message is above)"),
     };
-    crate::terminal::restore();
+    crate::runtime::terminal::restore();
     let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mine = exec
         .leftovers

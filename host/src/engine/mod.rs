@@ -5,8 +5,13 @@
 
 pub mod action;
 pub mod chaos;
+mod chapters;
+mod diagnose;
+mod faults;
 pub mod incidents;
+mod input;
 pub mod log;
+mod observe;
 pub mod state;
 pub mod timeline;
 pub mod update;

@@ -3,12 +3,11 @@
 //! feeds actions to the engine, runs the effects, and swaps subjects.
 
 use super::effects::{Control, Executor};
-use super::poller;
+use super::terminal::TerminalGuard;
+use super::{keys, poller};
 use crate::engine::{self, Action, Demo, Mode};
-use crate::keys;
 use crate::plugin::loader::Loader;
 use crate::plugin::locate::{self, BuildPolicy};
-use crate::terminal::TerminalGuard;
 use crate::ui;
 use anyhow::Result;
 use crossterm::event::{Event, EventStream};
@@ -118,7 +117,7 @@ pub async fn run(
 /// The first interrupt quits cleanly (recovering chaos); a second one forces exit.
 fn interrupt(demo: &Demo) -> Action {
     if demo.ui.quitting {
-        crate::terminal::restore();
+        super::terminal::restore();
         eprintln!(
             "forced exit: active chaos was not recovered; the next start offers leftover recovery"
         );
