@@ -11,6 +11,7 @@ pub mod export;
 pub mod ffi;
 pub mod model;
 pub mod params;
+pub mod process;
 pub mod since;
 pub mod subject;
 
