@@ -307,7 +307,7 @@ impl Supervisor {
             .remove(&id)
             .ok_or(ProcessError::NoSuchChild(id))?;
         let mut stopped = self.stop_all(vec![entry]);
-        Ok(stopped.pop().ok_or(ProcessError::NoSuchChild(id))??)
+        stopped.pop().ok_or(ProcessError::NoSuchChild(id))?
     }
 
     /// Stops every child (SIGTERM to all, SIGKILL after the grace period to
