@@ -191,7 +191,7 @@ impl Node<'_> {
         let bin = artifact("ratelimiter-node")?;
         let i = redis.cluster.add_node(&bin, id, NodeArgs::new(mode))?;
         Ok(Node {
-            url: redis.cluster.node_url(i),
+            url: redis.cluster.node_url(i).context("the node just started")?,
             i,
             cluster: &redis.cluster,
         })

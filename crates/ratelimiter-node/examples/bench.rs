@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
             Cluster::start("redis-server", &bin, Logs::Discard, 3, args)
         })?;
         let http = reqwest::Client::new();
-        put_limit(&http, &env.node_url(0), "bench", 1_000_000_000, 1000).await?;
+        put_limit(&http, &env.node_urls()[0], "bench", 1_000_000_000, 1000).await?;
         let mode = mode.as_str();
         let (rate, p50, p99) = run(&http, &env.node_urls(), checks, concurrency).await;
         println!("{mode:>6} via HTTP: {rate:>9.0} checks/s  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms");
