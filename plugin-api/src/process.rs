@@ -12,6 +12,23 @@
 //!
 //! Linux only for the death signal; on other Unix systems children are stopped
 //! on shutdown and drop but outlive a killed host.
+//!
+//! ```no_run
+//! use plugin_api::process::{Output, Supervisor};
+//! use std::process::Command;
+//!
+//! # fn main() -> Result<(), plugin_api::process::ProcessError> {
+//! let procs = Supervisor::new("my-subject")?; // in `create`
+//! let mut cmd = Command::new("redis-server");
+//! cmd.args(["--port", "6390"]);
+//! let redis = procs.spawn("redis-server", cmd, Output::Capture)?; // in `setup`
+//! if let Some(status) = procs.try_wait(redis)? {
+//!     eprintln!("redis-server exited early ({status}): {:?}", procs.output(redis));
+//! }
+//! procs.shutdown(); // in `teardown`
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::Read;
