@@ -78,7 +78,7 @@ build_node() {
     RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$static_target" \
         CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_INCREMENTAL=true \
         "${CARGO:-cargo}" build --quiet --release --locked --target "$triple" \
-        --manifest-path "$repo/Cargo.toml" -p subject-ratelimiter --bin ratelimiter-node
+        --manifest-path "$repo/Cargo.toml" -p ratelimiter-node --bin ratelimiter-node
     local bin="$static_target/$triple/release/ratelimiter-node"
     if ldd "$bin" 2>&1 | grep -q '=>'; then
         die "$bin is dynamically linked; the FROM scratch image needs a static binary"

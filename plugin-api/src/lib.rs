@@ -14,6 +14,7 @@ pub mod export;
 pub mod ffi;
 pub mod model;
 pub mod params;
+pub mod process;
 pub mod since;
 pub mod subject;
 #[cfg(feature = "testing")]

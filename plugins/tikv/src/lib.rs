@@ -8,6 +8,7 @@ pub mod assess;
 pub mod chaos;
 pub mod config;
 pub mod env;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod load;
 pub mod metrics;

@@ -1,7 +1,33 @@
-//! JSON bodies of the `ratelimiter-node` HTTP API, shared by the service and the
-//! plugin so that both sides read and write the same shapes.
+//! What the service and the plugin must agree on: the JSON bodies of the
+//! `ratelimiter-node` HTTP API, its counting modes and bounds, the Redis key
+//! names, and how its `/metrics` are read back ([`scrape`]).
 
 use serde::{Deserialize, Serialize};
+
+pub mod scrape;
+
+/// Largest accepted window: one day. Longer windows are almost always a unit mistake.
+pub const MAX_WINDOW_MS: u64 = 86_400_000;
+pub const MAX_LIMIT: u64 = 1_000_000_000;
+
+/// How checks are counted; the trade-off between both is the subject of the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
+pub enum Mode {
+    /// One atomic Redis script per check; fail-closed. Never over-allows.
+    Strict,
+    /// Local counting with batched flushes to Redis (limitador's `redis_cached`). Fast, can over-allow.
+    Cached,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Cached => "cached",
+        }
+    }
+}
 
 /// Body of `POST /check`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

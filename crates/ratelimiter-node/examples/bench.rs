@@ -1,15 +1,16 @@
 //! Throughput and p99 of `/check` on a local three-node cluster, next to
 //! `redis-benchmark` running the strict mode's script at the same concurrency.
 //!
-//!     cargo run --release -p subject-ratelimiter --example bench -- [checks] [concurrency]
+//!     cargo run --release -p ratelimiter-node --features cluster --example bench -- [checks] [concurrency]
 
+use ratelimiter_node::cluster::{put_limit, Cluster, Logs, NodeArgs};
+use ratelimiter_node::server::strict::SCRIPT_SOURCE;
+use ratelimiter_node::wire::Mode;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use subject_ratelimiter::node::strict::SCRIPT_SOURCE;
-use subject_ratelimiter::plugin::local_env::{LocalEnv, NodeSpec};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,22 +26,14 @@ async fn main() -> anyhow::Result<()> {
         "{checks} checks, {concurrency} concurrent, round-robin over 3 nodes; node binary {}",
         bin.display()
     );
-    for mode in ["strict", "cached"] {
-        let spec = NodeSpec {
-            bin: bin.clone(),
-            mode,
-            flush_ms: 250,
-            redis_timeout_ms: 2000,
-        };
-        let env = tokio::task::block_in_place(|| LocalEnv::start("redis-server", spec, 3))?;
+    for mode in [Mode::Strict, Mode::Cached] {
+        let args = NodeArgs::new(mode).flush_ms(250).redis_timeout_ms(2000);
+        let env = tokio::task::block_in_place(|| {
+            Cluster::start("redis-server", &bin, Logs::Discard, 3, args)
+        })?;
         let http = reqwest::Client::new();
-        for url in env.node_urls().iter().take(1) {
-            http.put(format!("{url}/api/limits/bench"))
-                .json(&serde_json::json!({"limit": 1_000_000_000u64, "window_ms": 1000}))
-                .send()
-                .await?
-                .error_for_status()?;
-        }
+        put_limit(&http, &env.node_urls()[0], "bench", 1_000_000_000, 1000).await?;
+        let mode = mode.as_str();
         let (rate, p50, p99) = run(&http, &env.node_urls(), checks, concurrency).await;
         println!("{mode:>6} via HTTP: {rate:>9.0} checks/s  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms");
         if mode == "strict" {
@@ -95,8 +88,8 @@ async fn run(
     (all.len() as f64 / secs, q(0.5), q(0.99))
 }
 
-fn redis_benchmark(env: &LocalEnv, checks: u64, concurrency: u64) -> anyhow::Result<()> {
-    let port = env.redis_port.to_string();
+fn redis_benchmark(env: &Cluster, checks: u64, concurrency: u64) -> anyhow::Result<()> {
+    let port = env.redis_port().to_string();
     let cli = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new("redis-cli")
             .args(["-p", &port])

@@ -8,6 +8,7 @@ pub mod registry;
 pub mod strict;
 
 use crate::wire::{keys, Limit, WindowView};
+pub use crate::wire::{Mode, MAX_LIMIT, MAX_WINDOW_MS};
 use axum::serve::ListenerExt as _;
 use metrics::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -15,28 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Largest accepted window: one day. Longer windows are almost always a unit mistake.
-pub const MAX_WINDOW_MS: u64 = 86_400_000;
-pub const MAX_LIMIT: u64 = 1_000_000_000;
-
-/// How checks are counted; the trade-off between both is the subject of the demo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// One atomic Redis script per check; fail-closed. Never over-allows.
-    Strict,
-    /// Local counting with batched flushes to Redis (limitador's `redis_cached`). Fast, can over-allow.
-    Cached,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Strict => "strict",
-            Mode::Cached => "cached",
-        }
-    }
-}
 
 /// Command line of `ratelimiter-node`.
 #[derive(Debug, Clone, clap::Parser)]

@@ -1,7 +1,7 @@
-//! The rate limiter node binary; see `subject_ratelimiter::node`.
+//! The rate limiter node binary; see `ratelimiter_node::server`.
 
 use clap::Parser;
-use subject_ratelimiter::node::{run, Args};
+use ratelimiter_node::server::{run, Args};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
