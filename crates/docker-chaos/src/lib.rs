@@ -16,6 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+// No unwrap outside tests: a panic here would be the host's problem.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod actions;
 pub mod compose;
 mod container;

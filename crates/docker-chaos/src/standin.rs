@@ -129,6 +129,18 @@ pub async fn build_image(
     Ok(())
 }
 
+/// A Docker test that cannot run here says so in one loud line, past the
+/// harness's capture, and passes; unless `DEMO_HOST_REQUIRE_DOCKER=1`
+/// (`cargo xtask test` sets it where an engine answers, CI always): then a
+/// skip is a failure, so a broken engine cannot pass as a green run.
+pub fn skip(test: &str, why: impl std::fmt::Display) {
+    if std::env::var("DEMO_HOST_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("{test} would skip ({why}), but DEMO_HOST_REQUIRE_DOCKER=1 says Docker tests must run here");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// A compose-like project of stand-in containers, removed again on drop.
 pub struct StandinProject {
     engine: Engine,
@@ -144,12 +156,12 @@ pub async fn for_test(test: &str, prefix: &str) -> Option<(Engine, StandinProjec
     let engine = match Engine::connect().await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("SKIPPED {test}: no Docker engine: {e}");
+            skip(test, format!("no Docker engine: {e}"));
             return None;
         }
     };
     if let Err(e) = static_busybox() {
-        eprintln!("SKIPPED {test}: {e}");
+        skip(test, e);
         return None;
     }
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

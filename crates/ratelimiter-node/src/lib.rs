@@ -3,6 +3,9 @@
 //! plugin read ([`wire`]), and a launcher of local clusters ([`cluster`],
 //! feature `cluster`) shared by the plugin, the tests and the bench.
 
+// No unwrap outside tests: a panic here would be the host's problem.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 #[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "server")]

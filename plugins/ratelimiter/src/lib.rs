@@ -2,6 +2,9 @@
 //! cluster of `ratelimiter-node`s ([`plugin`]). The service, its wire types and
 //! the cluster launcher live in the `ratelimiter-node` crate.
 
+// No unwrap outside tests: a panic here would be the host's problem.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod plugin;
 /// The shapes both the plugin and the service read and write.
 pub use ratelimiter_node::wire;
