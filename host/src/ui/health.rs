@@ -20,34 +20,90 @@ pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let rows = snapshot.nodes.iter().map(|n| {
-        let (text, style) = format::node_status(n.status);
-        let metrics = n
-            .metrics
+    // Columns sized to what they hold: node, status and role always show; the
+    // metrics get the rest, and the address only when the metrics fit beside it.
+    let fit = |len: usize, lo: u16, hi: u16| (len as u16).clamp(lo, hi);
+    let id_w = fit(
+        snapshot
+            .nodes
             .iter()
-            .take(3)
+            .map(|n| n.id.chars().count())
+            .max()
+            .unwrap_or(4),
+        4,
+        18,
+    );
+    let role_w = fit(
+        snapshot
+            .nodes
+            .iter()
+            .map(|n| n.role.chars().count())
+            .max()
+            .unwrap_or(4),
+        4,
+        14,
+    );
+    let addr_w = fit(
+        snapshot
+            .nodes
+            .iter()
+            .map(|n| short_address(&n.address).chars().count())
+            .max()
+            .unwrap_or(0),
+        7,
+        21,
+    );
+    let metric_text = |n: &plugin_api::NodeHealth| {
+        n.metrics
+            .iter()
             .map(|m| format!("{} {}", m.name, format::value(m.value, &m.unit)))
             .collect::<Vec<_>>()
-            .join(" · ");
-        Row::new(vec![
+            .join(" · ")
+    };
+    let widest_metrics = snapshot
+        .nodes
+        .iter()
+        .map(|n| metric_text(n).chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    let inner = area.width.saturating_sub(2);
+    let fixed = id_w + 10 + role_w + 3;
+    let show_address = inner.saturating_sub(fixed + addr_w + 1) >= widest_metrics.min(40);
+    let rows = snapshot.nodes.iter().map(|n| {
+        let (text, style) = format::node_status(n.status);
+        let mut cells = vec![
             Cell::from(n.id.clone()),
             Cell::from(text).style(style),
-            Cell::from(short_address(&n.address)).style(format::dim()),
-            Cell::from(metrics),
-        ])
+            Cell::from(n.role.clone()).style(format::dim()),
+        ];
+        if show_address {
+            cells.push(Cell::from(short_address(&n.address)).style(format::dim()));
+        }
+        cells.push(Cell::from(metric_text(n)));
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Length(21),
-            Constraint::Min(8),
-        ],
-    )
-    .header(Row::new(vec!["node", "status", "address", "metrics"]).style(format::dim()))
-    .block(block);
+    let mut widths = vec![
+        Constraint::Length(id_w),
+        Constraint::Length(10),
+        Constraint::Length(role_w),
+    ];
+    let mut header = vec!["node", "status", "role"];
+    if show_address {
+        widths.push(Constraint::Length(addr_w));
+        header.push("address");
+    }
+    widths.push(Constraint::Min(8));
+    header.push("metrics");
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(format::dim()))
+        .block(block);
     frame.render_widget(table, area);
+}
+
+/// Rows the invariants panel needs at `width`: two lines each (name, detail).
+pub fn invariants_height(demo: &Demo) -> u16 {
+    let n = demo.timeline.latest().map_or(0, |s| s.invariants.len());
+    (n as u16 * 2 + 2).max(4)
 }
 
 pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
