@@ -152,7 +152,9 @@ impl Loader {
             }
         })?;
         let id = description.info.id.clone();
-        let warnings = sanitize::description(crate::text::prefix(&id, 64), &mut description);
+        let name = crate::text::prefix(&id, 64);
+        let mut warnings = sanitize::description(name, &mut description);
+        warnings.extend(super::vocabulary::check(name, &description));
         let plugin = LoadedPlugin {
             source: path.to_path_buf(),
             copy,

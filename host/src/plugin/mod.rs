@@ -6,6 +6,7 @@ pub mod locate;
 pub mod prerequisites;
 pub mod sanitize;
 pub mod session;
+pub mod vocabulary;
 
 /// The environment a config selects: its `env=`, else `default` (a plugin's first).
 pub fn environment(config: &str, default: Option<&str>) -> Option<String> {

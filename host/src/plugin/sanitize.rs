@@ -47,6 +47,8 @@ pub enum Kind {
     NonFinite,
     DuplicateId,
     EmptyName,
+    /// A chapter expects an anomaly the glossary cannot name (`vocabulary`).
+    Vocabulary,
 }
 
 #[derive(Debug, Clone, PartialEq)]
