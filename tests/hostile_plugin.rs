@@ -88,7 +88,7 @@ async fn floods_of_nodes_events_and_invariants_are_cut_with_a_warning() {
     assert_eq!(snap.nodes.len(), sanitize::MAX_NODES);
     assert_eq!(snap.events.len(), sanitize::MAX_EVENTS);
     assert_eq!(snap.invariants.len(), sanitize::MAX_INVARIANTS);
-    says(&warnings, &["plugin `hostile`", "5000 nodes", "first 256"]);
+    says(&warnings, &["plugin `hostile`", "5000 nodes", "first 4096"]);
     says(
         &warnings,
         &["plugin `hostile`", "50000 events", "newest 256"],

@@ -30,6 +30,8 @@ pub enum Action {
         keep: bool,
     },
     ScrollLog(i32),
+    /// Scrolls the health table of a large cluster (worst nodes come first).
+    ScrollHealth(i32),
     /// Escape: closes the topmost overlay.
     Back,
     HealthPolled(Result<HealthSnapshot, CallError>),

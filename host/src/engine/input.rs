@@ -61,3 +61,12 @@ pub(super) fn back(demo: &mut Demo) {
         demo.ui.notice = None;
     }
 }
+
+pub(super) fn scroll_health(demo: &mut Demo, delta: i32) {
+    let max = demo
+        .timeline
+        .latest()
+        .map_or(0, |s| s.nodes.len().saturating_sub(1));
+    demo.ui.health_scroll =
+        (demo.ui.health_scroll as i64 + delta as i64).clamp(0, max as i64) as usize;
+}

@@ -32,6 +32,7 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         }
         Action::FilterEnd { keep } => input::filter_end(demo, keep),
         Action::ScrollLog(delta) => input::scroll_log(demo, delta),
+        Action::ScrollHealth(delta) => input::scroll_health(demo, delta),
         Action::Back => input::back(demo),
         Action::HealthPolled(Ok(snapshot)) => observe::observe(demo, snapshot),
         Action::HealthPolled(Err(e)) => observe::poll_failed(demo, e),

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-pub const MAX_NODES: usize = 256;
+pub const MAX_NODES: usize = 4096;
 pub const MAX_NODE_METRICS: usize = 64;
 pub const MAX_SUBJECT_METRICS: usize = 256;
 pub const MAX_INVARIANTS: usize = 128;
@@ -504,7 +504,7 @@ mod tests {
         );
         let nodes = &found[0].message;
         assert!(
-            nodes.contains("`hostile`") && nodes.contains("10000 nodes") && nodes.contains("256"),
+            nodes.contains("`hostile`") && nodes.contains("10000 nodes") && nodes.contains("4096"),
             "{nodes}"
         );
         assert_eq!(s.invariants[0].observed, None, "∞ is dropped");

@@ -46,6 +46,8 @@ pub fn map(ui: &UiState, key: KeyEvent) -> Option<Action> {
         KeyCode::Down | KeyCode::Char('j') => Some(Action::ScrollLog(-1)),
         KeyCode::PageUp => Some(Action::ScrollLog(10)),
         KeyCode::PageDown => Some(Action::ScrollLog(-10)),
+        KeyCode::Char(']') => Some(Action::ScrollHealth(10)),
+        KeyCode::Char('[') => Some(Action::ScrollHealth(-10)),
         _ => None,
     }
 }
