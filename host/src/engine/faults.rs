@@ -25,6 +25,7 @@ pub(super) fn start_inject_with(
         what: format!("chaos {action}"),
     };
     demo.chaos.injecting = Some(action.to_string());
+    demo.chaos.in_flight += 1;
     fx.push(Effect::Inject {
         chapter: demo.chapter,
         action: action.to_string(),
@@ -36,6 +37,16 @@ pub(super) fn start_inject_with(
 pub(super) fn quit(demo: &mut Demo, fx: &mut Vec<Effect>) {
     let now_ms = demo.now_ms;
     demo.ui.quitting = true;
+    // A countdown still running would inject after the quit: it is called off.
+    if matches!(demo.phase, ChapterPhase::Countdown { .. }) {
+        demo.phase = ChapterPhase::Settled { since_ms: now_ms };
+        demo.log.push(
+            now_ms,
+            Level::Info,
+            "chaos",
+            "quitting: countdown called off",
+        );
+    }
     let ids = demo.chaos.begin_recover_all();
     if !ids.is_empty() {
         demo.log.push(
@@ -69,7 +80,10 @@ pub(super) fn injected(
     fx: &mut Vec<Effect>,
 ) {
     let now_ms = demo.now_ms;
-    demo.chaos.injecting = None;
+    demo.chaos.in_flight = demo.chaos.in_flight.saturating_sub(1);
+    if demo.chaos.in_flight == 0 {
+        demo.chaos.injecting = None;
+    }
     match result {
         Ok(fault) => {
             demo.log.push(
@@ -154,7 +168,7 @@ pub(super) fn recovered(
 }
 
 fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
-    if demo.ui.quitting && demo.chaos.active.is_empty() && demo.chaos.injecting.is_none() {
+    if demo.ui.quitting && demo.chaos.active.is_empty() && demo.chaos.in_flight == 0 {
         fx.push(Effect::Exit);
     }
 }

@@ -533,3 +533,35 @@ fn an_invariant_that_becomes_known_is_ok_not_ok_again() {
     assert!(demo.log.iter().any(|e| e.message.contains("ok again")));
     assert_eq!(demo.incidents.list.len(), 1, "one drift, one incident");
 }
+
+/// Found by the engine's property test: back and forth over a chaos chapter
+/// while its inject call is in flight, then quit. The countdown is called
+/// off, and the demo exits only once the first call has answered.
+#[test]
+fn quitting_calls_off_a_countdown_and_waits_for_every_inject_in_flight() {
+    let mut demo = fixture::demo(Mode::Headless);
+    assert!(injects(&into_chaos(&mut demo)));
+    update(&mut demo, T0 + 3100, Action::Prev);
+    update(&mut demo, T0 + 3200, Action::Next);
+    assert!(matches!(demo.phase, ChapterPhase::Countdown { .. }));
+    assert!(
+        update(&mut demo, T0 + 3300, Action::Quit).is_empty(),
+        "an inject is in flight"
+    );
+    let fx = update(&mut demo, T0 + 7000, Action::Tick);
+    assert!(!injects(&fx), "no injection after quitting: {fx:?}");
+    let fx = landed(&mut demo, T0 + 7100, "f1", None);
+    assert!(
+        matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"),
+        "the fault that landed after the quit is recovered: {fx:?}"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 7200,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(matches!(fx.as_slice(), [Effect::Exit]), "{fx:?}");
+}

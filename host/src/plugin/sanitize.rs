@@ -595,7 +595,7 @@ mod tests {
     fn each_kind_is_warned_about_once_per_instance() {
         let warned = Warned::default();
         let flood = || HealthSnapshot {
-            nodes: (0..300).map(|i| node(&i.to_string())).collect(),
+            nodes: (0..MAX_NODES + 44).map(|i| node(&i.to_string())).collect(),
             ..HealthSnapshot::default()
         };
         warned.add(snapshot("p", &mut flood()));
