@@ -151,13 +151,15 @@ fn vm_hwm_mb(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-fn idle_host(secs: f64) -> anyhow::Result<(f64, f64)> {
+/// Idle CPU (% of a core) and peak RSS (MB) of the real demo-host playing the
+/// example plugin with `config` in a detached tmux session.
+pub fn idle_host(secs: f64, config: &str) -> anyhow::Result<(f64, f64)> {
     let host = artifact("demo-host")?;
     let plugin = artifact("libsubject_example.so")?;
     let scratch = tempfile::tempdir()?;
     let name = format!("demo-bench-{}", std::process::id());
     let cmd = format!(
-        "exec '{}' --plugin '{}' --no-build --poll-ms 100",
+        "exec '{}' --plugin '{}' --no-build --poll-ms 100 --config '{config}'",
         host.display(),
         plugin.display()
     );
@@ -235,7 +237,7 @@ pub fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         ));
         return Ok(rows);
     }
-    let (cpu, rss) = idle_host(if opts.quick { 2.0 } else { 20.0 })?;
+    let (cpu, rss) = idle_host(if opts.quick { 2.0 } else { 20.0 }, "")?;
     rows.push(
         Row::new(
             GROUP,

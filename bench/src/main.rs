@@ -9,6 +9,7 @@ mod diagnosis;
 mod env;
 mod host;
 mod report;
+mod scale;
 mod stats;
 mod throughput;
 mod wrk;
@@ -26,6 +27,7 @@ pub enum Group {
     Abi,
     Host,
     Diagnosis,
+    Scale,
 }
 
 #[derive(Debug, Parser)]
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
             Group::Abi => abi::run(&opts, &rt),
             Group::Host => host::run(&opts),
             Group::Diagnosis => diagnosis::run(&opts, &rt),
+            Group::Scale => scale::run(&opts, &rt),
         };
         match result {
             Ok(r) => rows.extend(r),
@@ -133,5 +136,6 @@ fn group_label(g: Group) -> &'static str {
         Group::Abi => "4 plugin ABI",
         Group::Host => "5 host",
         Group::Diagnosis => "6 builtin diagnosis",
+        Group::Scale => "8 scale",
     }
 }
