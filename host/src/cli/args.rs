@@ -47,6 +47,20 @@ pub enum Command {
     Man,
     /// Scaffold a plugin crate of its own (outside this workspace) that builds as is.
     New(NewArgs),
+    /// Render a headless run's journal as a self-contained HTML page and Markdown.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The journal a headless run wrote (`--journal`).
+    pub journal: PathBuf,
+    /// Where to write the HTML report (default: beside the journal, `.html`).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Where to write the Markdown report (default: beside the journal, `.md`).
+    #[arg(long)]
+    pub md: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
