@@ -498,9 +498,12 @@ mod tests {
         );
         assert!(md.contains(&quantile(&partition.time_to_detect_ms.p50)));
         // The HTML sets the interval apart, in a smaller span.
-        let shown = |s: Shown| format!("{} <span class=\"ci\">{}</span>", s.text, s.ci);
-        assert!(html.contains(&shown(Shown::proportion(&partition.anomaly_accuracy))));
-        assert!(html.contains(&shown(Shown::quantile(&partition.time_to_detect_ms.p50))));
+        let shown = |s: Shown| {
+            html.contains(&format!(">{} <", s.text))
+                && html.contains(&format!("<span class=\"ci\">{}</span>", s.ci))
+        };
+        assert!(shown(Shown::proportion(&partition.anomaly_accuracy)));
+        assert!(shown(Shown::quantile(&partition.time_to_detect_ms.p50)));
         for text in [&md, &html] {
             assert!(text.contains("9/10 · 90.0 %"), "partition detection 9/10");
             assert!(text.contains("[61.0–100.0 %]"), "crash accuracy's interval");
