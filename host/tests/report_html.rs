@@ -6,16 +6,12 @@
 use demo_host::eval::campaign::{CampaignInfo, CampaignReport};
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
+use report_support::{demo_host, run_bounded};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
+mod report_support;
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -31,60 +27,6 @@ fn chromium() -> PathBuf {
         "headless Chromium is needed to test the HTML reports: install the Debian package `chromium` \
          (apt-get install chromium; .ci/run does)"
     );
-}
-
-/// Kills the whole process group (Chromium's renderers too) when dropped.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pid = self.0.id() as i32;
-        // SAFETY: signalling our own child's process group.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `cmd` in its own process group, killed if it outlives `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let child = cmd
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut group = Group(child);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = group.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd:?} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(group);
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap_or_default(),
-        stderr: std::fs::read(&err).unwrap_or_default(),
-    }
-}
-
-fn demo_host(state: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo-host"));
-    cmd.current_dir(workspace())
-        .env("DEMO_HOST_STATE_DIR", state)
-        .env_remove("DEMO_HOST_PLUGIN")
-        .env_remove("DEMO_HOST_CONFIG")
-        .env_remove("DEMO_HOST_DIAGNOSER");
-    cmd
 }
 
 /// A real headless run of the example plugin: its journal.
@@ -321,6 +263,7 @@ fn campaign_report_opens_in_chromium_with_charts_and_tables() {
             ended_ms: journal.ended_ms,
             complete: true,
             planned_trials: 3,
+            notes: vec![],
         },
         trials,
     );

@@ -28,6 +28,9 @@ pub struct CampaignInfo {
     pub complete: bool,
     /// Trials planned, of which `trials.len()` ran.
     pub planned_trials: usize,
+    /// What the reader must know: why the campaign stopped, a subject that did not settle.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// p50 and p95 of a latency, each with its bootstrap 95 % interval.
@@ -223,6 +226,7 @@ pub(crate) mod tests {
             ended_ms: 1_700_000_060_000,
             complete: true,
             planned_trials: trials,
+            notes: vec![],
         }
     }
 
