@@ -47,7 +47,7 @@ pub enum Command {
     Man,
     /// Scaffold a plugin crate of its own (outside this workspace) that builds as is.
     New(NewArgs),
-    /// Render a headless run's journal as a self-contained HTML page and Markdown.
+    /// Render a headless run's journal (or a campaign's report.json) as self-contained HTML and Markdown.
     Report(ReportArgs),
     /// Run an eval campaign: many trials of the plugin's faults, scored, with a report.
     Eval(EvalArgs),
@@ -97,7 +97,7 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
-    /// The journal a headless run wrote (`--journal`).
+    /// The journal a headless run wrote (`--journal`), or an eval campaign's report.json.
     pub journal: PathBuf,
     /// Where to write the HTML report (default: beside the journal, `.html`).
     #[arg(long)]

@@ -99,6 +99,18 @@ pub fn select(all: Vec<Scenario>, faults: &[String]) -> Result<Vec<Scenario>, Pl
         .collect()
 }
 
+/// The subject's own steps the demo runs before its first fault (set a limit,
+/// start the load): the state every fault scenario assumes. A campaign plays
+/// them once, after setup, before the first trial.
+pub fn prologue(desc: &SubjectDescription) -> Vec<Chapter> {
+    desc.chapters
+        .iter()
+        .take_while(|c| !matches!(c.on_enter, Some(OnEnter::Chaos { .. })))
+        .filter(|c| matches!(c.on_enter, Some(OnEnter::Step { .. })))
+        .cloned()
+        .collect()
+}
+
 /// `trials` trials of each scenario, shuffled, each with its injection phase
 /// drawn from `[MIN_PHASE_MS, MIN_PHASE_MS + phase_span_ms]`: the same seed gives
 /// the same order and phases.
@@ -201,6 +213,18 @@ mod tests {
             "stops before the next chaos chapter"
         );
         assert_eq!(titles(2), ["partition", "Done"]);
+    }
+
+    #[test]
+    fn the_prologue_is_the_steps_before_the_first_fault() {
+        let mut d = demo();
+        assert!(prologue(&d).is_empty());
+        let step = |id: &str| Chapter::narrate(id, "").on_enter(OnEnter::Step { id: id.into() });
+        d.chapters.insert(1, step("set-limit"));
+        d.chapters.push(step("later"));
+        let p = prologue(&d);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].title, "set-limit");
     }
 
     #[test]

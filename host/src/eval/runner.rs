@@ -91,6 +91,29 @@ async fn campaign(
         .await
         .context("setting up the subject for the campaign")?;
 
+    let prologue = plan::prologue(&desc);
+    if !prologue.is_empty() {
+        let chapters = Arc::new(plugin_api::SubjectDescription {
+            chapters: prologue,
+            ..(*desc).clone()
+        });
+        let journal = headless::run_trial(
+            exec.clone(),
+            &mut rx,
+            trial_options(args, &environment),
+            chapters,
+        )
+        .await;
+        write_json(&args.out.join("prologue.json"), &journal)?;
+        if !journal.failures.is_empty() {
+            let _ = exec.session.teardown().await;
+            anyhow::bail!(
+                "the demo's steps before its first fault failed: {}",
+                journal.failures.join("; ")
+            );
+        }
+    }
+
     let bar = progress_bar(planned.len());
     let mut results: Vec<TrialResult> = Vec::new();
     let mut notes = Vec::new();
@@ -178,19 +201,23 @@ async fn play(
         .find(|s| s.fault == t.fault)
         .expect("planned trials come from the scenarios");
     let chapters = Arc::new(plan::trial_description(desc, scenario, t.phase_ms, TAIL_MS));
-    let opts = HeadlessOptions {
-        poll: Duration::from_millis(args.poll_ms),
-        chapter_timeout: Duration::from_secs(args.chapter_timeout),
-        countdown: Duration::ZERO,
-        events_json: false,
-        environment: environment.to_string(),
-    };
-    let journal = headless::run_trial(exec.clone(), rx, opts, chapters).await;
+    let journal =
+        headless::run_trial(exec.clone(), rx, trial_options(args, environment), chapters).await;
     let rel = format!("trials/{}-{:03}.json", t.fault, t.index + 1);
     write_json(&args.out.join(&rel), &journal)?;
     let mut result = TrialResult::from_journal(&t.fault, t.index, &journal);
     result.journal = Some(rel);
     Ok(result)
+}
+
+fn trial_options(args: &EvalArgs, environment: &str) -> HeadlessOptions {
+    HeadlessOptions {
+        poll: Duration::from_millis(args.poll_ms),
+        chapter_timeout: Duration::from_secs(args.chapter_timeout),
+        countdown: Duration::ZERO,
+        events_json: false,
+        environment: environment.to_string(),
+    }
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {

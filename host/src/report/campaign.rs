@@ -457,7 +457,7 @@ fn trial_chart(r: &CampaignReport) -> Lanes {
         }
     }
     Lanes {
-        title: "Trials".into(),
+        title: "Trials, in the order they ran".into(),
         x_desc: "seconds from the fault taking effect".into(),
         names: shown
             .iter()

@@ -11,20 +11,35 @@ use crate::cli::args::ReportArgs;
 use crate::journal::Journal;
 use anyhow::Context;
 
-/// `demo-host report JOURNAL.json [--html FILE] [--md FILE]`; without either
-/// flag both are written beside the journal.
+/// `demo-host report FILE [--html FILE] [--md FILE]`: FILE is a headless run's
+/// journal, or a campaign's `report.json` (rendered again, e.g. after an
+/// upgrade of the templates). Without either flag both are written beside FILE.
 pub fn command(args: &ReportArgs) -> anyhow::Result<i32> {
-    let journal = Journal::read(&args.journal)?;
-    let rendered = run::render(&journal)
-        .with_context(|| format!("rendering the report of {}", args.journal.display()))?;
-    let (html, md) = match (&args.html, &args.md) {
+    let path = &args.journal;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_campaign = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("schema").and_then(|s| s.as_str()).map(str::to_string))
+        .is_some_and(|s| s == crate::eval::campaign::SCHEMA);
+    let (markdown, html) = if is_campaign {
+        let report: crate::eval::campaign::CampaignReport = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a campaign report", path.display()))?;
+        campaign::render(&report)?
+    } else {
+        let journal = Journal::read(path)?;
+        let r = run::render(&journal)
+            .with_context(|| format!("rendering the report of {}", path.display()))?;
+        (r.markdown, r.html)
+    };
+    let (html_path, md_path) = match (&args.html, &args.md) {
         (None, None) => (
-            Some(args.journal.with_extension("html")),
-            Some(args.journal.with_extension("md")),
+            Some(path.with_extension("html")),
+            Some(path.with_extension("md")),
         ),
         (html, md) => (html.clone(), md.clone()),
     };
-    for (path, text) in [(html, &rendered.html), (md, &rendered.markdown)] {
+    for (path, text) in [(html_path, &html), (md_path, &markdown)] {
         if let Some(path) = path {
             page::write(&path, text)?;
             println!("{}", path.display());
