@@ -575,6 +575,66 @@ fn metric_charts(j: &Journal, recovered: &[Option<u64>]) -> Result<Vec<String>, 
 mod tests {
     use super::*;
 
+    /// A run that injected a fault and never saw it: the smallest journal with a miss.
+    fn missed_run() -> Journal {
+        let point = |at: u64, agree: &str| {
+            serde_json::json!({"at_ms": at, "nodes": {"n1": "up"}, "metrics": {"lag": at as f64 / 100.0},
+                               "invariants": {"agree": agree}})
+        };
+        serde_json::from_value(serde_json::json!({
+            "host_version": "0.1.0",
+            "subject": {"id": "s", "name": "Subject <b>", "version": "1", "description": "",
+                        "api_version": "", "environments": ["local"]},
+            "environment": "local", "diagnoser": "builtin",
+            "started_ms": 1000, "ended_ms": 9000,
+            "chapters": [
+                {"index": 0, "title": "Inject <script>x</script>", "started_ms": 1000, "ended_ms": 2000,
+                 "action": "chaos partition", "action_error": null, "detected_ms": null},
+                {"index": 1, "title": "Detect", "started_ms": 2000, "ended_ms": 9000,
+                 "action": null, "action_error": null, "detected_ms": null}
+            ],
+            "chaos_windows": [{"fault_id": "f1", "action_id": "partition", "targets": ["n1"],
+                               "summary": "partition <script>n1</script>", "started_ms": 1500, "ended_ms": 4000}],
+            "health_timeline": [point(1000, "ok"), point(3000, "ok"), point(5000, "ok")],
+            "invariants": {"agree": {"status": "ok", "detail": "fine", "since_ms": 1000,
+                                     "first_violation_ms": null, "violations": 0}},
+            "detections": [{"chapter": 1, "invariant": "agree", "fault_started_ms": 1500,
+                            "detected_ms": null, "latency_ms": null}],
+            "diagnoses": [], "incidents": [],
+            "failures": ["chapter 2 (Detect): `agree` was never seen violated"],
+            "outcome": "anomaly_not_detected"
+        }))
+        .expect("a journal as headless runs write it")
+    }
+
+    #[test]
+    fn a_missed_detection_is_shown_as_one() {
+        let r = render(&missed_run()).unwrap();
+        assert!(r.markdown.contains("**Outcome: anomaly not detected**"));
+        assert!(
+            r.markdown.contains("| 2 | agree | +500 ms | never | – |"),
+            "{}",
+            r.markdown
+        );
+        assert!(r.markdown.contains("was never seen violated"));
+        assert!(r.html.contains("class=\"badge bad\""));
+        // Recovery: the first poll with every invariant ok after the fault ended.
+        assert!(r.markdown.contains("| +4.00 s |"), "all ok again at +4 s");
+        // One timeline, one metric chart.
+        assert_eq!(r.html.matches("<svg class=\"chart\"").count(), 2);
+    }
+
+    #[test]
+    fn what_a_plugin_wrote_is_escaped_in_the_html() {
+        let r = render(&missed_run()).unwrap();
+        assert!(
+            !r.html.contains("<script>"),
+            "a fault summary must not run as script"
+        );
+        assert!(r.html.contains("&lt;script&gt;"));
+        assert!(!r.html.contains("Subject <b>"));
+    }
+
     #[test]
     fn runs_merge_equal_neighbours() {
         let pts = [
