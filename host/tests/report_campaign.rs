@@ -4,6 +4,7 @@
 //! report marked incomplete.
 
 use demo_host::eval::campaign::CampaignReport;
+use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
 use report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
@@ -25,18 +26,32 @@ fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {
         let mut again = TrialResult::from_journal(&t.fault, t.trial, &journal);
         again.journal = t.journal.clone();
         assert_eq!(&again, t, "trial {rel} as its journal says");
-        assert_eq!(journal.chaos_windows.len(), 1, "{rel}: one fault per trial");
+        let faults = usize::from(t.fault != BASELINE);
+        assert_eq!(
+            journal.chaos_windows.len(),
+            faults,
+            "{rel}: one fault per fault trial"
+        );
     }
-    let detected = report.trials.iter().filter(|t| t.detected).count();
-    let right = report.trials.iter().filter(|t| t.correct()).count();
-    assert_eq!(report.overall.trials, report.trials.len());
+    let (baseline, faulted): (Vec<&TrialResult>, Vec<&TrialResult>) =
+        report.trials.iter().partition(|t| t.fault == BASELINE);
+    let detected = faulted.iter().filter(|t| t.detected).count();
+    let right = faulted.iter().filter(|t| t.correct()).count();
+    assert_eq!(report.overall.trials, faulted.len());
     assert_eq!(
         (report.overall.detection.k, report.overall.detection.n),
-        (detected, report.trials.len())
+        (detected, faulted.len())
     );
     assert_eq!(report.overall.accuracy.k, right);
-    let ttd: Vec<f64> = report
-        .trials
+    let alarms = baseline.iter().filter(|t| t.false_alarm).count();
+    match &report.baseline {
+        Some(b) => assert_eq!(
+            (b.false_alarms.k, b.false_alarms.n),
+            (alarms, baseline.len())
+        ),
+        None => assert!(baseline.is_empty()),
+    }
+    let ttd: Vec<f64> = faulted
         .iter()
         .filter_map(|t| t.time_to_detect_ms)
         .map(|v| v as f64)
@@ -60,6 +75,8 @@ fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals(
                 "partition",
                 "--trials",
                 "3",
+                "--baseline",
+                "2",
                 "--seed",
                 "11",
                 "--out",
@@ -77,22 +94,50 @@ fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals(
     assert!(report.campaign.complete);
     assert_eq!(
         (report.trials.len(), report.campaign.planned_trials),
-        (3, 3)
+        (5, 5)
     );
     assert_eq!(report.campaign.seed, 11);
-    assert_eq!(report.faults.len(), 1);
+    assert_eq!(report.faults.len(), 1, "baseline trials are not a fault");
     assert_eq!(report.faults[0].fault, "partition");
-    let mut indices: Vec<usize> = report.trials.iter().map(|t| t.trial).collect();
+    let mut indices: Vec<usize> = report
+        .trials
+        .iter()
+        .filter(|t| t.fault == "partition")
+        .map(|t| t.trial)
+        .collect();
     indices.sort();
     assert_eq!(indices, [0, 1, 2]);
     assert_consistent_with_journals(&report, &out);
-    // The example's partition is detected and diagnosed by the builtin diagnoser.
+    // The example's partition is detected and diagnosed by the builtin diagnoser,
+    // and the example left alone raises no alarm.
     assert_eq!(report.overall.detection.k, 3, "{stderr}");
-    assert!(stderr.contains("trial 3/3"), "a line per trial: {stderr}");
+    let baseline = report.baseline.as_ref().expect("baseline figures");
+    assert_eq!(
+        (baseline.trials, baseline.false_alarms.k),
+        (2, 0),
+        "{stderr}"
+    );
+    assert!(stderr.contains("trial 5/5"), "a line per trial: {stderr}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains(&demo_host::report::campaign::proportion(
         &report.overall.detection
     )));
+    // `demo-host report report.json` renders the same page again from the JSON alone.
+    let again = dir.path().join("again.md");
+    let run = run_bounded(
+        demo_host(&dir.path().join("state"))
+            .arg("report")
+            .arg(out.join("report.json"))
+            .arg("--md")
+            .arg(&again),
+        Duration::from_secs(60),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), md);
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct EvalArgs {
     /// Trials per fault.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub trials: u64,
+    /// Trials without a fault, to measure false alarms.
+    #[arg(long, default_value_t = 0)]
+    pub baseline: u64,
     /// Fixes the order of the trials, their injection phases and the bootstrap resamples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

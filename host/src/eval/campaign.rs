@@ -1,6 +1,7 @@
 //! The figures of a campaign, per fault and overall, computed from its trials:
 //! the content of `report.json` (schema in `docs/eval.md`).
 
+use super::plan::BASELINE;
 use super::stats::{self, Proportion, QuantileCi, ReliabilityBin, BOOTSTRAP_RESAMPLES};
 use super::trial::TrialResult;
 use serde::{Deserialize, Serialize};
@@ -138,22 +139,33 @@ impl Figures {
     }
 }
 
+/// Trials without a fault: how often the host saw a violation that was not there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineFigures {
+    pub trials: usize,
+    pub false_alarms: Proportion,
+}
+
 /// `report.json`: what ran, the figures per fault and overall, and every trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignReport {
     pub schema: String,
     pub campaign: CampaignInfo,
     pub overall: Figures,
-    /// In the order the faults first appear among the trials.
+    /// In the order the faults first appear among the trials (baseline trials apart).
     pub faults: Vec<Figures>,
+    /// `None` when the campaign ran no baseline trial.
+    #[serde(default)]
+    pub baseline: Option<BaselineFigures>,
     pub trials: Vec<TrialResult>,
 }
 
 impl CampaignReport {
     pub fn new(campaign: CampaignInfo, trials: Vec<TrialResult>) -> CampaignReport {
         let seed = campaign.seed;
+        let is_baseline = |t: &TrialResult| t.fault == BASELINE;
         let mut names: Vec<&str> = Vec::new();
-        for t in &trials {
+        for t in trials.iter().filter(|t| !is_baseline(t)) {
             if !names.contains(&t.fault.as_str()) {
                 names.push(&t.fault);
             }
@@ -165,12 +177,24 @@ impl CampaignReport {
                 Figures::of(name, &of, seed)
             })
             .collect();
-        let overall = Figures::of("all", &trials.iter().collect::<Vec<_>>(), seed);
+        let overall = Figures::of(
+            "all",
+            &trials
+                .iter()
+                .filter(|t| !is_baseline(t))
+                .collect::<Vec<_>>(),
+            seed,
+        );
+        let baseline: Vec<&TrialResult> = trials.iter().filter(|t| is_baseline(t)).collect();
         CampaignReport {
             schema: SCHEMA.to_string(),
             campaign,
             overall,
             faults,
+            baseline: (!baseline.is_empty()).then(|| BaselineFigures {
+                trials: baseline.len(),
+                false_alarms: Proportion::of(baseline.iter().map(|t| t.false_alarm)),
+            }),
             trials,
         }
     }
@@ -212,6 +236,7 @@ pub(crate) mod tests {
             remediation: None,
             journal: Some(format!("trials/{fault}-{i}.json")),
             failures: vec![],
+            false_alarm: false,
         }
     }
 
@@ -284,6 +309,22 @@ pub(crate) mod tests {
         let rem = r.overall.remediation.unwrap();
         assert_eq!((rem.k, rem.n), (3, 4));
         assert_eq!(r.overall.time_to_resolve_ms.unwrap().n, 3);
+    }
+
+    #[test]
+    fn baseline_trials_count_false_alarms_and_stay_out_of_the_fault_figures() {
+        let mut trials = vec![trial("crash", 0, Some(100), true)];
+        for i in 0..4 {
+            let mut t = trial(BASELINE, i, None, false);
+            t.false_alarm = i == 2;
+            trials.push(t);
+        }
+        let r = CampaignReport::new(info(5), trials);
+        let b = r.baseline.expect("baseline figures");
+        assert_eq!((b.trials, b.false_alarms.k, b.false_alarms.n), (4, 1, 4));
+        assert_eq!(r.faults.len(), 1, "baseline is not a fault");
+        assert_eq!((r.overall.trials, r.overall.accuracy.k), (1, 1));
+        assert_eq!(sample().baseline, None);
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub enum PlanError {
 /// The shortest baseline before an injection: a few polls of a healthy subject.
 pub const MIN_PHASE_MS: u64 = 300;
 
+/// The name of trials without a fault, which measure false alarms.
+pub const BASELINE: &str = "baseline";
+
+/// How long a baseline trial watches the untouched subject: about as long as
+/// a fault trial's fault, detection and diagnosis take.
+pub const BASELINE_WATCH_MS: u64 = 3000;
+
 /// Every chaos chapter of the demo with what follows it: chapters up to the
 /// next recovery chapter (included), stopping before the next chaos chapter.
 pub fn scenarios(desc: &SubjectDescription) -> Vec<Scenario> {
@@ -117,6 +124,7 @@ pub fn prologue(desc: &SubjectDescription) -> Vec<Chapter> {
 pub fn plan(
     scenarios: &[Scenario],
     trials: usize,
+    baseline: usize,
     phase_span_ms: u64,
     seed: u64,
 ) -> Vec<PlannedTrial> {
@@ -130,12 +138,30 @@ pub fn plan(
                 phase_ms: 0,
             })
         })
+        .chain((0..baseline).map(|index| PlannedTrial {
+            fault: BASELINE.to_string(),
+            index,
+            phase_ms: 0,
+        }))
         .collect();
     out.shuffle(&mut rng);
     for t in &mut out {
         t.phase_ms = MIN_PHASE_MS + rng.random_range(0..=phase_span_ms);
     }
     out
+}
+
+/// A baseline trial: the subject left alone for as long as a fault trial
+/// lasts; any violation seen is a false alarm.
+pub fn baseline_description(desc: &SubjectDescription, phase_ms: u64) -> SubjectDescription {
+    SubjectDescription {
+        chapters: vec![
+            Chapter::narrate("Baseline", "The subject runs undisturbed.").auto_advance(phase_ms),
+            Chapter::narrate("Watch", "No fault: anything seen now is a false alarm.")
+                .auto_advance(BASELINE_WATCH_MS),
+        ],
+        ..desc.clone()
+    }
 }
 
 /// The demo one trial plays: a baseline of `phase_ms`, the scenario's chapters,
@@ -243,9 +269,9 @@ mod tests {
     #[test]
     fn the_seed_fixes_order_and_phases() {
         let s = scenarios(&demo());
-        let a = plan(&s, 5, 1000, 7);
-        assert_eq!(a, plan(&s, 5, 1000, 7));
-        assert_ne!(a, plan(&s, 5, 1000, 8));
+        let a = plan(&s, 5, 0, 1000, 7);
+        assert_eq!(a, plan(&s, 5, 0, 1000, 7));
+        assert_ne!(a, plan(&s, 5, 0, 1000, 8));
         assert_eq!(a.len(), 15);
         for fault in ["partition", "crash", "partition-2"] {
             let mut idx: Vec<usize> = a
@@ -261,6 +287,17 @@ mod tests {
             .all(|t| (MIN_PHASE_MS..=MIN_PHASE_MS + 1000).contains(&t.phase_ms)));
         let distinct: std::collections::BTreeSet<u64> = a.iter().map(|t| t.phase_ms).collect();
         assert!(distinct.len() > 5, "phases vary: {distinct:?}");
+        let with_baseline = plan(&s, 1, 4, 1000, 7);
+        assert_eq!(
+            with_baseline.iter().filter(|t| t.fault == BASELINE).count(),
+            4
+        );
+        let b = baseline_description(&demo(), 500);
+        assert_eq!(b.chapters.len(), 2);
+        assert!(
+            b.chapters.iter().all(|c| c.on_enter.is_none()),
+            "a baseline injects nothing"
+        );
     }
 
     #[test]

@@ -80,7 +80,13 @@ async fn campaign(
 ) -> Result<CampaignReport> {
     let desc = exec.session.plugin.description.clone();
     let scenarios = plan::select(plan::scenarios(&desc), &args.faults)?;
-    let planned = plan::plan(&scenarios, args.trials as usize, args.phase_ms, args.seed);
+    let planned = plan::plan(
+        &scenarios,
+        args.trials as usize,
+        args.baseline as usize,
+        args.phase_ms,
+        args.seed,
+    );
     let trials_dir = args.out.join("trials");
     std::fs::create_dir_all(&trials_dir)
         .with_context(|| format!("creating {}", trials_dir.display()))?;
@@ -196,11 +202,10 @@ async fn play(
     scenarios: &[Scenario],
     t: &PlannedTrial,
 ) -> Result<TrialResult> {
-    let scenario = scenarios
-        .iter()
-        .find(|s| s.fault == t.fault)
-        .expect("planned trials come from the scenarios");
-    let chapters = Arc::new(plan::trial_description(desc, scenario, t.phase_ms, TAIL_MS));
+    let chapters = Arc::new(match scenarios.iter().find(|s| s.fault == t.fault) {
+        Some(scenario) => plan::trial_description(desc, scenario, t.phase_ms, TAIL_MS),
+        None => plan::baseline_description(desc, t.phase_ms),
+    });
     let journal =
         headless::run_trial(exec.clone(), rx, trial_options(args, environment), chapters).await;
     let rel = format!("trials/{}-{:03}.json", t.fault, t.index + 1);
@@ -267,6 +272,13 @@ fn progress_bar(len: usize) -> ProgressBar {
 }
 
 fn trial_line(n: usize, of: usize, r: &TrialResult) -> String {
+    if r.fault == plan::BASELINE {
+        let seen = match r.false_alarm {
+            true => "FALSE ALARM: an invariant was seen violated",
+            false => "no alarm",
+        };
+        return format!("trial {n}/{of} baseline #{}: {seen}", r.trial + 1);
+    }
     let detected = match r.time_to_detect_ms {
         Some(ms) if r.detected => format!("detected after {ms} ms"),
         _ => "NOT detected".into(),

@@ -46,6 +46,9 @@ pub struct TrialResult {
     pub journal: Option<String>,
     /// What went wrong in the trial (the journal's failures).
     pub failures: Vec<String>,
+    /// A trial without a fault saw an invariant violated.
+    #[serde(default)]
+    pub false_alarm: bool,
 }
 
 impl TrialResult {
@@ -99,6 +102,12 @@ impl TrialResult {
             remediation: None,
             journal: None,
             failures: journal.failures.clone(),
+            false_alarm: window.is_none()
+                && journal.health_timeline.iter().any(|p| {
+                    p.invariants
+                        .values()
+                        .any(|s| *s == InvariantStatus::Violated)
+                }),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::charts::{self, Dot, Lanes, Mark, MarkKind, ReliabilityPoint, Span};
 use super::page::{self, ReportError};
 use crate::eval::campaign::{CampaignReport, Figures, Latency};
+use crate::eval::plan::BASELINE;
 use crate::eval::stats::{Proportion, QuantileCi};
 use crate::eval::trial::TrialResult;
 use serde::Serialize;
@@ -171,7 +172,10 @@ impl TrialRow {
             recover: d(t.time_to_recover_ms),
             journal: t.journal.clone(),
             failures: t.failures.clone(),
-            miss: !t.detected || !t.correct(),
+            miss: match t.fault == BASELINE {
+                true => t.false_alarm,
+                false => !t.detected || !t.correct(),
+            },
         }
     }
 }
@@ -193,6 +197,10 @@ struct CampaignPage {
     overall: Row,
     faults: Vec<Row>,
     bins: Vec<BinRow>,
+    /// `None` without baseline trials.
+    false_alarms: Option<Shown>,
+    baseline_trials: usize,
+    no_false_alarm: bool,
     brier: String,
     calibration_n: usize,
     misses: Vec<TrialRow>,
@@ -261,6 +269,12 @@ fn build(r: &CampaignReport) -> Result<CampaignPage, ReportError> {
         planned: c.planned_trials,
         overall: Row::of(&r.overall),
         faults: r.faults.iter().map(Row::of).collect(),
+        false_alarms: r
+            .baseline
+            .as_ref()
+            .map(|b| Shown::proportion(&b.false_alarms)),
+        baseline_trials: r.baseline.as_ref().map(|b| b.trials).unwrap_or(0),
+        no_false_alarm: r.baseline.as_ref().is_none_or(|b| b.false_alarms.k == 0),
         bins: cal
             .bins
             .iter()
@@ -463,6 +477,8 @@ fn trial_chart(r: &CampaignReport) -> Lanes {
             .iter()
             .map(|t| {
                 let verdict = match (t.detected, t.correct()) {
+                    _ if t.fault == BASELINE && t.false_alarm => "false alarm",
+                    _ if t.fault == BASELINE => "no alarm",
                     (false, _) => "not detected",
                     (true, false) => "misdiagnosed",
                     (true, true) => "ok",
@@ -521,6 +537,32 @@ mod tests {
         for fetch in ["<script", "src=", "href=\"http", "@import", "url("] {
             assert!(!html.contains(fetch), "the page must not load `{fetch}`");
         }
+    }
+
+    #[test]
+    fn baseline_trials_show_their_false_alarms() {
+        let mut r = sample();
+        let mut trials = r.trials.clone();
+        for i in 0..3 {
+            let mut t = crate::eval::campaign::tests::trial(BASELINE, i, None, false);
+            t.false_alarm = i == 1;
+            trials.push(t);
+        }
+        r = CampaignReport::new(r.campaign.clone(), trials);
+        let (md, html) = render(&r).unwrap();
+        let html = html.replace("&#x2f;", "/");
+        assert!(md.contains("**False alarms**: 1/3 · 33.3 %"), "{md}");
+        assert!(html.contains("id=\"false-alarms\"") && html.contains("1/3 · 33.3 %"));
+        assert!(
+            html.contains("baseline #2 · false alarm"),
+            "the timeline labels it"
+        );
+        // The false alarm is a miss; the quiet baselines are not.
+        assert_eq!(
+            html.matches("<tr class=\"trial miss\"><td>baseline")
+                .count(),
+            1
+        );
     }
 
     #[test]
