@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Passed,
@@ -30,7 +30,7 @@ impl Outcome {
 }
 
 /// One health poll, reduced to what a timeline needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthPoint {
     pub at_ms: u64,
     pub nodes: BTreeMap<String, NodeStatus>,
@@ -58,7 +58,7 @@ impl From<&HealthSnapshot> for HealthPoint {
 }
 
 /// The time from a fault taking effect to the host seeing the expected violation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub chapter: usize,
     pub invariant: String,
@@ -67,7 +67,7 @@ pub struct Detection {
     pub latency_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
     pub host_version: String,
     pub subject: SubjectInfo,
@@ -363,6 +363,44 @@ fn slug(s: &str) -> String {
         .collect::<Vec<_>>()
         .join("-")
         .to_lowercase()
+}
+
+/// Why a journal file could not be read back (by `demo-host report` and `eval`).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalReadError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path} is {size} bytes, more than the {limit} bytes a journal may have; is it the right file?")]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{path} is not a demo-host journal: {err}")]
+    Parse {
+        path: PathBuf,
+        err: serde_json::Error,
+    },
+}
+
+impl Journal {
+    /// Reads a journal written by a headless run, bounded like a scenario file.
+    pub fn read(path: &Path) -> Result<Journal, JournalReadError> {
+        let text = read_bounded(path, MAX_FILE_BYTES).map_err(|e| match e {
+            ScenarioError::TooLarge { path, size, limit } => {
+                JournalReadError::TooLarge { path, size, limit }
+            }
+            ScenarioError::Read { path, err } => JournalReadError::Read { path, err },
+            other => JournalReadError::Read {
+                path: path.to_path_buf(),
+                err: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        serde_json::from_str(&text).map_err(|err| JournalReadError::Parse {
+            path: path.to_path_buf(),
+            err,
+        })
+    }
 }
 
 #[cfg(test)]

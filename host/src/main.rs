@@ -75,6 +75,8 @@ fn main() -> ExitCode {
                 print_all(&out)
             }
             Some(Command::New(args)) => new_plugin(&args),
+            Some(Command::Report(args)) => demo_host::report::command(&args),
+            Some(Command::Eval(args)) => demo_host::eval::runner::command(&args).await,
             Some(Command::Run(mut args)) => run(&mut args, sub("run"), &files).await,
             None => {
                 let mut args = cli.run;

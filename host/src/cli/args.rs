@@ -47,6 +47,67 @@ pub enum Command {
     Man,
     /// Scaffold a plugin crate of its own (outside this workspace) that builds as is.
     New(NewArgs),
+    /// Render a headless run's journal (or a campaign's report.json) as self-contained HTML and Markdown.
+    Report(ReportArgs),
+    /// Run an eval campaign: many trials of the plugin's faults, scored, with a report.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+    /// Plugin config: key=value pairs (e.g. "env=local").
+    #[arg(long, short = 'c', default_value = "", env = "DEMO_HOST_CONFIG")]
+    pub config: String,
+    /// The faults to play (chaos action ids of the demo's chaos chapters); all when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub faults: Vec<String>,
+    /// Trials per fault.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub trials: u64,
+    /// Trials without a fault, to measure false alarms.
+    #[arg(long, default_value_t = 0)]
+    pub baseline: u64,
+    /// Fixes the order of the trials, their injection phases and the bootstrap resamples.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where report.json, report.md, report.html and trials/*.json go.
+    #[arg(long, default_value = "eval")]
+    pub out: PathBuf,
+    /// Injection phase: up to this many ms of baseline are added at random before each fault.
+    #[arg(long, default_value_t = 1000)]
+    pub phase_ms: u64,
+    /// Longest one chapter of a trial may take, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub chapter_timeout: u64,
+    /// Longest the subject may take to be healthy again between trials, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub gate_timeout: u64,
+    /// Health poll interval in milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub poll_ms: u64,
+    /// Diagnosis backend: builtin (offline, default), anthropic or openai.
+    #[arg(long, env = "DEMO_HOST_DIAGNOSER", default_value = "builtin")]
+    pub diagnoser: String,
+    /// Model for an LLM backend.
+    #[arg(long, env = "DEMO_HOST_MODEL")]
+    pub model: Option<String>,
+    /// Base URL of an OpenAI-compatible server or of the Anthropic API.
+    #[arg(long, env = "DEMO_HOST_LLM_URL")]
+    pub llm_url: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The journal a headless run wrote (`--journal`), or an eval campaign's report.json.
+    pub journal: PathBuf,
+    /// Where to write the HTML report (default: beside the journal, `.html`).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Where to write the Markdown report (default: beside the journal, `.md`).
+    #[arg(long)]
+    pub md: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,10 +1,10 @@
 //! Faults in effect, their windows over time, and the header's chaos status.
 
 use plugin_api::ActiveFault;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A fault over its life, for the charts' shading and the journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChaosWindow {
     pub fault_id: String,
     pub action_id: String,

@@ -185,6 +185,7 @@ pub(super) fn finish_diagnosis(
             if let Some(window) = demo.diagnosis_window.take() {
                 demo.diagnoses.push(DiagnosisRun {
                     chapter,
+                    finished_ms: now,
                     diagnosis: d.clone(),
                     score: score.clone(),
                     expected,

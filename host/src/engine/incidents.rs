@@ -2,9 +2,9 @@
 //! with first/last seen, occurrences, and open → diagnosed → resolved.
 
 use plugin_api::Invariant;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
     Open,
@@ -12,7 +12,7 @@ pub enum IncidentState {
     Resolved,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: u32,
     pub invariant: String,

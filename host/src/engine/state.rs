@@ -27,7 +27,7 @@ pub enum ChapterPhase {
 }
 
 /// The result of a chapter's on-enter action, for the journal.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChapterRecord {
     pub index: usize,
     pub title: String,
@@ -56,9 +56,12 @@ pub enum DiagnosisPanel {
 }
 
 /// One finished diagnosis: what it was given, what it said, how it scored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DiagnosisRun {
     pub chapter: usize,
+    /// When the diagnosis arrived (0 in journals written before it was recorded).
+    #[serde(default)]
+    pub finished_ms: u64,
     pub diagnosis: Diagnosis,
     pub score: Option<Score>,
     pub expected: Option<plugin_api::ExpectedDiagnosis>,
@@ -68,7 +71,7 @@ pub struct DiagnosisRun {
 }
 
 /// What an invariant has shown over the run, for the journal's verdicts.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvariantVerdict {
     pub status: InvariantStatus,
     pub detail: String,

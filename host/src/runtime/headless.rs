@@ -7,9 +7,10 @@ use super::poller;
 use crate::engine::{self, Action, Demo, Mode};
 use crate::journal::{HealthPoint, Journal};
 use crate::text::printable;
-use plugin_api::{now_ms, Level};
+use plugin_api::{now_ms, Level, SubjectDescription};
 use serde_json::json;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -34,11 +35,34 @@ pub async fn run(
     mut rx: UnboundedReceiver<Action>,
     opts: HeadlessOptions,
 ) -> Journal {
+    play(exec, &mut rx, opts, None).await
+}
+
+/// One eval trial: plays `chapters` (the trial's, not the plugin's demo) on an
+/// environment the campaign set up and keeps up between trials, so there is
+/// no setup or teardown here, and no progress lines (the campaign's progress
+/// bar has the terminal).
+pub async fn run_trial(
+    exec: Executor,
+    rx: &mut UnboundedReceiver<Action>,
+    opts: HeadlessOptions,
+    chapters: Arc<SubjectDescription>,
+) -> Journal {
+    play(exec, rx, opts, Some(chapters)).await
+}
+
+async fn play(
+    exec: Executor,
+    rx: &mut UnboundedReceiver<Action>,
+    opts: HeadlessOptions,
+    trial: Option<Arc<SubjectDescription>>,
+) -> Journal {
     let session = exec.session.clone();
     let started = now_ms();
-    let mut out = Progress::new(opts.events_json);
+    let manage_environment = trial.is_none();
+    let mut out = Progress::new(opts.events_json, trial.is_some());
     let mut demo = Demo::new(
-        session.plugin.description.clone(),
+        trial.unwrap_or_else(|| session.plugin.description.clone()),
         opts.environment.clone(),
         Mode::Headless,
         opts.countdown.as_millis() as u64,
@@ -59,7 +83,10 @@ pub async fn run(
     for message in session.take_warnings() {
         demo.log.push(now_ms(), Level::Warn, "host", message);
     }
-    if let Err(e) = session.setup().await {
+    if let Err(e) = match manage_environment {
+        true => session.setup().await,
+        false => Ok(()),
+    } {
         for entry in demo.log.iter().filter(|e| e.level >= Level::Info) {
             out.log(entry);
         }
@@ -168,8 +195,10 @@ pub async fn run(
     if interrupted {
         failures.push("interrupted".into());
     }
-    if let Err(e) = session.teardown().await {
-        failures.push(format!("teardown failed: {e}"));
+    if manage_environment {
+        if let Err(e) = session.teardown().await {
+            failures.push(format!("teardown failed: {e}"));
+        }
     }
     let journal = Journal::from_demo(&demo, diagnoser, started, timeline, failures);
     out.outcome(&journal);
@@ -188,16 +217,20 @@ async fn recv_term(sig: &mut Option<tokio::signal::unix::Signal>) {
 /// Progress lines for people, or NDJSON events for machines.
 struct Progress {
     json: bool,
+    quiet: bool,
 }
 
 impl Progress {
-    fn new(json: bool) -> Self {
-        Progress { json }
+    fn new(json: bool, quiet: bool) -> Self {
+        Progress { json, quiet }
     }
 
     /// `human` must have its plugin text through [`printable`] (one line
     /// each, no control characters); the JSON line escapes them itself.
     fn emit(&mut self, value: serde_json::Value, human: String) {
+        if self.quiet {
+            return;
+        }
         if self.json {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{value}");

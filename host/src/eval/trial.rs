@@ -1,0 +1,143 @@
+//! One trial's result: the plain facts a campaign report is computed from,
+//! taken from the trial's journal so every figure can be traced back to one.
+
+use crate::diagnosis;
+use crate::engine::state::DiagnosisRun;
+use crate::journal::Journal;
+use plugin_api::InvariantStatus;
+use serde::{Deserialize, Serialize};
+
+/// What a remediation attempt achieved (absent when the policy was `never`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub succeeded: bool,
+    /// From the fault taking effect to every invariant ok again.
+    pub time_to_resolve_ms: Option<u64>,
+}
+
+/// One trial of one fault. Times are from the fault taking effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    pub fault: String,
+    /// 0-based index of the trial within its fault.
+    pub trial: usize,
+    pub detected: bool,
+    pub time_to_detect_ms: Option<u64>,
+    /// A diagnosis arrived (right or wrong).
+    pub diagnosed: bool,
+    /// What the diagnosis concluded, if one arrived.
+    pub anomaly: Option<String>,
+    pub anomaly_correct: bool,
+    pub component_correct: bool,
+    /// The diagnosis's stated confidence, 0..=1.
+    pub confidence: Option<f64>,
+    /// The weighed alternatives, in the diagnosis's order.
+    pub alternatives: Vec<String>,
+    /// 1-based rank of the first correct hypothesis: 1 is the conclusion,
+    /// 2.. the alternatives in order; `None` when none named the anomaly.
+    pub correct_rank: Option<usize>,
+    pub time_to_diagnose_ms: Option<u64>,
+    /// How long the fault was in effect, when it ended within the trial.
+    pub fault_duration_ms: Option<u64>,
+    /// From the fault taking effect to every invariant ok again (self-healing or recovery).
+    pub time_to_recover_ms: Option<u64>,
+    pub remediation: Option<Remediation>,
+    /// The trial's journal, relative to the report's directory.
+    pub journal: Option<String>,
+    /// What went wrong in the trial (the journal's failures).
+    pub failures: Vec<String>,
+    /// A trial without a fault saw an invariant violated.
+    #[serde(default)]
+    pub false_alarm: bool,
+}
+
+impl TrialResult {
+    /// Both anomaly and component right.
+    pub fn correct(&self) -> bool {
+        self.anomaly_correct && self.component_correct
+    }
+
+    /// The result of a trial whose journal is `journal`: the first fault it
+    /// injected, the first detection, and the first diagnosis that had an expectation.
+    pub fn from_journal(fault: &str, trial: usize, journal: &Journal) -> TrialResult {
+        let window = journal.chaos_windows.first();
+        let started = window.map(|w| w.started_ms);
+        let since = |at: u64| started.map(|s| at.saturating_sub(s));
+        let detection = journal.detections.first();
+        let detected = detection.is_some_and(|d| d.detected_ms.is_some());
+        let run = journal
+            .diagnoses
+            .iter()
+            .find(|r| r.expected.is_some())
+            .or(journal.diagnoses.first());
+        let score = run.and_then(|r| r.score.as_ref());
+        let recovered = window
+            .and_then(|w| w.ended_ms)
+            .and_then(|end| all_ok_after(journal, end));
+        TrialResult {
+            fault: fault.to_string(),
+            trial,
+            detected,
+            time_to_detect_ms: detection.and_then(|d| d.latency_ms),
+            diagnosed: run.is_some(),
+            anomaly: run.map(|r| r.diagnosis.anomaly.clone()),
+            anomaly_correct: score.is_some_and(|s| s.anomaly_ok),
+            component_correct: score.is_some_and(|s| s.component_ok),
+            confidence: run.map(|r| r.diagnosis.confidence),
+            alternatives: run
+                .map(|r| {
+                    r.diagnosis
+                        .alternatives
+                        .iter()
+                        .map(|a| a.hypothesis.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            correct_rank: run.and_then(correct_rank),
+            time_to_diagnose_ms: run
+                .filter(|r| r.finished_ms > 0)
+                .and_then(|r| since(r.finished_ms)),
+            fault_duration_ms: window.and_then(|w| Some(w.ended_ms?.saturating_sub(w.started_ms))),
+            time_to_recover_ms: recovered.and_then(since),
+            remediation: None,
+            journal: None,
+            failures: journal.failures.clone(),
+            false_alarm: window.is_none()
+                && journal.health_timeline.iter().any(|p| {
+                    p.invariants
+                        .values()
+                        .any(|s| *s == InvariantStatus::Violated)
+                }),
+        }
+    }
+}
+
+/// The rank of the first hypothesis that names the expected anomaly, scored
+/// the way the conclusion itself is scored (`diagnosis::score`).
+pub fn correct_rank(run: &DiagnosisRun) -> Option<usize> {
+    let expected = run.expected.as_ref()?;
+    let names = |hypothesis: &str| {
+        let mut d = run.diagnosis.clone();
+        d.anomaly = hypothesis.to_string();
+        diagnosis::score(&d, expected, &run.chaos_targets).anomaly_ok
+    };
+    std::iter::once(run.diagnosis.anomaly.as_str())
+        .chain(
+            run.diagnosis
+                .alternatives
+                .iter()
+                .map(|a| a.hypothesis.as_str()),
+        )
+        .position(names)
+        .map(|i| i + 1)
+}
+
+/// The first health poll at or after `from_ms` in which every invariant is ok.
+pub fn all_ok_after(journal: &Journal, from_ms: u64) -> Option<u64> {
+    journal
+        .health_timeline
+        .iter()
+        .filter(|p| p.at_ms >= from_ms && !p.invariants.is_empty())
+        .find(|p| p.invariants.values().all(|s| *s == InvariantStatus::Ok))
+        .map(|p| p.at_ms)
+}
