@@ -14,10 +14,6 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str, cwd: &Path, env: &[(&str, String)]) -> Tmux {
-        Tmux::sized(command, cwd, env, (120, 40))
-    }
-
     fn sized(command: &str, cwd: &Path, env: &[(&str, String)], (w, h): (u16, u16)) -> Tmux {
         let (w, h) = (w.to_string(), h.to_string());
         let t = Tmux {
