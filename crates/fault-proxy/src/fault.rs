@@ -162,7 +162,7 @@ impl Fault {
             return bad("the name must not be empty".into());
         }
         let ms = |field: &str, v: f64| -> Result<(), Error> {
-            if v.is_nan() || v < 0.0 || v > MAX_MS {
+            if !(0.0..=MAX_MS).contains(&v) {
                 return Err(Error::InvalidFault(format!(
                     "{field} must be a number of milliseconds within 0..={MAX_MS}, got {v}"
                 )));

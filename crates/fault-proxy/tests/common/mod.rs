@@ -108,6 +108,11 @@ impl Upstream {
         }
     }
 
+    /// Forgets the events reported so far.
+    pub fn forget_events(&mut self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
     /// Asserts that no byte reaches the upstream for [`QUIET`].
     pub async fn assert_no_data(&mut self, why: &str) {
         let until = Instant::now() + QUIET;
