@@ -416,3 +416,28 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         .await
         .map_err(|source| Error::Bind { addr, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_specs_parse_from_the_command_line_form() {
+        let r: RouteSpec = "redis-1=127.0.0.1:0=redis:6379".parse().unwrap();
+        assert_eq!(r, RouteSpec::loopback("redis-1", "redis:6379"));
+        let r: RouteSpec = "a=0.0.0.0:7001=[::1]:6379".parse().unwrap();
+        assert_eq!(r.listen.port(), 7001);
+        assert_eq!(r.upstream, "[::1]:6379");
+        for (bad, want) in [
+            ("redis=127.0.0.1:0", "name=LISTEN=UPSTREAM"),
+            ("redis=localhost:0=x:1", "not an ip:port"),
+            ("=127.0.0.1:0=x:1", "must be non-empty"),
+            ("a/b=127.0.0.1:0=x:1", "a/b"),
+            ("r=127.0.0.1:0=redis", "not host:port"),
+            ("r=127.0.0.1:0=redis:0", "not host:port"),
+        ] {
+            let err = bad.parse::<RouteSpec>().unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+    }
+}
