@@ -100,7 +100,7 @@ build_static() {
 }
 
 build_node() {
-    build_static subject-ratelimiter ratelimiter-node demo-host/ratelimiter-node:local "$here/ratelimiter-node.Dockerfile"
+    build_static ratelimiter-node ratelimiter-node demo-host/ratelimiter-node:local "$here/ratelimiter-node.Dockerfile"
 }
 
 build_fault_proxy() {

@@ -1,7 +1,6 @@
 //! The chapter engine driving the example plugin through the real ABI:
 //! countdown, blocking chapters, detection, diagnosis, recovery, journal.
 
-use demo_host::app;
 use demo_host::diagnosis::{BackendConfig, DiagnoseOptions};
 use demo_host::engine::Action;
 use demo_host::journal::Outcome;
@@ -20,7 +19,9 @@ async fn executor(
     dir: &std::path::Path,
 ) -> (Executor, UnboundedReceiver<Action>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = app::create_session(plugin, "", &tx).await.unwrap();
+    let session = demo_host::runtime::subject::create_session(plugin, "", &tx)
+        .await
+        .unwrap();
     let exec = Executor {
         session,
         tx,

@@ -15,7 +15,7 @@ use e2e_tests::procs::{free_port, wait_until, ChildGuard};
 use e2e_tests::*;
 use plugin_api::ParamValue;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -148,10 +148,7 @@ fn skip_without_engine(test: &str) -> bool {
     match engine_answers() {
         Ok(()) => false,
         Err(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: no Docker engine answers: {why}"
-            );
+            docker_chaos::standin::skip(test, format!("no Docker engine answers: {why}"));
             true
         }
     }

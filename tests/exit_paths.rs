@@ -14,7 +14,9 @@ async fn executor(dir: &std::path::Path) -> Executor {
     let loader = Loader::new();
     let plugin = loader.load(&plugin_library("example")).unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = app::create_session(plugin, "", &tx).await.unwrap();
+    let session = demo_host::runtime::subject::create_session(plugin, "", &tx)
+        .await
+        .unwrap();
     session.setup().await.unwrap();
     Executor {
         session,

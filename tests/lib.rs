@@ -81,6 +81,22 @@ pub fn plugin_library(name: &str) -> PathBuf {
         );
     }
     assert!(lib.exists(), "{} was not built", lib.display());
+    if name == "ratelimiter" {
+        // The plugin's cluster needs the service, another package; both
+        // depend on its crate.
+        let node_crate = workspace_root().join("crates/ratelimiter-node");
+        let node = profile_dir().join("ratelimiter-node");
+        if older_than_sources(&lib, std::slice::from_ref(&node_crate))
+            || older_than_sources(&node, &[node_crate])
+        {
+            cargo_build(
+                &workspace_root(),
+                &["-p", "ratelimiter-node", "-p", "subject-ratelimiter"],
+                &target_dir(),
+                &[],
+            );
+        }
+    }
     lib
 }
 
@@ -141,7 +157,7 @@ pub fn build_example_against(
     write(
         api.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"plugin-api\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nthiserror = \"2\"\n"
+            "[package]\nname = \"plugin-api\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nthiserror = \"2\"\n\n[target.'cfg(unix)'.dependencies]\nlibc = \"0.2\"\n"
         ),
     );
     write(
@@ -170,8 +186,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Real processes for tests: free loopback ports, children killed on drop, waits with deadlines.
 pub mod procs {
-    use std::net::{TcpListener, TcpStream};
-    use std::path::Path;
+    use ratelimiter_node::cluster::{self as launcher, Logs, NodeArgs};
+    use ratelimiter_node::wire::Mode;
+    use std::net::TcpListener;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -207,47 +224,12 @@ pub mod procs {
         }
     }
 
-    /// Spawns `cmd` and waits until it listens on `port`.
-    fn spawn_listening(cmd: &mut Command, port: u16, what: &str) -> ChildGuard {
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
-        let guard = ChildGuard(child.unwrap_or_else(|e| panic!("{what} does not start: {e}")));
-        let listening = wait_until(Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(listening, "{what} did not listen on {port}");
-        guard
-    }
-
+    /// The Redis of a [`Cluster`] (the cluster owns its process).
     pub struct Redis {
         pub port: u16,
-        _child: ChildGuard,
     }
 
     impl Redis {
-        pub fn start() -> Redis {
-            let port = free_port();
-            // The arguments of `local_env::redis_server_args`, written out: this
-            // crate cannot link the rate limiter's rlib beside the TiKV one (both
-            // define the plugin root-module symbol).
-            let mut cmd = Command::new("redis-server");
-            cmd.args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]);
-            let child =
-                spawn_listening(&mut cmd, port, "redis-server (Debian package redis-server)");
-            Redis {
-                port,
-                _child: child,
-            }
-        }
-
         pub fn url(&self) -> String {
             format!("redis://127.0.0.1:{}", self.port)
         }
@@ -278,42 +260,13 @@ pub mod procs {
         }
     }
 
-    /// A `ratelimiter-node` on a free port.
-    pub struct Node {
-        pub port: u16,
-        _child: ChildGuard,
-    }
-
-    impl Node {
-        pub fn start(bin: &Path, id: &str, redis: &Redis) -> Node {
-            let port = free_port();
-            let mut cmd = Command::new(bin);
-            cmd.args([
-                "--id",
-                id,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--redis",
-                &redis.url(),
-            ]);
-            let child = spawn_listening(&mut cmd, port, &format!("ratelimiter-node {id}"));
-            Node {
-                port,
-                _child: child,
-            }
-        }
-
-        pub fn url(&self) -> String {
-            format!("http://127.0.0.1:{}", self.port)
-        }
-    }
-
-    /// A rate limiter cluster the test owns (Redis and three nodes), for the
-    /// plugin's `env=compose` mode: its faults outlive the host, so tests can
-    /// check that the host undid them.
+    /// A rate limiter cluster the test owns (Redis and three nodes, started
+    /// by the shared `ratelimiter_node::cluster` launcher), for the plugin's
+    /// `env=compose` mode: its faults outlive the host, so tests can check
+    /// that the host undid them.
     pub struct Cluster {
         pub redis: Redis,
-        pub nodes: Vec<Node>,
+        procs: ratelimiter_node::cluster::Cluster,
     }
 
     impl Cluster {
@@ -321,23 +274,26 @@ pub mod procs {
             let node_bin = crate::profile_dir().join("ratelimiter-node");
             assert!(
                 node_bin.exists(),
-                "{} is built with the plugin",
+                "{} is built with the plugin (see `plugin_library`)",
                 node_bin.display()
             );
-            let redis = Redis::start();
-            let nodes = (1..=3)
-                .map(|i| Node::start(&node_bin, &format!("node-{i}"), &redis))
-                .collect();
-            Cluster { redis, nodes }
+            let args = NodeArgs::new(Mode::Cached);
+            let procs = launcher::Cluster::start("redis-server", &node_bin, Logs::Discard, 3, args)
+                .unwrap_or_else(|e| panic!("the cluster does not start: {e}"));
+            Cluster {
+                redis: Redis {
+                    port: procs.redis_port(),
+                },
+                procs,
+            }
         }
 
         /// The plugin config that points at this cluster.
         pub fn config(&self) -> String {
-            let nodes: Vec<String> = self.nodes.iter().map(Node::url).collect();
             format!(
                 "env=compose,redis={},nodes={}",
-                self.redis.url(),
-                nodes.join("+")
+                self.procs.redis_url(),
+                self.procs.node_urls().join("+")
             )
         }
     }
@@ -348,7 +304,12 @@ pub fn demo_host_binary() -> PathBuf {
     let bin = profile_dir().join("demo-host");
     // `cargo test -p e2e-tests` builds the host's library, not its binary.
     let root = workspace_root();
-    if older_than_sources(&bin, &[root.join("host"), root.join("plugin-api")]) {
+    let sources = [
+        root.join("host"),
+        root.join("plugin-api"),
+        root.join("crates/prereq"),
+    ];
+    if older_than_sources(&bin, &sources) {
         cargo_build(&workspace_root(), &["-p", "demo-host"], &target_dir(), &[]);
     }
     bin
@@ -357,7 +318,9 @@ pub fn demo_host_binary() -> PathBuf {
 /// A `demo-host` command whose state (leftover records) lives in `state`.
 pub fn demo_host(state: &Path) -> Command {
     let mut cmd = Command::new(demo_host_binary());
-    cmd.env("DEMO_HOST_STATE_DIR", state);
+    // Neither the state nor a developer's own settings file leak into a test.
+    cmd.env("DEMO_HOST_STATE_DIR", state)
+        .env("XDG_CONFIG_HOME", state);
     cmd
 }
 

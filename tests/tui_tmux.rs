@@ -15,6 +15,11 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str, cwd: &Path, env: &[(&str, String)]) -> Tmux {
+        Tmux::sized(command, cwd, env, (120, 40))
+    }
+
+    fn sized(command: &str, cwd: &Path, env: &[(&str, String)], (w, h): (u16, u16)) -> Tmux {
+        let (w, h) = (w.to_string(), h.to_string());
         let t = Tmux {
             socket: format!("demo-host-e2e-{}-{}", std::process::id(), free_port()),
         };
@@ -29,9 +34,9 @@ impl Tmux {
             "-s",
             "demo",
             "-x",
-            "120",
+            &w,
             "-y",
-            "40",
+            &h,
         ]);
         for (k, v) in env {
             cmd.args(["-e", &format!("{k}={v}")]);
@@ -82,6 +87,10 @@ struct TmuxDemo;
 
 impl TmuxDemo {
     fn start(lib: &Path, config: &str, state: &Path) -> (Tmux, PathBuf) {
+        TmuxDemo::sized(lib, config, state, (120, 40))
+    }
+
+    fn sized(lib: &Path, config: &str, state: &Path, size: (u16, u16)) -> (Tmux, PathBuf) {
         let exit_file = state.join("exit-code");
         let command = format!(
             "{} --plugin {} --no-build --countdown 1 --config '{config}'; echo $? > {}; echo SHELL-BACK; sleep 60",
@@ -89,8 +98,14 @@ impl TmuxDemo {
             lib.display(),
             exit_file.display()
         );
-        let env = [("DEMO_HOST_STATE_DIR", state.display().to_string())];
-        (Tmux::start(&command, &workspace_root(), &env), exit_file)
+        let env = [
+            ("DEMO_HOST_STATE_DIR", state.display().to_string()),
+            ("XDG_CONFIG_HOME", state.display().to_string()),
+        ];
+        (
+            Tmux::sized(&command, &workspace_root(), &env, size),
+            exit_file,
+        )
     }
 }
 
@@ -208,4 +223,30 @@ fn ctrl_c_during_chaos_recovers_and_restores_the_terminal() {
     let left =
         std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
     assert!(!left.contains("fault_id"), "nothing left recorded: {left}");
+}
+
+/// A thousand-node cluster in a real terminal, small and large: the summary,
+/// the grouping with the worst first, scrolling, and the demo to its end.
+#[test]
+fn a_thousand_node_cluster_plays_readably_at_120x40_and_250x70() {
+    let lib = plugin_library("example");
+    for size in [(120, 40), (250, 70)] {
+        let state = tempfile::tempdir().unwrap();
+        let (tmux, exit_file) = TmuxDemo::sized(&lib, "nodes=1000", state.path(), size);
+        let long = Duration::from_secs(60);
+        tmux.wait_for("Cluster health · 1000 nodes", long);
+        tmux.wait_for("1000 up", long);
+        tmux.wait_for("more: ", long);
+        tmux.keys(&["]"]);
+        tmux.wait_for("[ ] scroll", long);
+        tmux.keys(&["Space"]);
+        tmux.wait_for("Partition a replica", long);
+        tmux.wait_for("VIOLATED", long);
+        tmux.keys(&["Space"]);
+        tmux.wait_for("replica divergence", long);
+        tmux.keys(&["q"]);
+        tmux.wait_for("SHELL-BACK", long);
+        let code = std::fs::read_to_string(&exit_file).unwrap_or_default();
+        assert_eq!(code.trim(), "0", "{size:?}: {}", tmux.screen());
+    }
 }

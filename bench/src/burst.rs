@@ -7,6 +7,7 @@ use crate::report::{Row, Verdict};
 use crate::stats::Summary;
 use crate::{wrk, Opts};
 use anyhow::Context as _;
+use ratelimiter_node::wire::Mode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subject_ratelimiter::plugin::burst::{self, MAX_CONCURRENCY};
@@ -37,7 +38,7 @@ fn plugin_client() -> anyhow::Result<reqwest::Client> {
 pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let redis = Redis::start()?;
     let nodes = (1..=3)
-        .map(|i| Node::start(&format!("node-{i}"), "cached", &redis))
+        .map(|i| Node::start(&format!("node-{i}"), Mode::Cached, &redis))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     let trials = if opts.quick { 3 } else { 20 };
@@ -155,6 +156,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         );
         Ok::<_, anyhow::Error>(())
     })?;
-    drop((nodes, redis));
+    drop(nodes);
+    drop(redis);
     Ok(rows)
 }

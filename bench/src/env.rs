@@ -1,50 +1,15 @@
 //! The real processes a benchmark runs against: redis-server and
-//! ratelimiter-node children on free loopback ports, killed when dropped (also
-//! when a group fails), and the workspace's built artifacts.
+//! ratelimiter-node children on free loopback ports (the shared cluster
+//! launcher), killed when dropped (also when a group fails), and the
+//! workspace's built artifacts.
 
 use anyhow::{bail, Context as _};
 use demo_host::plugin::locate::older_than_sources;
-use std::net::TcpListener;
+use ratelimiter_node::cluster::{Cluster, Logs, NodeArgs};
+use ratelimiter_node::wire::Mode;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use subject_ratelimiter::plugin::local_env::redis_server_args;
-
-/// A child process that is killed and reaped when dropped.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, cmd: &mut Command) -> anyhow::Result<Proc> {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Proc {
-            name: name.into(),
-            child,
-        })
-    }
-
-    /// Fails when the process already ended (a port clash, a bad flag).
-    pub fn alive(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait()? {
-            Some(status) => bail!("{} exited early ({status})", self.name),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Polls `ready` until it holds or `limit` passes.
 pub fn wait_until(
@@ -64,10 +29,6 @@ pub fn wait_until(
     }
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Where this binary's sibling artifacts live (target/<profile>).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -84,13 +45,17 @@ const ARTIFACTS: [(&str, &str, &[&str]); 5] = [
     ("demo-host", "demo-host", &["host", "plugin-api"]),
     (
         "ratelimiter-node",
-        "subject-ratelimiter",
-        &["plugins/ratelimiter", "plugin-api"],
+        "ratelimiter-node",
+        &["crates/ratelimiter-node"],
     ),
     (
         "libsubject_ratelimiter.so",
         "subject-ratelimiter",
-        &["plugins/ratelimiter", "plugin-api"],
+        &[
+            "plugins/ratelimiter",
+            "crates/ratelimiter-node",
+            "plugin-api",
+        ],
     ),
     (
         "libsubject_example.so",
@@ -155,7 +120,7 @@ pub fn artifact(name: &str) -> anyhow::Result<PathBuf> {
         return Ok(p);
     }
     bail!(
-        "{} is not built; run `cargo build {}-p demo-bench -p subject-ratelimiter -p subject-example -p demo-host` first",
+        "{} is not built; run `cargo build {}-p demo-bench -p ratelimiter-node -p subject-ratelimiter -p subject-example -p demo-host` first",
         p.display(),
         if cfg!(debug_assertions) { "" } else { "--release " }
     )
@@ -187,35 +152,24 @@ pub fn run_tool<T>(
     })
 }
 
+/// A redis-server child on a free port, killed when dropped (the shared
+/// `ratelimiter_node::cluster` launcher), with the nodes started against it.
 pub struct Redis {
-    /// Kept for its Drop: the server dies with this value.
-    pub _proc: Proc,
+    cluster: Cluster,
     pub port: u16,
 }
 
 impl Redis {
     pub fn start() -> anyhow::Result<Redis> {
-        let bin = tool("redis-server")
-            .context("redis-server is not installed (Debian package redis-server)")?;
-        let port = free_port()?;
-        let mut proc = Proc::spawn(
-            "redis-server",
-            Command::new(bin).args(redis_server_args(port)),
-        )?;
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str())?;
-        wait_until("redis-server", Duration::from_secs(10), || {
-            proc.alive()?;
-            Ok(client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok())
-        })?;
-        Ok(Redis { _proc: proc, port })
+        let cluster = Cluster::redis("redis-server", Logs::Discard)?;
+        Ok(Redis {
+            port: cluster.redis_port(),
+            cluster,
+        })
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.cluster.redis_url()
     }
 
     pub fn conn(&self) -> anyhow::Result<redis::Connection> {
@@ -224,59 +178,31 @@ impl Redis {
     }
 }
 
-pub struct Node {
-    /// Kept for its Drop: the node dies with this value.
-    pub _proc: Proc,
+/// A `ratelimiter-node` against a [`Redis`], killed when dropped.
+pub struct Node<'a> {
     pub url: String,
+    i: usize,
+    cluster: &'a Cluster,
 }
 
-impl Node {
-    /// Starts `ratelimiter-node` in `mode` (`strict` or `cached`) against `redis`.
-    pub fn start(id: &str, mode: &str, redis: &Redis) -> anyhow::Result<Node> {
+impl Node<'_> {
+    /// Starts `ratelimiter-node` in `mode` against `redis` and waits for its `/health`.
+    pub fn start<'a>(id: &str, mode: Mode, redis: &'a Redis) -> anyhow::Result<Node<'a>> {
         let bin = artifact("ratelimiter-node")?;
-        let port = free_port()?;
-        let listen = format!("127.0.0.1:{port}");
-        let mut proc = Proc::spawn(
-            "ratelimiter-node",
-            Command::new(bin).args([
-                "--id",
-                id,
-                "--listen",
-                &listen,
-                "--redis",
-                &redis.url(),
-                "--mode",
-                mode,
-            ]),
-        )?;
-        let url = format!("http://{listen}");
-        wait_until("ratelimiter-node", Duration::from_secs(10), || {
-            proc.alive()?;
-            Ok(std::net::TcpStream::connect(&listen).is_ok())
-        })?;
-        Ok(Node { _proc: proc, url })
+        let i = redis.cluster.add_node(&bin, id, NodeArgs::new(mode))?;
+        Ok(Node {
+            url: redis.cluster.node_url(i).context("the node just started")?,
+            i,
+            cluster: &redis.cluster,
+        })
+    }
+}
+
+impl Drop for Node<'_> {
+    fn drop(&mut self) {
+        let _ = self.cluster.kill_node(self.i);
     }
 }
 
 /// Sets a key's limit through a node's API, as a client of the service would.
-pub async fn put_limit(
-    http: &reqwest::Client,
-    node: &str,
-    key: &str,
-    limit: u64,
-    window_ms: u64,
-) -> anyhow::Result<()> {
-    let r = http
-        .put(format!("{node}/api/limits/{key}"))
-        .json(&serde_json::json!({ "limit": limit, "window_ms": window_ms }))
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!(
-            "PUT /api/limits/{key} answered {}: {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
+pub use ratelimiter_node::cluster::put_limit;

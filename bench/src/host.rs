@@ -202,6 +202,7 @@ fn idle_host(secs: f64) -> anyhow::Result<(f64, f64)> {
     })?;
     // Let setup, the first polls and the first frames pass: idle means the steady state.
     std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: sysconf only reads a configuration value; _SC_CLK_TCK is a valid name.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let (t0, c0) = (Instant::now(), proc_ticks(pid)?);
     std::thread::sleep(Duration::from_secs_f64(secs));

@@ -11,6 +11,7 @@ use crate::report::{Row, Verdict};
 use crate::stats::Summary;
 use crate::{wrk, Opts};
 use anyhow::{bail, Context as _};
+use ratelimiter_node::wire::Mode;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -287,7 +288,7 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
     let mut conn = redis.conn()?;
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
-        .arg(subject_ratelimiter::node::strict::SCRIPT_SOURCE)
+        .arg(ratelimiter_node::server::strict::SCRIPT_SOURCE)
         .query(&mut conn)?;
     let () = redis::cmd("HSET")
         .arg("rl:limit:rbench")
@@ -297,8 +298,8 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         .arg(WINDOW_MS)
         .query(&mut conn)
         .map(|_: i64| ())?;
-    let strict = Node::start("bench-strict", "strict", &redis)?;
-    let cached = Node::start("bench-cached", "cached", &redis)?;
+    let strict = Node::start("bench-strict", Mode::Strict, &redis)?;
+    let cached = Node::start("bench-cached", Mode::Cached, &redis)?;
     let mut rows: Vec<Row> = wakeups
         .iter()
         .map(|w| {
@@ -425,7 +426,8 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
             Some(load.rps / base.rps),
         ),
     );
-    drop((strict, cached, redis));
+    drop((strict, cached));
+    drop(redis);
     Ok(rows)
 }
 

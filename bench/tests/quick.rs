@@ -38,6 +38,8 @@ fn quick_run_writes_a_row_for_every_group() {
         build.args([
             "build",
             "-p",
+            "ratelimiter-node",
+            "-p",
             "subject-ratelimiter",
             "-p",
             "subject-example",

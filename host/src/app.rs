@@ -1,30 +1,47 @@
 //! Wiring for `demo-host run`: resolve and load the plugin, create the session,
 //! offer leftover recovery, then hand over to the headless or interactive loop.
 
-use crate::cli::args::RunArgs;
+use crate::cli::args::{PluginArgs, RunArgs};
 use crate::diagnosis::{BackendConfig, DiagnoseOptions, DiagnoserFlags};
 use crate::engine::Action;
 use crate::leftovers::Leftovers;
 use crate::plugin::loader::{LoadedPlugin, Loader};
 use crate::plugin::locate::{self, BuildPolicy};
+use crate::plugin::prerequisites;
 use crate::plugin::session::{Session, Timeouts};
 use crate::runtime::effects::Executor;
 use crate::runtime::headless::{self, HeadlessOptions};
 use crate::runtime::interactive::{self, InteractiveOptions};
+use crate::runtime::subject;
 use anyhow::{anyhow, Context, Result};
 use futures::FutureExt;
+use prereq::confirm;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-/// Resolves `--plugin` and loads it.
-pub fn load_plugin(loader: &Loader, arg: Option<&Path>, no_build: bool) -> Result<LoadedPlugin> {
-    let arg = arg.ok_or_else(|| {
+/// `--plugin`, or the error that says how to give one.
+fn plugin_arg(arg: Option<&Path>) -> Result<&Path> {
+    arg.ok_or_else(|| {
         anyhow!("no plugin given: pass --plugin plugins/ratelimiter (or a .so file); `demo-host list` shows the plugins found")
-    })?;
+    })
+}
+
+/// Checks the plugin's prerequisites for the environment of `config`
+/// (offering to install what is missing), then resolves `--plugin`
+/// (building its crate when needed) and loads it.
+pub fn load_plugin(loader: &Loader, args: &PluginArgs, config: &str) -> Result<LoadedPlugin> {
+    let arg = plugin_arg(args.plugin.as_deref())?;
+    prerequisites::ensure(arg, config, args.consent())?;
+    load_built(loader, arg, args.no_build)
+}
+
+/// Resolves `--plugin` (building its crate unless `no_build`) and loads it,
+/// without checking prerequisites: `inspect` describes a plugin that may not run here.
+pub fn load_built(loader: &Loader, arg: &Path, no_build: bool) -> Result<LoadedPlugin> {
     let policy = if no_build {
         BuildPolicy::Never
     } else {
@@ -34,42 +51,9 @@ pub fn load_plugin(loader: &Loader, arg: Option<&Path>, no_build: bool) -> Resul
     Ok(loader.load(&path)?)
 }
 
-/// The environment named by `env=` in the config, else the plugin's first.
-pub fn environment(plugin: &LoadedPlugin, config: &str) -> String {
-    plugin_api::Config::parse(config)
-        .ok()
-        .and_then(|c| c.get("env").map(str::to_string))
-        .or_else(|| plugin.description.info.environments.first().cloned())
-        .unwrap_or_else(|| "default".into())
-}
-
-/// Creates a session whose plugin log lines become actions on `tx`.
-pub async fn create_session(
-    plugin: LoadedPlugin,
-    config: &str,
-    tx: &UnboundedSender<Action>,
-) -> Result<Session> {
-    let log_tx = tx.clone();
-    let id = plugin.description.info.id.clone();
-    Session::create(
-        plugin,
-        config,
-        Timeouts::default(),
-        move |level, message| {
-            let _ = log_tx.send(Action::Log {
-                level,
-                source: "plugin",
-                message: message.to_string(),
-            });
-        },
-    )
-    .await
-    .with_context(|| format!("creating an instance of plugin `{id}` with config `{config}`"))
-}
-
 /// Undoes faults an earlier host recorded but did not live to recover.
-pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bool) -> Result<()> {
-    let orphaned = leftovers.orphaned(session.subject_id());
+pub async fn recover_leftovers(exec: &Executor, ask: bool) -> Result<()> {
+    let orphaned = exec.leftovers.orphaned(exec.session.subject_id());
     if orphaned.is_empty() {
         return Ok(());
     }
@@ -86,35 +70,17 @@ pub async fn recover_leftovers(session: &Session, leftovers: &Leftovers, ask: bo
     if ask && !confirm("Recover them now? [Y/n] ")? {
         eprintln!(
             "left as they are; they stay recorded in {}",
-            leftovers.path().display()
+            exec.leftovers.path().display()
         );
         return Ok(());
     }
     for l in orphaned {
-        match session.recover_leftover(&l.fault.undo).await {
-            Ok(()) => {
-                if let Err(e) = leftovers.remove(&l.fault.fault_id) {
-                    eprintln!(
-                        "  could not clear the record in {}: {e}",
-                        leftovers.path().display()
-                    );
-                }
-                eprintln!("  recovered {}", l.fault.summary);
-            }
+        match exec.undo_leftover_and_clear(&l).await {
+            Ok(()) => eprintln!("  recovered {}", l.fault.summary),
             Err(e) => eprintln!("  could not recover {}: {e}", l.fault.summary),
         }
     }
     Ok(())
-}
-
-fn confirm(prompt: &str) -> Result<bool> {
-    use std::io::Write;
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    let answer = line.trim().to_lowercase();
-    Ok(answer.is_empty() || answer == "y" || answer == "yes")
 }
 
 /// Everything a loop needs, built from the run arguments.
@@ -127,25 +93,15 @@ pub struct Prepared {
 
 pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
     let loader = Loader::new();
-    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
-    let environment = environment(&plugin, &args.config);
+    let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
+    let environment = subject::environment(&plugin, &args.config);
     let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
         backend: Some(args.diagnoser.clone()),
         model: args.model.clone(),
         base_url: args.llm_url.clone(),
     })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let session = create_session(plugin, &args.config, &tx).await?;
-    let leftovers = Arc::new(Leftovers::new(Leftovers::default_path()));
-    let interactive_prompt = !args.headless && !args.recover_leftovers;
-    if args.recover_leftovers || interactive_prompt {
-        recover_leftovers(&session, &leftovers, interactive_prompt).await?;
-    } else if !leftovers.orphaned(session.subject_id()).is_empty() {
-        eprintln!(
-            "warning: an earlier run left faults in effect (see {}); rerun with --recover-leftovers to undo them",
-            leftovers.path().display()
-        );
-    }
+    let session = subject::create_session(plugin, &args.config, &tx).await?;
     let exec = Executor {
         session,
         tx,
@@ -154,8 +110,21 @@ pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
             mask_identities: args.mask,
             ..DiagnoseOptions::default()
         },
-        leftovers,
+        leftovers: Arc::new(Leftovers::new(Leftovers::default_path())),
     };
+    let interactive_prompt = !args.headless && !args.recover_leftovers;
+    if args.recover_leftovers || interactive_prompt {
+        recover_leftovers(&exec, interactive_prompt).await?;
+    } else if !exec
+        .leftovers
+        .orphaned(exec.session.subject_id())
+        .is_empty()
+    {
+        eprintln!(
+            "warning: an earlier run left faults in effect (see {}); rerun with --recover-leftovers to undo them",
+            exec.leftovers.path().display()
+        );
+    }
     Ok(Prepared {
         loader,
         exec,
@@ -187,13 +156,22 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
     if let Some(dir) = &args.record_scenarios {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for scenario in journal.scenarios() {
-            let path = dir.join(format!("{}.json", scenario.name));
+            let path = unused_path(dir, &scenario.name);
             std::fs::write(&path, serde_json::to_string_pretty(&scenario)?)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("scenario written to {}", path.display());
         }
     }
     Ok(journal.outcome.exit_code())
+}
+
+/// `dir/name.json`, or `dir/name-2.json`, … when taken: two diagnoses of one
+/// anomaly (this run's or an earlier one's) never overwrite each other.
+fn unused_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    std::iter::once(dir.join(format!("{name}.json")))
+        .chain((2..).map(|n| dir.join(format!("{name}-{n}.json"))))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{name}.json")))
 }
 
 /// `demo-host run` with a terminal.
@@ -224,7 +202,7 @@ pub async fn guarded<T>(
         Ok(Err(e)) => e,
         Err(_) => anyhow!("demo-host panicked (the message is above)"),
     };
-    crate::terminal::restore();
+    crate::runtime::terminal::restore();
     let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mine = exec
         .leftovers
@@ -232,11 +210,8 @@ pub async fn guarded<T>(
         .into_iter()
         .filter(|l| l.host_pid == std::process::id());
     for l in mine {
-        match exec.session.recover(&l.fault.fault_id).await {
-            Ok(()) => {
-                let _ = exec.leftovers.remove(&l.fault.fault_id);
-                eprintln!("recovered {} before exiting", l.fault.summary);
-            }
+        match exec.recover_and_clear(&l.fault.fault_id).await {
+            Ok(()) => eprintln!("recovered {} before exiting", l.fault.summary),
             Err(e) => eprintln!(
                 "could not recover {}: {e}; it stays recorded for leftover recovery",
                 l.fault.summary
@@ -257,8 +232,8 @@ pub const ENV_DOWN_STEP: &str = "env-down";
 /// printing the plugin's progress lines as they come.
 pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Result<i32> {
     let loader = Loader::new();
-    let plugin = load_plugin(&loader, args.plugin.plugin.as_deref(), args.plugin.no_build)?;
     let config = with_default_env(&args.config, "compose");
+    let plugin = load_plugin(&loader, &args.plugin, &config)?;
     let name = plugin.description.info.name.clone();
     let timeouts = Timeouts {
         step: Duration::from_secs(600),
@@ -282,6 +257,21 @@ pub async fn run_env_step(args: &crate::cli::args::EnvArgs, step: &str) -> Resul
     }
 }
 
+/// `demo-host doctor`: checks the plugin's prerequisites (offering to install
+/// what is missing) and that it builds and loads, without starting the subject.
+pub fn doctor(args: &crate::cli::args::EnvArgs) -> Result<i32> {
+    let loader = Loader::new();
+    let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
+    println!(
+        "{} {} (plugin-api {}): prerequisites present, built and loaded from {}",
+        plugin.description.info.name,
+        plugin.description.info.version,
+        plugin.description.info.api_version,
+        plugin.source.display()
+    );
+    Ok(0)
+}
+
 /// Adds `env=<env>` to a config string that names no environment.
 fn with_default_env(config: &str, env: &str) -> String {
     let names_env = plugin_api::Config::parse(config).is_ok_and(|c| c.get("env").is_some());
@@ -294,6 +284,20 @@ fn with_default_env(config: &str, env: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_recorded_scenario_never_overwrites_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::unused_path(dir.path(), "rl-counter-drift");
+        assert!(first.ends_with("rl-counter-drift.json"));
+        std::fs::write(&first, "{}").unwrap();
+        let second = super::unused_path(dir.path(), "rl-counter-drift");
+        assert!(second.ends_with("rl-counter-drift-2.json"));
+        std::fs::write(&second, "{}").unwrap();
+        assert!(
+            super::unused_path(dir.path(), "rl-counter-drift").ends_with("rl-counter-drift-3.json")
+        );
+    }
+
     #[test]
     fn up_and_down_default_to_the_compose_environment() {
         assert_eq!(super::with_default_env("", "compose"), "env=compose");

@@ -13,6 +13,7 @@ use demo_host::diagnosis::{
     answer_schema, builtin, diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError,
     ObservationWindow, Secret, ANSWER_NAME,
 };
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,16 @@ enum Reply {
     Json(u16, Value, Vec<(&'static str, String)>),
     /// Accept the request and never answer.
     Hang,
+    /// These bytes as they are, with this status, content type and headers.
+    Raw(u16, &'static str, Vec<u8>, Vec<(&'static str, String)>),
+    /// A body that never ends: `head`, then `repeat` again and again, `every` apart.
+    Endless {
+        status: u16,
+        content_type: &'static str,
+        head: String,
+        repeat: String,
+        every: Option<Duration>,
+    },
 }
 
 /// One request as the server saw it.
@@ -78,6 +89,38 @@ async fn handle(
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Reply::Raw(status, content_type, bytes, headers) => {
+            let mut r = Response::builder()
+                .status(StatusCode::from_u16(status).expect("status"))
+                .header("content-type", content_type);
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            r.body(Body::from(bytes)).expect("response")
+        }
+        Reply::Endless {
+            status,
+            content_type,
+            head,
+            repeat,
+            every,
+        } => {
+            let rest = futures::stream::unfold((), move |()| {
+                let repeat = repeat.clone();
+                async move {
+                    if let Some(d) = every {
+                        tokio::time::sleep(d).await;
+                    }
+                    Some((Ok::<_, Infallible>(repeat), ()))
+                }
+            });
+            let stream = futures::stream::once(async move { Ok(head) }).chain(rest);
+            Response::builder()
+                .status(StatusCode::from_u16(status).expect("status"))
+                .header("content-type", content_type)
+                .body(Body::from_stream(stream))
+                .expect("response")
         }
     }
 }
@@ -603,6 +646,191 @@ async fn openai_timeout_and_unreachable_server() {
         .expect_err("refused");
     assert!(matches!(e, DiagnosisError::Transport { .. }), "{e:?}");
     assert_no_key(&e);
+}
+
+// ---------- Misbehaving servers ----------
+
+const MIB: usize = 1024 * 1024;
+
+fn endless(content_type: &'static str, head: &str, repeat: &str) -> Reply {
+    Reply::Endless {
+        status: 200,
+        content_type,
+        head: head.into(),
+        repeat: repeat.into(),
+        every: None,
+    }
+}
+
+fn too_large(e: &DiagnosisError) -> (&'static str, usize) {
+    match e {
+        DiagnosisError::ReplyTooLarge { what, limit, .. } => (what, *limit),
+        other => panic!("expected ReplyTooLarge, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_never_ends_is_stopped_by_the_timeout() {
+    // Keep-alive comments forever: nothing grows, so only the timeout ends it.
+    let server = Server::start(Reply::Endless {
+        status: 200,
+        content_type: "text/event-stream",
+        head: String::new(),
+        repeat: ": keep-alive\n\n".into(),
+        every: Some(Duration::from_millis(10)),
+    })
+    .await;
+    let o = DiagnoseOptions {
+        timeout: Duration::from_millis(400),
+        ..opts()
+    };
+    for cfg in [anthropic(&server.base), openai(&server.base, true)] {
+        let e = run(&cfg, &o).await.0.expect_err("never ends");
+        assert!(matches!(e, DiagnosisError::Timeout(_)), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_that_keeps_growing_stops_at_the_reply_limit() {
+    let delta = format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": {"content": "again ".repeat(170)}, "finish_reason": null}]})
+    );
+    let server = Server::start(endless("text/event-stream", "", &delta)).await;
+    let (result, streamed) = run(&openai(&server.base, true), &opts()).await;
+    let e = result.expect_err("a reply without end");
+    assert_eq!(too_large(&e), ("a reply", MIB));
+    assert!(e.to_string().contains("1 MiB"), "{e}");
+    assert!(
+        streamed.len() <= MIB,
+        "no more than the limit reached the panel"
+    );
+
+    let delta = sse(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "[1,".repeat(300)}}),
+    );
+    let server = Server::start(endless("text/event-stream", "", &delta)).await;
+    let e = run(&anthropic(&server.base), &opts())
+        .await
+        .0
+        .expect_err("a tool call without end");
+    assert_eq!(too_large(&e), ("a reply", MIB));
+    assert_no_key(&e);
+}
+
+#[tokio::test]
+async fn one_huge_line_stops_at_the_line_limit() {
+    let server = Server::start(endless(
+        "text/event-stream",
+        "data: {\"choices\": [{\"delta\": {\"content\": \"",
+        &"x".repeat(16 * 1024),
+    ))
+    .await;
+    for cfg in [anthropic(&server.base), openai(&server.base, false)] {
+        let e = run(&cfg, &opts()).await.0.expect_err("a line without end");
+        assert_eq!(too_large(&e), ("a line of its event stream", 64 * 1024));
+        assert!(e.to_string().contains("64 KiB"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn an_endless_json_body_stops_at_the_reply_limit() {
+    let server = Server::start(endless(
+        "application/json",
+        "{\"choices\": [",
+        &"{\"index\": 0},".repeat(100),
+    ))
+    .await;
+    let e = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect_err("a body without end");
+    assert_eq!(too_large(&e), ("a reply", MIB));
+}
+
+#[tokio::test]
+async fn a_body_that_stops_mid_json_is_malformed() {
+    let (_, text) = answer();
+    let whole = json!({"id": "c1", "object": "chat.completion", "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+    .to_string();
+    let cut = whole.as_bytes()[..whole.len() / 2].to_vec();
+    let server = Server::start(Reply::Raw(200, "application/json", cut, vec![])).await;
+    let e = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect_err("cut JSON");
+    assert!(matches!(e, DiagnosisError::MalformedStream(_)), "{e:?}");
+    assert!(e.to_string().contains("EOF"), "says where it stopped: {e}");
+
+    // A stream whose last event stops mid-JSON, then the connection closes.
+    let mut chunks = openai_stream(&text, false);
+    chunks.push("data: {\"choices\": [{\"delta\": {\"cont".into());
+    let server = Server::start(Reply::Sse(chunks)).await;
+    let e = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect_err("cut event");
+    assert!(matches!(e, DiagnosisError::MalformedStream(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_read_only_up_to_its_limit() {
+    // Were the body read whole, this would run into the timeout instead.
+    let server = Server::start(Reply::Endless {
+        status: 503,
+        content_type: "application/json",
+        head: format!("{{\"error\": {{\"message\": \"overloaded, key {KEY} "),
+        repeat: "and more ".repeat(1000),
+        every: None,
+    })
+    .await;
+    let e = run(&openai(&server.base, true), &opts())
+        .await
+        .0
+        .expect_err("503");
+    match &e {
+        DiagnosisError::Server {
+            status: 503,
+            message,
+            ..
+        } => {
+            assert!(message.starts_with("{\"error\""), "{message}");
+            assert!(message.chars().count() <= 201, "an excerpt: {message}");
+        }
+        other => panic!("expected Server, got {other:?}"),
+    }
+    assert_no_key(&e);
+}
+
+#[tokio::test]
+async fn replies_are_not_decompressed_so_no_gzip_bomb_can_inflate() {
+    // reqwest inflates only with its `gzip` feature, which the workspace leaves
+    // off: it asks for no encoding, and a gzip body stays bytes that are not JSON.
+    // Turning the feature on fails this test: the limits would then need to
+    // count decompressed bytes (docs/limits.md).
+    let gzip_magic = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03, 0x4b, 0x4c];
+    let server = Server::start(Reply::Raw(
+        200,
+        "application/json",
+        gzip_magic,
+        vec![("content-encoding", "gzip".into())],
+    ))
+    .await;
+    let e = run(&openai(&server.base, false), &opts())
+        .await
+        .0
+        .expect_err("gzip bytes");
+    assert!(matches!(e, DiagnosisError::MalformedStream(_)), "{e:?}");
+    let req = server.only_request();
+    assert!(
+        req.headers
+            .get("accept-encoding")
+            .is_none_or(|v| !v.to_str().unwrap_or("").contains("gzip")),
+        "{:?}",
+        req.headers.get("accept-encoding")
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use crate::error::PluginError;
 use crate::ffi::*;
 use crate::model::{ActiveFault, HealthSnapshot, Level, ParamValue, SubjectDescription};
+use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RStr, RString};
 use std::path::Path;
@@ -14,6 +15,19 @@ pub struct Module(SubjectModRef);
 impl Module {
     pub fn new(root: SubjectModRef) -> Self {
         Module(root)
+    }
+
+    /// Opens a plugin library and checks its ABI: abi_stable compares the
+    /// plugin-api version and every type's layout with this side's before
+    /// any plugin code is called. Returns the plugin's version string too,
+    /// for messages. The host and `testing` both load through here.
+    pub fn open(path: &Path) -> Result<(Module, String), (Option<String>, LibraryError)> {
+        let header = lib_header_from_path(path).map_err(|e| (None, e))?;
+        let version = header.version_strings().version.to_string();
+        let root = header
+            .init_root_module::<SubjectModRef>()
+            .map_err(|e| (Some(version.clone()), e))?;
+        Ok((Module(root), version))
     }
 
     /// The plugin-api version the plugin was built against.

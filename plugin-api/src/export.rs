@@ -68,8 +68,8 @@ struct Guarded<S: Subject> {
 impl<S: Subject> Drop for Guarded<S> {
     fn drop(&mut self) {
         let inner = &mut self.inner;
-        // SAFETY: dropped exactly once, here; the field is never used afterwards.
         let _ = guard(|| {
+            // SAFETY: dropped exactly once, here; the field is never used afterwards.
             unsafe { std::mem::ManuallyDrop::drop(inner) };
             Ok(())
         });

@@ -13,6 +13,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Write a debug log (the host's events and the plugin's log lines) to FILE, for bug
+    /// reports; never to the terminal. API keys are never written.
+    #[arg(long, global = true, value_name = "FILE", env = "DEMO_HOST_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
     /// Without a command: play the demo interactively.
     #[command(flatten)]
     pub run: RunArgs,
@@ -30,6 +34,31 @@ pub enum Command {
     Up(EnvArgs),
     /// Bring the subject's environment down, leaving nothing behind.
     Down(EnvArgs),
+    /// Check a plugin's prerequisites (offering to install what is missing), build and load it.
+    Doctor(EnvArgs),
+    /// Print the effective settings and where each came from (flag, environment, file, default).
+    Config(RunArgs),
+    /// Print a shell completion script: `demo-host completions bash > /etc/bash_completion.d/demo-host`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `demo-host man | man -l -`.
+    Man,
+    /// Scaffold a plugin crate of its own (outside this workspace) that builds as is.
+    New(NewArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and dashes (`pgreplica`).
+    pub name: String,
+    /// The directory to create the crate in (the crate is DIR/NAME).
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    /// The plugin-api crate to depend on (default: the one this host was built from).
+    #[arg(long)]
+    pub plugin_api: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -49,6 +78,19 @@ pub struct PluginArgs {
     /// Never run cargo to build a missing or stale plugin crate.
     #[arg(long)]
     pub no_build: bool,
+    /// Install missing prerequisites without asking (the package manager's command is printed first).
+    #[arg(long, short = 'y', env = "DEMO_HOST_YES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub yes: bool,
+}
+
+impl PluginArgs {
+    pub fn consent(&self) -> prereq::Consent {
+        if self.yes {
+            prereq::Consent::Yes
+        } else {
+            prereq::Consent::Ask
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -107,4 +149,27 @@ pub struct InspectArgs {
     /// Never run cargo to build a missing or stale plugin crate.
     #[arg(long)]
     pub no_build: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definitions_are_consistent_and_complete_in_every_shell() {
+        Cli::command().debug_assert();
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "demo-host", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for sub in ["doctor", "inspect", "config", "log-file", "no-build"] {
+                assert!(text.contains(sub), "{shell:?} completion lacks {sub}");
+            }
+        }
+    }
 }

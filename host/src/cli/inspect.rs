@@ -1,19 +1,29 @@
 //! `demo-host inspect`: a plugin's info, chapters and chaos actions.
 
 use super::table;
+use crate::text::printable;
 use plugin_api::{ChaosAction, Chapter, Component, OnEnter, Recovery, SubjectDescription};
+
+/// What the description broke of the host's limits (it is shown cut to them),
+/// one `warning:` line each.
+pub fn render_warnings(warnings: &[crate::plugin::sanitize::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: {}\n", printable(&w.message)))
+        .collect()
+}
 
 /// The description as human-readable tables.
 pub fn render_text(d: &SubjectDescription) -> String {
     let i = &d.info;
     let mut out = format!(
         "{} ({}) {}\n{}\nplugin-api {} · environments: {}\n\nChapters\n",
-        i.name,
-        i.id,
-        i.version,
-        i.description,
-        i.api_version,
-        i.environments.join(", ")
+        printable(&i.name),
+        printable(&i.id),
+        printable(&i.version),
+        printable(&i.description),
+        printable(&i.api_version),
+        printable(&i.environments.join(", "))
     );
     let rows: Vec<Vec<String>> = d
         .chapters
@@ -40,14 +50,14 @@ pub fn render_text(d: &SubjectDescription) -> String {
         &rows,
     ));
     out.push_str("\n\nComponents: ");
-    out.push_str(
+    out.push_str(&printable(
         &d.diagnosis
             .components
             .iter()
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-    );
+    ));
     out.push('\n');
     out
 }

@@ -3,4 +3,7 @@
 pub mod args;
 pub mod inspect;
 pub mod list;
+pub mod log_file;
+pub mod new;
+pub mod settings;
 pub mod table;

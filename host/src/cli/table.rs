@@ -1,7 +1,15 @@
 //! Plain aligned text tables for terminal output.
 
+use crate::text::printable;
+
 /// Renders rows under a header, each column as wide as its widest cell.
+/// Cells hold plugin text: they are printed without control characters.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -52,5 +60,12 @@ mod tests {
         assert_eq!(lines[0], "id       name");
         assert_eq!(lines[1], "-------  ----");
         assert_eq!(lines[3], "long-id  y");
+    }
+
+    #[test]
+    fn control_characters_in_cells_do_not_reach_the_terminal() {
+        let t = super::render(&["id"], &[vec!["a\u{1b}[31mred\nline".into()]]);
+        assert_eq!(t.lines().nth(2), Some("a[31mred line"));
+        assert_eq!(t.lines().count(), 3, "one row stays one line");
     }
 }

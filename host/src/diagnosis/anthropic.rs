@@ -77,7 +77,7 @@ pub async fn ask(
                             _ => None,
                         };
                         if let Some((chunk, buffer)) = chunk {
-                            buffer.push_str(chunk);
+                            peer.append(buffer, chunk)?;
                             progress(chunk);
                         }
                         Ok(false)

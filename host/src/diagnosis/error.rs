@@ -4,7 +4,7 @@
 use std::time::Duration;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum DiagnosisError {
     #[error("{backend} rejected the API key (HTTP 401): check {key_var}")]
     Unauthorized {
@@ -38,6 +38,27 @@ pub enum DiagnosisError {
     Transport { backend: String, message: String },
     #[error("diagnoser configuration: {0}")]
     Config(String),
+    /// The server kept sending past a limit (`docs/limits.md`): a model that
+    /// loops, or not a model server at all. Reading stopped there.
+    #[error("{backend} sent {what} larger than {} (the host's limit); reading stopped there: is the model repeating itself?", size(*.limit))]
+    ReplyTooLarge {
+        backend: String,
+        what: &'static str,
+        limit: usize,
+    },
+}
+
+/// `1 MiB`, `64 KiB`, `100 bytes`.
+pub fn size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes % KIB == 0 {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 fn retry_hint(retry_after: &Option<Duration>) -> String {

@@ -103,7 +103,7 @@ pub async fn ask(
                     .pointer("/choices/0/delta/content")
                     .and_then(Value::as_str)
                 {
-                    content.push_str(chunk);
+                    peer.append(&mut content, chunk)?;
                     progress(chunk);
                 }
                 if data

@@ -20,7 +20,8 @@ impl Score {
     }
 }
 
-fn normalize(s: &str) -> String {
+/// Case and runs of white space ignored: how anomalies and terms are compared.
+pub fn normalize(s: &str) -> String {
     s.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

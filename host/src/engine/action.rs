@@ -1,9 +1,12 @@
 //! What changes the demo (actions) and what the demo asks the runtime to do (effects).
 
-use crate::diagnosis::{Diagnosis, ObservationWindow};
+use crate::diagnosis::{Diagnosis, DiagnosisError, ObservationWindow};
+use crate::plugin::session::CallError;
 use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue};
 use std::path::PathBuf;
 
+/// Errors stay typed across the channel: the engine can tell a panic or a
+/// timeout from a plugin's own error, and messages are made where they are shown.
 #[derive(Debug, Clone)]
 pub enum Action {
     Tick,
@@ -27,25 +30,30 @@ pub enum Action {
         keep: bool,
     },
     ScrollLog(i32),
+    /// Scrolls the health table of a large cluster (worst nodes come first).
+    ScrollHealth(i32),
     /// Escape: closes the topmost overlay.
     Back,
-    HealthPolled(Result<HealthSnapshot, String>),
+    HealthPolled(Result<HealthSnapshot, CallError>),
     StepDone {
         chapter: usize,
-        result: Result<String, String>,
+        result: Result<String, CallError>,
     },
     Injected {
         chapter: usize,
         action: String,
-        result: Result<ActiveFault, String>,
+        result: Result<ActiveFault, CallError>,
     },
     Recovered {
         fault_id: String,
-        result: Result<(), String>,
+        result: Result<(), CallError>,
     },
     DiagnosisChunk(String),
-    DiagnosisDone(Result<Diagnosis, String>),
+    DiagnosisDone(Result<Diagnosis, DiagnosisError>),
+    /// A line for the event log, stamped when it was said: a plugin's lines
+    /// during a long `setup` reach the engine only afterwards.
     Log {
+        at_ms: u64,
         level: Level,
         source: &'static str,
         message: String,

@@ -25,8 +25,12 @@ pub struct FaultView {
 pub struct Chaos {
     pub active: Vec<FaultView>,
     pub windows: Vec<ChaosWindow>,
-    /// A chaos action whose inject call is in flight.
+    /// A chaos action whose inject call is in flight (the latest, for the header).
     pub injecting: Option<String>,
+    /// How many inject calls are in flight: going back and forth over a chaos
+    /// chapter can start a second before the first answered, and the demo may
+    /// not exit before every one has (its fault must be recovered).
+    pub in_flight: usize,
     /// Targets of the most recent injection: used to score diagnoses, never shown to the diagnoser.
     pub last_targets: Vec<String>,
 }
@@ -50,7 +54,6 @@ pub enum ChaosStatus {
 
 impl Chaos {
     pub fn started(&mut self, fault: ActiveFault) {
-        self.injecting = None;
         self.last_targets = fault.targets.clone();
         self.windows.push(ChaosWindow {
             fault_id: fault.fault_id.clone(),

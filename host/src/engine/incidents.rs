@@ -35,51 +35,75 @@ pub struct Incidents {
 
 impl Incidents {
     /// Folds one poll's invariants in. Returns ids of incidents opened or reopened.
+    ///
+    /// One episode is one incident: while an incident of an invariant is
+    /// unresolved, a violation of it joins that incident even when the
+    /// components it names change from poll to poll (a drift that spreads from
+    /// one node to three is still one drift); the components are merged.
     pub fn observe(&mut self, at_ms: u64, invariants: &[Invariant]) -> Vec<u32> {
         let mut opened = Vec::new();
         for inv in invariants {
-            let violated = inv.status == plugin_api::InvariantStatus::Violated;
-            let key_matches = |i: &Incident| {
-                i.invariant == inv.name && (i.components == inv.components || !violated)
-            };
-            if violated {
-                match self.list.iter_mut().find(|i| key_matches(i)) {
-                    Some(i) => {
-                        if i.state == IncidentState::Resolved {
-                            i.state = IncidentState::Open;
-                            i.occurrences += 1;
-                            opened.push(i.id);
-                        }
-                        i.last_seen_ms = at_ms;
-                        i.detail = inv.detail.clone();
-                    }
-                    None => {
-                        self.next_id += 1;
-                        self.list.push(Incident {
-                            id: self.next_id,
-                            invariant: inv.name.clone(),
-                            components: inv.components.clone(),
-                            first_seen_ms: at_ms,
-                            last_seen_ms: at_ms,
-                            occurrences: 1,
-                            state: IncidentState::Open,
-                            detail: inv.detail.clone(),
-                            diagnosis: None,
-                        });
-                        opened.push(self.next_id);
+            match inv.status {
+                plugin_api::InvariantStatus::Violated => {
+                    if let Some(id) = self.violated(at_ms, inv) {
+                        opened.push(id);
                     }
                 }
-            } else if inv.status == plugin_api::InvariantStatus::Ok {
-                for i in self
-                    .list
-                    .iter_mut()
-                    .filter(|i| i.invariant == inv.name && i.state != IncidentState::Resolved)
-                {
-                    i.state = IncidentState::Resolved;
+                plugin_api::InvariantStatus::Ok => {
+                    for i in self
+                        .list
+                        .iter_mut()
+                        .filter(|i| i.invariant == inv.name && i.state != IncidentState::Resolved)
+                    {
+                        i.state = IncidentState::Resolved;
+                    }
                 }
+                plugin_api::InvariantStatus::Unknown => {}
             }
         }
         opened
+    }
+
+    /// Returns the id when an incident opened or reopened.
+    fn violated(&mut self, at_ms: u64, inv: &Invariant) -> Option<u32> {
+        let ongoing = self
+            .list
+            .iter_mut()
+            .find(|i| i.invariant == inv.name && i.state != IncidentState::Resolved);
+        if let Some(i) = ongoing {
+            for c in &inv.components {
+                if !i.components.contains(c) {
+                    i.components.push(c.clone());
+                }
+            }
+            i.last_seen_ms = at_ms;
+            i.detail = inv.detail.clone();
+            return None;
+        }
+        let earlier = self
+            .list
+            .iter_mut()
+            .find(|i| i.invariant == inv.name && i.components == inv.components);
+        if let Some(i) = earlier {
+            i.state = IncidentState::Open;
+            i.occurrences += 1;
+            i.last_seen_ms = at_ms;
+            i.detail = inv.detail.clone();
+            return Some(i.id);
+        }
+        self.next_id += 1;
+        self.list.push(Incident {
+            id: self.next_id,
+            invariant: inv.name.clone(),
+            components: inv.components.clone(),
+            first_seen_ms: at_ms,
+            last_seen_ms: at_ms,
+            occurrences: 1,
+            state: IncidentState::Open,
+            detail: inv.detail.clone(),
+            diagnosis: None,
+        });
+        Some(self.next_id)
     }
 
     /// Attaches a diagnosis to the unresolved incidents (or, failing those, the latest one).
@@ -139,15 +163,23 @@ mod tests {
             .is_empty());
         assert_eq!(inc.list.len(), 1);
         assert_eq!(inc.list[0].last_seen_ms, 2);
-        // Another component is another incident.
-        assert_eq!(
-            inc.observe(3, &[inv(InvariantStatus::Violated, &["b"])]),
-            vec![2]
-        );
+        // While it is open, a violation that names another component is the same episode.
+        assert!(inc
+            .observe(3, &[inv(InvariantStatus::Violated, &["a", "b"])])
+            .is_empty());
+        assert_eq!(inc.list.len(), 1);
+        assert_eq!(inc.list[0].components, ["a", "b"]);
         inc.observe(4, &[inv(InvariantStatus::Ok, &[])]);
         assert!(inc.list.iter().all(|i| i.state == IncidentState::Resolved));
+        // A later episode on another component is another incident...
         assert_eq!(
-            inc.observe(5, &[inv(InvariantStatus::Violated, &["a"])]),
+            inc.observe(5, &[inv(InvariantStatus::Violated, &["b"])]),
+            vec![2]
+        );
+        inc.observe(6, &[inv(InvariantStatus::Ok, &[])]);
+        // ...and one on the same components reopens the first.
+        assert_eq!(
+            inc.observe(7, &[inv(InvariantStatus::Violated, &["a", "b"])]),
             vec![1]
         );
         assert_eq!(inc.list[0].occurrences, 2);
@@ -156,7 +188,7 @@ mod tests {
         assert_eq!(inc.list[0].state, IncidentState::Diagnosed);
         assert_eq!(inc.list[1].state, IncidentState::Resolved);
         // Unknown neither opens nor resolves.
-        inc.observe(6, &[inv(InvariantStatus::Unknown, &["a"])]);
+        inc.observe(8, &[inv(InvariantStatus::Unknown, &["a"])]);
         assert_eq!(inc.list[0].state, IncidentState::Diagnosed);
     }
 }

@@ -32,11 +32,19 @@ impl EventLog {
         if self.entries.len() == CAPACITY {
             self.entries.pop_front();
         }
+        let message = message.into();
+        // The one place every host and plugin line passes: `--log-file` sees it here.
+        match level {
+            Level::Debug => tracing::debug!(source, at_ms, "{message}"),
+            Level::Info => tracing::info!(source, at_ms, "{message}"),
+            Level::Warn => tracing::warn!(source, at_ms, "{message}"),
+            Level::Error => tracing::error!(source, at_ms, "{message}"),
+        }
         self.entries.push_back(LogEntry {
             at_ms,
             level,
             source,
-            message: message.into(),
+            message,
         });
     }
 

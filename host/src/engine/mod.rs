@@ -5,14 +5,21 @@
 
 pub mod action;
 pub mod chaos;
+mod chapters;
+mod diagnose;
+mod faults;
 pub mod incidents;
+mod input;
 pub mod log;
+mod observe;
 pub mod state;
 pub mod timeline;
 pub mod update;
 
 #[cfg(test)]
 pub mod fixture;
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
 

@@ -86,6 +86,8 @@ pub struct UiState {
     pub filter_editing: bool,
     /// Lines scrolled back from the newest log entry.
     pub log_scroll: usize,
+    /// Node rows scrolled past at the top of the health table.
+    pub health_scroll: usize,
     /// The subject picker: entries and the highlighted one.
     pub picker: Option<Picker>,
     /// Why the last advance was refused, shown in the header.
@@ -113,7 +115,7 @@ pub struct Demo {
     pub chapters: Vec<ChapterRecord>,
     pub chaos: Chaos,
     pub timeline: Timeline,
-    pub health_error: Option<String>,
+    pub health_error: Option<crate::plugin::session::CallError>,
     pub verdicts: BTreeMap<String, InvariantVerdict>,
     pub incidents: Incidents,
     pub log: EventLog,

@@ -284,7 +284,7 @@ fn quitting_during_an_injection_recovers_it_when_it_lands() {
         T0 + 3200,
         Action::Recovered {
             fault_id: "f1".into(),
-            result: Err("store gone".into()),
+            result: Err(failed("recover", "store gone")),
         },
     );
     assert!(
@@ -317,12 +317,12 @@ fn steps_and_failures_reach_the_record_and_log() {
         T0 + 100,
         Action::StepDone {
             chapter: 5,
-            result: Err("no such table".into()),
+            result: Err(failed("run_step", "no such table")),
         },
     );
     assert_eq!(
         demo.chapters.last().unwrap().action_error.as_deref(),
-        Some("no such table")
+        Some("plugin call `run_step` failed: no such table")
     );
     assert!(demo.log.iter().any(|e| e.message.contains("no such table")));
     assert!(matches!(demo.phase, ChapterPhase::Settled { .. }));
@@ -335,7 +335,7 @@ fn plugin_errors_are_logged_once_per_change() {
         update(
             &mut demo,
             T0 + t,
-            Action::HealthPolled(Err("connection refused".into())),
+            Action::HealthPolled(Err(failed("health", "connection refused"))),
         );
     }
     assert_eq!(
@@ -366,6 +366,7 @@ fn the_log_filters_and_scrolls() {
             &mut demo,
             T0 + i,
             Action::Log {
+                at_ms: T0 + i,
                 level: plugin_api::Level::Info,
                 source: "plugin",
                 message,
@@ -464,4 +465,103 @@ fn the_diagnosis_window_never_mentions_the_injected_fault() {
         text.contains("flush to the store timed out"),
         "observations stay"
     );
+}
+
+/// A plugin's own error, as the session reports it.
+fn failed(call: &'static str, message: &str) -> crate::plugin::session::CallError {
+    crate::plugin::session::CallError::Plugin {
+        call,
+        err: plugin_api::PluginError::Failed(message.into()),
+    }
+}
+
+#[test]
+fn a_log_line_keeps_the_time_it_was_said_not_the_time_it_was_read() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    for (said, line) in [(T0 + 10, "starting redis"), (T0 + 900, "starting node-1")] {
+        update(
+            &mut demo,
+            T0 + 5_000,
+            Action::Log {
+                at_ms: said,
+                level: plugin_api::Level::Info,
+                source: "plugin",
+                message: line.into(),
+            },
+        );
+    }
+    let times: Vec<u64> = demo
+        .log
+        .iter()
+        .filter(|e| e.source == "plugin")
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(times, [T0 + 10, T0 + 900]);
+}
+
+#[test]
+fn an_invariant_that_becomes_known_is_ok_not_ok_again() {
+    let mut demo = fixture::demo(Mode::Interactive);
+    let mut unknown = fixture::snapshot(T0, false, false);
+    for i in &mut unknown.invariants {
+        i.status = plugin_api::InvariantStatus::Unknown;
+    }
+    update(&mut demo, T0, Action::HealthPolled(Ok(unknown)));
+    update(
+        &mut demo,
+        T0 + 100,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 100, false, false))),
+    );
+    let lines: Vec<&str> = demo
+        .log
+        .iter()
+        .filter(|e| e.source == "invariant")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains(": ok (")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("ok again")), "{lines:?}");
+    update(
+        &mut demo,
+        T0 + 200,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 200, true, false))),
+    );
+    update(
+        &mut demo,
+        T0 + 300,
+        Action::HealthPolled(Ok(fixture::snapshot(T0 + 300, false, false))),
+    );
+    assert!(demo.log.iter().any(|e| e.message.contains("ok again")));
+    assert_eq!(demo.incidents.list.len(), 1, "one drift, one incident");
+}
+
+/// Found by the engine's property test: back and forth over a chaos chapter
+/// while its inject call is in flight, then quit. The countdown is called
+/// off, and the demo exits only once the first call has answered.
+#[test]
+fn quitting_calls_off_a_countdown_and_waits_for_every_inject_in_flight() {
+    let mut demo = fixture::demo(Mode::Headless);
+    assert!(injects(&into_chaos(&mut demo)));
+    update(&mut demo, T0 + 3100, Action::Prev);
+    update(&mut demo, T0 + 3200, Action::Next);
+    assert!(matches!(demo.phase, ChapterPhase::Countdown { .. }));
+    assert!(
+        update(&mut demo, T0 + 3300, Action::Quit).is_empty(),
+        "an inject is in flight"
+    );
+    let fx = update(&mut demo, T0 + 7000, Action::Tick);
+    assert!(!injects(&fx), "no injection after quitting: {fx:?}");
+    let fx = landed(&mut demo, T0 + 7100, "f1", None);
+    assert!(
+        matches!(fx.as_slice(), [Effect::Recover { fault_id }] if fault_id == "f1"),
+        "the fault that landed after the quit is recovered: {fx:?}"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 7200,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(matches!(fx.as_slice(), [Effect::Exit]), "{fx:?}");
 }

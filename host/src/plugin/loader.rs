@@ -15,9 +15,9 @@
 //! instance alive (see `session`).
 
 use super::elf::{self, ElfProblem};
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
+use super::sanitize::{self, Warning};
+use abi_stable::library::{LibraryError, RootModuleError};
 use plugin_api::client::Module;
-use plugin_api::ffi::SubjectModRef;
 use plugin_api::{PluginError, SubjectDescription};
 use std::collections::HashMap;
 use std::fs::File;
@@ -80,6 +80,8 @@ pub struct LoadedPlugin {
     pub description: Arc<SubjectDescription>,
     /// Time from reading the file to a described module (zero when served from the registry).
     pub load_time: Duration,
+    /// What the description broke of the host's limits (it was cut to them).
+    pub warnings: Vec<Warning>,
 }
 
 impl LoadedPlugin {
@@ -142,10 +144,17 @@ impl Loader {
         }
         let copy = copy_into_memory(path, &hash, bytes.len())?;
         let module = open(path, &copy)?;
-        let description = module.describe().map_err(|err| LoadError::Describe {
-            path: path.to_path_buf(),
-            err,
+        let mut description = module.describe().map_err(|mut err| {
+            sanitize::error(&path.display().to_string(), &mut err);
+            LoadError::Describe {
+                path: path.to_path_buf(),
+                err,
+            }
         })?;
+        let id = description.info.id.clone();
+        let name = crate::text::prefix(&id, 64);
+        let mut warnings = sanitize::description(name, &mut description);
+        warnings.extend(super::vocabulary::check(name, &description));
         let plugin = LoadedPlugin {
             source: path.to_path_buf(),
             copy,
@@ -153,6 +162,7 @@ impl Loader {
             module,
             description: Arc::new(description),
             load_time: started.elapsed(),
+            warnings,
         };
         self.registry().insert(hash, plugin.clone());
         Ok(plugin)
@@ -225,12 +235,9 @@ fn content_hash(bytes: &[u8]) -> String {
 }
 
 fn open(source: &Path, copy: &Path) -> Result<Module, LoadError> {
-    let header = lib_header_from_path(copy).map_err(|e| map_error(source, None, e))?;
-    let plugin_version = header.version_strings().version.to_string();
-    let root = header
-        .init_root_module::<SubjectModRef>()
-        .map_err(|e| map_error(source, Some(&plugin_version), e))?;
-    Ok(Module::new(root))
+    Module::open(copy)
+        .map(|(module, _)| module)
+        .map_err(|(version, e)| map_error(source, version.as_deref(), e))
 }
 
 fn map_error(path: &Path, plugin_version: Option<&str>, err: LibraryError) -> LoadError {

@@ -15,7 +15,7 @@ pub enum LocateError {
     NoPluginInDir(PathBuf),
     #[error("directory {dir} holds several libraries ({names}); name the one to load")]
     Ambiguous { dir: PathBuf, names: String },
-    #[error("plugin crate {dir} is not built (no {lib} in {searched}); build it with:\n    {command}\nor run demo-host with --build")]
+    #[error("plugin crate {dir} is not built (no {lib} in {searched}); build it with:\n    {command}\nor run demo-host without --no-build, which builds it")]
     NotBuilt {
         dir: PathBuf,
         lib: String,
@@ -32,6 +32,8 @@ pub enum LocateError {
     Io { path: PathBuf, err: std::io::Error },
     #[error("{path} is not a valid Cargo.toml: {err}")]
     BadManifest { path: PathBuf, err: String },
+    #[error(transparent)]
+    Metadata(#[from] prereq::ManifestError),
 }
 
 /// A plugin crate directory: what cargo builds and what the library is called.
@@ -41,6 +43,12 @@ pub struct PluginCrate {
     pub package: String,
     /// File name of the built library (`libsubject_x.so`).
     pub lib_file: String,
+    /// `[package.metadata.demo-host]`: environments, prerequisites, packages built with it.
+    pub declared: prereq::Declared,
+    /// Where cargo puts what it builds for this crate (`cargo metadata`'s
+    /// `target_directory`: honours `CARGO_TARGET_DIR`, `.cargo/config.toml`
+    /// and crates outside this workspace).
+    pub target_dir: PathBuf,
 }
 
 impl PluginCrate {
@@ -78,11 +86,21 @@ impl PluginCrate {
             .and_then(|n| n.as_str())
             .map(str::to_string)
             .unwrap_or_else(|| package.replace('-', "_"));
+        let declared = prereq::Declared::parse(&text, &path, "package", "prerequisites")?;
         Ok(Some(PluginCrate {
             dir: dir.to_path_buf(),
             package: package.to_string(),
             lib_file: format!("lib{lib_name}.so"),
+            declared,
+            target_dir: target_dir(dir),
         }))
+    }
+
+    /// The packages one `cargo build` builds: the plugin and what it declares in `build-with`.
+    fn packages(&self) -> Vec<&str> {
+        std::iter::once(self.package.as_str())
+            .chain(self.declared.build_with.iter().map(String::as_str))
+            .collect()
     }
 
     pub fn build_command(&self) -> String {
@@ -91,12 +109,13 @@ impl PluginCrate {
         } else {
             " --release"
         };
-        format!("cargo build{release} -p {}", self.package)
+        let packages: Vec<String> = self.packages().iter().map(|p| format!(" -p {p}")).collect();
+        format!("cargo build{release}{}", packages.concat())
     }
 
     /// The built library, newest first among the profile directories.
     pub fn built_library(&self) -> Option<PathBuf> {
-        target_dirs(&self.dir)
+        profile_dirs(&self.target_dir)
             .into_iter()
             .map(|d| d.join(&self.lib_file))
             .filter(|p| p.is_file())
@@ -109,14 +128,22 @@ impl PluginCrate {
     }
 
     pub fn build(&self) -> Result<PathBuf, LocateError> {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.arg("build")
-            .arg("-p")
-            .arg(&self.package)
-            .current_dir(&self.dir);
+        let mut cmd = Command::new(cargo());
+        cmd.arg("build").current_dir(&self.dir);
+        for p in self.packages() {
+            cmd.arg("-p").arg(p);
+        }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
+        // Said before cargo starts: a first build takes minutes, and its progress follows.
+        eprintln!(
+            "building plugin crate {} ({}, {} profile) with `{}`: a first build takes a few minutes",
+            self.package,
+            self.dir.display(),
+            if cfg!(debug_assertions) { "dev" } else { "release" },
+            self.build_command()
+        );
         let status = cmd.status().map_err(|e| LocateError::BuildFailed {
             dir: self.dir.clone(),
             command: self.build_command(),
@@ -136,7 +163,7 @@ impl PluginCrate {
         LocateError::NotBuilt {
             dir: self.dir.clone(),
             lib: self.lib_file.clone(),
-            searched: target_dirs(&self.dir)
+            searched: profile_dirs(&self.target_dir)
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
@@ -155,19 +182,34 @@ pub enum BuildPolicy {
     Never,
 }
 
-/// Resolves `--plugin` to a library file.
-pub fn resolve(arg: &Path, policy: BuildPolicy) -> Result<PathBuf, LocateError> {
+/// The plugin crate `--plugin` names, when it names a crate directory.
+pub fn plugin_crate(arg: &Path) -> Result<Option<PluginCrate>, LocateError> {
+    match existing(arg)? {
+        found if found.is_dir() => PluginCrate::read(&found),
+        _ => Ok(None),
+    }
+}
+
+/// The first of the places `arg` may refer to that exists.
+fn existing(arg: &Path) -> Result<PathBuf, LocateError> {
     let candidates = candidates(arg);
-    let Some(found) = candidates.iter().find(|p| p.exists()) else {
-        return Err(LocateError::NotFound {
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| LocateError::NotFound {
             arg: arg.display().to_string(),
             looked: candidates
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-        });
-    };
+        })
+}
+
+/// Resolves `--plugin` to a library file.
+pub fn resolve(arg: &Path, policy: BuildPolicy) -> Result<PathBuf, LocateError> {
+    let found = &existing(arg)?;
     if found.is_file() {
         return Ok(found.clone());
     }
@@ -296,12 +338,43 @@ fn libraries_in(dir: &Path) -> Vec<PathBuf> {
     libs
 }
 
-/// `target/{debug,release}` of the enclosing workspace (or `CARGO_TARGET_DIR`).
-fn target_dirs(crate_dir: &Path) -> Vec<PathBuf> {
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The crate's target directory as cargo sees it; without cargo on the
+/// machine, `CARGO_TARGET_DIR` or the enclosing workspace's `target/`.
+fn target_dir(crate_dir: &Path) -> PathBuf {
+    cargo_target_dir(crate_dir).unwrap_or_else(|| match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),
         None => workspace_root(crate_dir).join("target"),
-    };
+    })
+}
+
+/// `cargo metadata --no-deps`'s `target_directory` (it resolves no dependency and reads no network).
+fn cargo_target_dir(crate_dir: &Path) -> Option<PathBuf> {
+    let out = Command::new(cargo())
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    meta.get("target_directory")?.as_str().map(PathBuf::from)
+}
+
+/// `debug` and `release` under `target`, this build's profile first.
+fn profile_dirs(target: &Path) -> Vec<PathBuf> {
     let profiles: [&str; 2] = if cfg!(debug_assertions) {
         ["debug", "release"]
     } else {

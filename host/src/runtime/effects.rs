@@ -2,8 +2,8 @@
 
 use crate::diagnosis::{self, BackendConfig, DiagnoseOptions};
 use crate::engine::{Action, Effect};
-use crate::leftovers::Leftovers;
-use crate::plugin::session::Session;
+use crate::leftovers::{Leftover, Leftovers};
+use crate::plugin::session::{CallError, Session};
 use plugin_api::Level;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,37 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// Recovers one fault and, once it is undone, clears its leftover record:
+    /// the one way a fault this host injected ends (effect, swap, error exit).
+    pub async fn recover_and_clear(&self, fault_id: &str) -> Result<(), CallError> {
+        self.session.recover(fault_id).await?;
+        self.clear_record(fault_id);
+        Ok(())
+    }
+
+    /// Undoes a fault an earlier host recorded and did not live to recover, then clears its record.
+    pub async fn undo_leftover_and_clear(&self, leftover: &Leftover) -> Result<(), CallError> {
+        self.session.recover_leftover(&leftover.fault.undo).await?;
+        self.clear_record(&leftover.fault.fault_id);
+        Ok(())
+    }
+
+    /// A record that cannot be cleared is only a warning: the next start
+    /// offers to recover a fault that already ended, which plugins accept.
+    fn clear_record(&self, fault_id: &str) {
+        if let Err(e) = self.leftovers.remove(fault_id) {
+            let _ = self.tx.send(Action::Log {
+                at_ms: plugin_api::now_ms(),
+                level: Level::Warn,
+                source: "host",
+                message: format!(
+                    "recovered {fault_id}, but could not clear its record in {}: {e}",
+                    self.leftovers.path().display()
+                ),
+            });
+        }
+    }
+
     pub fn run(&self, effects: Vec<Effect>) -> Vec<Control> {
         effects
             .into_iter()
@@ -35,6 +66,7 @@ impl Executor {
     }
 
     fn run_one(&self, effect: Effect) -> Option<Control> {
+        trace(&effect);
         let session = self.session.clone();
         let tx = self.tx.clone();
         match effect {
@@ -45,15 +77,13 @@ impl Executor {
             } => {
                 let leftovers = Arc::clone(&self.leftovers);
                 tokio::spawn(async move {
-                    let result = session
-                        .inject(&action, params)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let result = session.inject(&action, params).await;
                     if let Ok(fault) = &result {
                         if let Err(e) =
                             leftovers.record(session.subject_id(), &session.config, fault)
                         {
                             let _ = tx.send(Action::Log {
+                                at_ms: plugin_api::now_ms(),
                                 level: Level::Warn,
                                 source: "host",
                                 message: format!(
@@ -71,18 +101,15 @@ impl Executor {
                 });
             }
             Effect::Recover { fault_id } => {
-                let leftovers = Arc::clone(&self.leftovers);
+                let exec = self.clone();
                 tokio::spawn(async move {
-                    let result = session.recover(&fault_id).await.map_err(|e| e.to_string());
-                    if result.is_ok() {
-                        let _ = leftovers.remove(&fault_id);
-                    }
+                    let result = exec.recover_and_clear(&fault_id).await;
                     let _ = tx.send(Action::Recovered { fault_id, result });
                 });
             }
             Effect::RunStep { chapter, id } => {
                 tokio::spawn(async move {
-                    let result = session.run_step(&id).await.map_err(|e| e.to_string());
+                    let result = session.run_step(&id).await;
                     let _ = tx.send(Action::StepDone { chapter, result });
                 });
             }
@@ -101,7 +128,7 @@ impl Executor {
                     };
                     let result = diagnosis::diagnose(&cfg, &window, &opts, chunk_tx).await;
                     let _ = forward.await;
-                    let _ = tx.send(Action::DiagnosisDone(result.map_err(|e| e.to_string())));
+                    let _ = tx.send(Action::DiagnosisDone(result));
                 });
             }
             Effect::Discover => {
@@ -121,5 +148,24 @@ impl Executor {
             Effect::Exit => return Some(Control::Exit),
         }
         None
+    }
+}
+
+/// One `--log-file` line per effect, without the observation window's bulk.
+fn trace(effect: &Effect) {
+    match effect {
+        Effect::Inject {
+            chapter,
+            action,
+            params,
+        } => {
+            tracing::debug!(chapter, action, ?params, "effect: inject")
+        }
+        Effect::Recover { fault_id } => tracing::debug!(fault_id, "effect: recover"),
+        Effect::RunStep { chapter, id } => tracing::debug!(chapter, id, "effect: run step"),
+        Effect::Diagnose(window) => {
+            tracing::debug!(snapshots = window.snapshots.len(), "effect: diagnose")
+        }
+        other => tracing::debug!(?other, "effect"),
     }
 }

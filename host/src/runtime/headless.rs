@@ -6,6 +6,7 @@ use super::effects::{Control, Executor};
 use super::poller;
 use crate::engine::{self, Action, Demo, Mode};
 use crate::journal::{HealthPoint, Journal};
+use crate::text::printable;
 use plugin_api::{now_ms, Level};
 use serde_json::json;
 use std::io::Write;
@@ -54,7 +55,14 @@ pub async fn run(
             demo.subject.info.name, opts.environment
         ),
     );
+    // What the description broke of the host's limits, before setup can fail.
+    for message in session.take_warnings() {
+        demo.log.push(now_ms(), Level::Warn, "host", message);
+    }
     if let Err(e) = session.setup().await {
+        for entry in demo.log.iter().filter(|e| e.level >= Level::Info) {
+            out.log(entry);
+        }
         failures.push(format!("setup failed: {e}"));
         out.line("error", &format!("setup failed: {e}"));
         if let Err(e) = session.teardown().await {
@@ -187,6 +195,8 @@ impl Progress {
         Progress { json }
     }
 
+    /// `human` must have its plugin text through [`printable`] (one line
+    /// each, no control characters); the JSON line escapes them itself.
     fn emit(&mut self, value: serde_json::Value, human: String) {
         if self.json {
             let mut stdout = std::io::stdout().lock();
@@ -201,21 +211,21 @@ impl Progress {
     fn line(&mut self, kind: &str, message: &str) {
         self.emit(
             json!({"type": kind, "at_ms": now_ms(), "message": message}),
-            format!("[{kind}] {message}"),
+            format!("[{kind}] {}", printable(message)),
         );
     }
 
     fn chapter(&mut self, index: usize, count: usize, title: &str) {
         self.emit(
             json!({"type": "chapter", "at_ms": now_ms(), "index": index, "count": count, "title": title}),
-            format!("[{:>2}/{count}] {title}", index + 1),
+            format!("[{:>2}/{count}] {}", index + 1, printable(title)),
         );
     }
 
     fn log(&mut self, e: &crate::engine::log::LogEntry) {
         self.emit(
             json!({"type": "log", "at_ms": e.at_ms, "level": e.level, "source": e.source, "message": e.message}),
-            format!("        {:<9} {}", e.source, e.message),
+            format!("        {:<9} {}", e.source, printable(&e.message)),
         );
     }
 
@@ -225,7 +235,11 @@ impl Progress {
             false => format!(
                 "outcome: {:?}\n  - {}",
                 j.outcome,
-                j.failures.join("\n  - ")
+                j.failures
+                    .iter()
+                    .map(|f| printable(f))
+                    .collect::<Vec<_>>()
+                    .join("\n  - ")
             ),
         };
         self.emit(

@@ -3,13 +3,11 @@
 //! feeds actions to the engine, runs the effects, and swaps subjects.
 
 use super::effects::{Control, Executor};
-use super::poller;
-use crate::app;
+use super::terminal::TerminalGuard;
+use super::{keys, poller};
 use crate::engine::{self, Action, Demo, Mode};
-use crate::keys;
 use crate::plugin::loader::Loader;
 use crate::plugin::locate::{self, BuildPolicy};
-use crate::terminal::TerminalGuard;
 use crate::ui;
 use anyhow::Result;
 use crossterm::event::{Event, EventStream};
@@ -98,7 +96,7 @@ pub async fn run(
                 Some(Ok(Event::Key(key))) if keys::is_interrupt(&key) => Some(interrupt(&live.demo)),
                 Some(Ok(Event::Key(key))) => keys::map(&live.demo.ui, key),
                 Some(Ok(_)) => None,
-                Some(Err(e)) => Some(Action::Log { level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
+                Some(Err(e)) => Some(Action::Log { at_ms: now_ms(), level: Level::Error, source: "host", message: format!("terminal input: {e}") }),
                 None => Some(Action::Quit),
             }, true),
             _ = tick.tick() => (Some(Action::Tick), true),
@@ -119,7 +117,7 @@ pub async fn run(
 /// The first interrupt quits cleanly (recovering chaos); a second one forces exit.
 fn interrupt(demo: &Demo) -> Action {
     if demo.ui.quitting {
-        crate::terminal::restore();
+        super::terminal::restore();
         eprintln!(
             "forced exit: active chaos was not recovered; the next start offers leftover recovery"
         );
@@ -187,9 +185,8 @@ impl Live {
             .unwrap_or_default();
         for view in self.demo.chaos.active.clone() {
             let id = view.fault.fault_id;
-            match self.exec.session.recover(&id).await {
+            match self.exec.recover_and_clear(&id).await {
                 Ok(()) => {
-                    let _ = self.exec.leftovers.remove(&id);
                     self.log(Level::Info, format!("recovered {id} before the swap"));
                 }
                 Err(e) => self.log(
@@ -205,16 +202,17 @@ impl Live {
                 format!("teardown of {} failed: {e}", self.exec.session.subject_id()),
             );
         }
-        let new_session = match app::create_session(plugin.clone(), &config, &self.exec.tx).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.log(
-                    Level::Error,
-                    format!("{e:#}; staying on {}", self.exec.session.subject_id()),
-                );
-                return self.restart_current(opts).await;
-            }
-        };
+        let new_session =
+            match super::subject::create_session(plugin.clone(), &config, &self.exec.tx).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.log(
+                        Level::Error,
+                        format!("{e:#}; staying on {}", self.exec.session.subject_id()),
+                    );
+                    return self.restart_current(opts).await;
+                }
+            };
         self.log(
             Level::Info,
             format!("setting up {}…", plugin.description.info.name),
@@ -233,7 +231,11 @@ impl Live {
         self.exec.session = new_session;
         *current.lock().unwrap_or_else(|p| p.into_inner()) = self.exec.clone();
         let old_log = std::mem::take(&mut self.demo.log);
-        self.demo = new_demo(&self.exec, opts, app::environment(&plugin, &config));
+        self.demo = new_demo(
+            &self.exec,
+            opts,
+            super::subject::environment(&plugin, &config),
+        );
         self.demo.log = old_log;
         let info = &plugin.description.info;
         let loaded_in = plugin.load_time.as_secs_f64() * 1000.0;

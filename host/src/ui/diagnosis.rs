@@ -51,14 +51,9 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             diagnosis: d,
             score,
         } => {
-            let mut l = Vec::new();
-            if !d.rule_findings.is_empty() {
-                l.push(Line::styled("Rules found:", format::dim()));
-                for f in d.rule_findings.iter().take(3) {
-                    l.push(Line::styled(format!("  • {f}"), format::dim()));
-                }
-            }
-            l.push(Line::from(vec![
+            // The conclusion first: it is the demo's payoff and must stay in
+            // view; the rule findings and the narrative follow in what is left.
+            let mut l = vec![Line::from(vec![
                 Span::styled(format!("{} concluded: ", d.backend), format::dim()),
                 Span::styled(
                     d.anomaly.clone(),
@@ -71,7 +66,7 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
                     d.confidence * 100.0,
                     d.severity.label()
                 )),
-            ]));
+            ])];
             if !d.affected_components.is_empty() {
                 l.push(Line::from(format!(
                     "affected: {}",
@@ -90,6 +85,12 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
                     format!("{mark}: {}", s.detail),
                     Style::new().fg(color),
                 ));
+            }
+            if !d.rule_findings.is_empty() {
+                l.push(Line::styled("Rules found:", format::dim()));
+                for f in d.rule_findings.iter().take(3) {
+                    l.push(Line::styled(format!("  • {f}"), format::dim()));
+                }
             }
             l.push(Line::from(d.narrative.clone()));
             l

@@ -53,7 +53,7 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         (Some(n), _, _) => Line::styled(format!(" {n}"), Style::new().fg(Color::Yellow)),
         (None, Some(why), _) => Line::styled(format!(" ⏸ {why}"), Style::new().fg(Color::Yellow)),
         (None, None, Some(e)) => Line::styled(
-            format!(" health: {}", format::clip(e, 200)),
+            format!(" health: {}", format::clip(&e.to_string(), 200)),
             Style::new().fg(Color::Red),
         ),
         _ => Line::styled(

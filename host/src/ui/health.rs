@@ -1,53 +1,16 @@
-//! Cluster health: the node table and the invariants.
+//! Cluster health: the invariants (the node table is `nodes`).
 
 use super::format;
 use crate::engine::Demo;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-pub fn nodes(demo: &Demo, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered()
-        .title(" Cluster health ")
-        .title_style(format::title());
-    let Some(snapshot) = demo.timeline.latest() else {
-        frame.render_widget(
-            Paragraph::new("waiting for the first health poll…")
-                .style(format::dim())
-                .block(block),
-            area,
-        );
-        return;
-    };
-    let rows = snapshot.nodes.iter().map(|n| {
-        let (text, style) = format::node_status(n.status);
-        let metrics = n
-            .metrics
-            .iter()
-            .take(3)
-            .map(|m| format!("{} {}", m.name, format::value(m.value, &m.unit)))
-            .collect::<Vec<_>>()
-            .join(" · ");
-        Row::new(vec![
-            Cell::from(n.id.clone()),
-            Cell::from(text).style(style),
-            Cell::from(short_address(&n.address)).style(format::dim()),
-            Cell::from(metrics),
-        ])
-    });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Length(21),
-            Constraint::Min(8),
-        ],
-    )
-    .header(Row::new(vec!["node", "status", "address", "metrics"]).style(format::dim()))
-    .block(block);
-    frame.render_widget(table, area);
+/// Rows the invariants panel needs at `width`: two lines each (name, detail).
+pub fn invariants_height(demo: &Demo) -> u16 {
+    let n = demo.timeline.latest().map_or(0, |s| s.invariants.len());
+    (n as u16 * 2 + 2).max(4)
 }
 
 pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
@@ -82,11 +45,4 @@ pub fn invariants(demo: &Demo, frame: &mut Frame, area: Rect) {
             .block(block),
         area,
     );
-}
-
-/// An address without its URL scheme: `http://127.0.0.1:8001` shows as `127.0.0.1:8001`.
-fn short_address(address: &str) -> &str {
-    address
-        .split_once("://")
-        .map_or(address, |(_, rest)| rest.trim_end_matches('/'))
 }

@@ -1,4 +1,4 @@
-//! Incidents: violations deduplicated by invariant and component.
+//! Incidents: one per episode of an invariant (see `engine::incidents`).
 
 use super::format;
 use crate::engine::incidents::IncidentState;
@@ -28,22 +28,30 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             Cell::from(state).style(style),
             Cell::from(format!("×{}", i.occurrences)),
             Cell::from(format!(
-                "{} → {} ago",
+                "{}→{}",
                 format::ago(demo.now_ms, i.first_seen_ms),
                 format::ago(demo.now_ms, i.last_seen_ms)
             )),
             Cell::from(i.diagnosis.clone().unwrap_or_default()),
         ])
     });
+    // Sized to what they hold, so the table also reads in the narrow left column.
+    let widest = |f: &dyn Fn(&crate::engine::incidents::Incident) -> usize, lo: u16, hi: u16| {
+        (demo.incidents.list.iter().map(f).max().unwrap_or(0) as u16).clamp(lo, hi)
+    };
     let table = Table::new(
         rows,
         [
-            Constraint::Length(4),
-            Constraint::Length(18),
-            Constraint::Length(14),
+            Constraint::Length(widest(&|i| format!("#{}", i.id).len(), 2, 5)),
+            Constraint::Length(widest(&|i| i.invariant.chars().count(), 4, 18)),
+            Constraint::Length(widest(&|i| i.components.join(",").chars().count(), 4, 16)),
             Constraint::Length(9),
-            Constraint::Length(4),
-            Constraint::Length(16),
+            Constraint::Length(widest(
+                &|i| format!("×{}", i.occurrences).chars().count(),
+                2,
+                5,
+            )),
+            Constraint::Length(9),
             Constraint::Min(8),
         ],
     )

@@ -9,6 +9,7 @@ mod incidents;
 mod log;
 mod metrics;
 mod narration;
+mod nodes;
 mod overlays;
 #[cfg(test)]
 mod tests;
@@ -41,34 +42,37 @@ pub fn render(demo: &Demo, frame: &mut Frame) {
     let left_width = (body.width * 9 / 20).clamp(40, 80);
     let [left, right] =
         Layout::horizontal([Constraint::Length(left_width), Constraint::Min(30)]).areas(body);
-    let node_rows = demo.timeline.latest().map_or(1, |s| s.nodes.len().max(1)) as u16;
+    let node_count = demo.timeline.latest().map_or(0, |s| s.nodes.len());
     // The narration takes what its text needs; the invariants take the rest.
     let narration_rows = narration::height(demo, left.width);
-    let [narr, nodes, invs] = Layout::vertical([
+    // The left column holds the subject's state: narration, nodes, invariants
+    // (as tall as they need), then the incidents in what is left, so neither
+    // column stands half empty while the other cuts.
+    let [narr, nodes, invs, incidents] = Layout::vertical([
         Constraint::Length(narration_rows),
-        Constraint::Length(node_rows + 3),
-        Constraint::Min(4),
+        Constraint::Length(nodes::height(node_count, left.height)),
+        Constraint::Length(health::invariants_height(demo)),
+        Constraint::Min(3),
     ])
     .areas(left);
     narration::render(demo, frame, narr);
-    health::nodes(demo, frame, nodes);
+    nodes::render(demo, frame, nodes);
     health::invariants(demo, frame, invs);
+    incidents::render(demo, frame, incidents);
 
     let tall = right.height >= 40;
     let metric_rows =
         demo.timeline
             .latest()
             .map_or(1, |s| s.metrics.len().clamp(1, if tall { 8 } else { 4 })) as u16;
-    let [chart, diag, incidents, log] = Layout::vertical([
+    let [chart, diag, log] = Layout::vertical([
         Constraint::Length(metric_rows * 2 + 2),
-        Constraint::Min(7),
-        Constraint::Length((demo.incidents.list.len().clamp(1, 4) as u16) + 3),
+        Constraint::Min(9),
         Constraint::Min(5),
     ])
     .areas(right);
     metrics::render(demo, frame, chart);
     diagnosis::render(demo, frame, diag);
-    incidents::render(demo, frame, incidents);
     log::render(demo, frame, log);
 
     overlays::render(demo, frame, area);

@@ -17,6 +17,7 @@ const HELP: &[(&str, &str)] = &[
     ("r", "reload the current plugin from disk"),
     ("/", "filter the event log (enter keeps, esc clears)"),
     ("↑ ↓, pgup pgdn", "scroll the event log"),
+    ("[ ]", "scroll the cluster health table (large clusters)"),
     ("?", "this help"),
     ("esc", "close an overlay"),
     ("q", "recover chaos, then quit"),

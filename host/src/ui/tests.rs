@@ -118,7 +118,10 @@ fn plugin_error() {
     update(
         &mut demo,
         T0 + 30_200,
-        Action::HealthPolled(Err("plugin call `health` did not return within 3s".into())),
+        Action::HealthPolled(Err(crate::plugin::session::CallError::TimedOut {
+            call: "health",
+            after: std::time::Duration::from_secs(3),
+        })),
     );
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
@@ -158,5 +161,63 @@ fn subject_picker() {
         ]),
     );
     update(&mut demo, T0 + 30_200, Action::PickerMove(1));
+    insta::assert_snapshot!(draw(&demo, 120, 40));
+}
+
+/// A healthy demo whose latest poll shows `n` replicas and two coordinators,
+/// the last replicas down and degraded: a large cluster's worst nodes sit at
+/// the end of what the plugin sends.
+fn cluster_of(n: usize) -> Demo {
+    let mut demo = healthy_demo();
+    let t = T0 + 30_500;
+    let mut s = fixture::snapshot(t, false, false);
+    s.nodes = (1..=n)
+        .map(|i| plugin_api::NodeHealth {
+            id: format!("replica-{i}"),
+            role: "replica".into(),
+            address: format!("10.0.{}.{}:7000", i / 250, i % 250),
+            status: match n - i {
+                0 => plugin_api::NodeStatus::Down,
+                1 | 2 => plugin_api::NodeStatus::Degraded,
+                _ => plugin_api::NodeStatus::Up,
+            },
+            metrics: vec![plugin_api::Metric::new("value", i as f64, "")],
+        })
+        .chain((1..=2).map(|i| plugin_api::NodeHealth {
+            id: format!("coord-{i}"),
+            role: "coordinator".into(),
+            address: format!("10.1.0.{i}:2379"),
+            status: plugin_api::NodeStatus::Up,
+            metrics: vec![],
+        }))
+        .collect();
+    update(&mut demo, t, Action::HealthPolled(Ok(s)));
+    demo
+}
+
+#[test]
+fn cluster_of_10() {
+    insta::assert_snapshot!(draw(&cluster_of(10), 120, 40));
+}
+
+#[test]
+fn cluster_of_100() {
+    insta::assert_snapshot!(draw(&cluster_of(100), 120, 40));
+}
+
+#[test]
+fn cluster_of_1000() {
+    insta::assert_snapshot!(draw(&cluster_of(1000), 120, 40));
+}
+
+#[test]
+fn cluster_of_1000_large_terminal() {
+    insta::assert_snapshot!(draw(&cluster_of(1000), 250, 70));
+}
+
+#[test]
+fn cluster_of_1000_scrolled() {
+    let mut demo = cluster_of(1000);
+    update(&mut demo, T0 + 30_600, Action::ScrollHealth(10));
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }

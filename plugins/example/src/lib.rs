@@ -6,6 +6,9 @@
 //! writes (its value falls behind: state divergence), a crashed replica stops
 //! answering (node down).
 
+// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use plugin_api::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,8 @@ plugin_api::export_subject!(ExampleSubject);
 /// Replicas may lag the writer by this much before "replicas agree" is violated.
 const TOLERANCE: u64 = 3;
 const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+/// Most replicas `nodes=` accepts.
+const MAX_REPLICAS: u32 = 4096;
 
 #[derive(Debug, Clone)]
 struct Replica {
@@ -131,7 +136,7 @@ impl Subject for ExampleSubject {
     }
 
     fn create(ctx: InstanceContext) -> PluginResult<Self> {
-        ctx.config.reject_unknown(&["env", "test_hooks"])?;
+        ctx.config.reject_unknown(&["env", "test_hooks", "nodes"])?;
         if let Some(env) = ctx.config.get("env") {
             if env != "inprocess" {
                 return Err(PluginError::invalid(format!(
@@ -139,7 +144,14 @@ impl Subject for ExampleSubject {
                 )));
             }
         }
-        let replicas = (1..=3)
+        // `nodes=N` plays the same demo on a large cluster (the host's scale tests).
+        let count: u32 = ctx.config.parse_or("nodes", 3)?;
+        if !(3..=MAX_REPLICAS).contains(&count) {
+            return Err(PluginError::invalid(format!(
+                "nodes={count}: the example runs 3 to {MAX_REPLICAS} replicas"
+            )));
+        }
+        let replicas = (1..=count)
             .map(|i| Replica {
                 id: format!("replica-{i}"),
                 up: true,
@@ -245,7 +257,7 @@ impl Subject for ExampleSubject {
                     InvariantStatus::Violated
                 },
                 detail: if down.is_empty() {
-                    "3 of 3 up".into()
+                    format!("{n} of {n} up", n = replicas.len())
                 } else {
                     format!("{} down", ids(&down))
                 },

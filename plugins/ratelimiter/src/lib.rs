@@ -1,9 +1,13 @@
-//! The rate limiter subject: the `ratelimiter-node` service ([`node`]) and the
-//! demo-host plugin that runs, watches and breaks a cluster of it ([`plugin`]).
+//! The demo-host plugin of the rate limiter: it runs, watches and breaks a
+//! cluster of `ratelimiter-node`s ([`plugin`]). The service, its wire types and
+//! the cluster launcher live in the `ratelimiter-node` crate.
 
-pub mod node;
+// No unwrap outside tests: a panic here would be the host's problem.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod plugin;
-pub mod wire;
+/// The shapes both the plugin and the service read and write.
+pub use ratelimiter_node::wire;
 
 plugin_api::export_subject!(plugin::RateLimiterSubject);
 

@@ -4,11 +4,11 @@
 
 mod common;
 use common::*;
+use ratelimiter_node::cluster::free_ports;
 use std::sync::Arc;
 use std::time::Duration;
 use subject_ratelimiter::plugin::burst::{self, BurstRecord, MAX_CONCURRENCY};
 use subject_ratelimiter::plugin::load::Accounting;
-use subject_ratelimiter::plugin::local_env::free_ports;
 use subject_ratelimiter::wire::{CountersView, HealthView, Limit};
 
 async fn burst_of(

@@ -48,7 +48,7 @@ fn limits_set_through_the_api_are_used_by_check_on_every_node() {
 #[test]
 fn bad_input_gets_a_json_4xx_never_a_panic() {
     let redis = RedisGuard::start();
-    let node = NodeGuard::start("node-1", &redis.url(), "strict", 100);
+    let node = redis.node("node-1", "strict", 100);
     let rt = runtime();
     rt.block_on(async {
         let http = reqwest::Client::new();
@@ -174,7 +174,7 @@ fn read_paths_do_not_write_and_metrics_are_filled() {
             .text()
             .await
             .unwrap();
-        let s = subject_ratelimiter::node::metrics::Scrape::parse(&metrics);
+        let s = subject_ratelimiter::wire::scrape::Scrape::parse(&metrics);
         assert_eq!(
             s.allowed + s.denied,
             3,
@@ -199,9 +199,9 @@ fn read_paths_do_not_write_and_metrics_are_filled() {
 
 #[test]
 fn redis_outage_fails_closed_in_strict_mode_and_nodes_reconnect() {
-    let mut redis = RedisGuard::start();
-    let strict = NodeGuard::start("node-1", &redis.url(), "strict", 100);
-    let cached = NodeGuard::start("node-2", &redis.url(), "cached", 100);
+    let redis = RedisGuard::start();
+    let strict = redis.node("node-1", "strict", 100);
+    let cached = redis.node("node-2", "cached", 100);
     let rt = runtime();
     let http = reqwest::Client::new();
     rt.block_on(async {

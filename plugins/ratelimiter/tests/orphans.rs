@@ -1,5 +1,5 @@
 //! The local environment's children die with the host process, even when the
-//! host is killed with SIGKILL and runs no cleanup (PR_SET_PDEATHSIG).
+//! host is killed with SIGKILL and runs no cleanup (plugin_api::process).
 
 mod common;
 use common::subject::alive;
@@ -66,7 +66,7 @@ fn children_die_when_the_host_is_sigkilled() {
         || pids.iter().all(|p| !alive(*p)).then_some(()),
     );
     // The killed host could not remove its log directory; do it for it.
-    let prefix = format!("demo-host-ratelimiter-{}-", host.0.id());
+    let prefix = format!("ratelimiter-cluster-{}-", host.0.id());
     for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_dir_all(entry.path());

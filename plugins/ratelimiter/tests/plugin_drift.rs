@@ -62,10 +62,22 @@ fn strict_mode_shows_no_drift_under_the_same_pause() {
         InvariantStatus::Ok,
         Duration::from_secs(10),
     );
+    let redis_port = port_of(&s.0.shared().redis_url());
+    assert_eq!(
+        redis_write(redis_port).as_deref(),
+        Some("+OK"),
+        "writes go through before the pause"
+    );
     let fault = s
         .inject("redis-pause", &[("duration_ms", ParamValue::Int(1500))])
         .unwrap();
     let end = Instant::now() + Duration::from_millis(1500);
+    // The positive control: the pause took effect, a write waits behind it.
+    assert_eq!(
+        redis_write(redis_port),
+        None,
+        "a write went through during the pause"
+    );
     while Instant::now() < end {
         let i =
             s.0.health()
@@ -77,6 +89,31 @@ fn strict_mode_shows_no_drift_under_the_same_pause() {
         std::thread::sleep(Duration::from_millis(50));
     }
     s.0.recover(&fault.fault_id).unwrap();
+    assert_eq!(
+        redis_write(redis_port).as_deref(),
+        Some("+OK"),
+        "writes go through after recovery"
+    );
+}
+
+fn port_of(redis_url: &str) -> u16 {
+    redis_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {redis_url}"))
+}
+
+/// One `SET` on its own connection: the reply line, `None` when Redis does not
+/// answer within 300 ms (what `CLIENT PAUSE WRITE` does to a write).
+fn redis_write(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    c.write_all(b"SET test:probe 1\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
 #[test]
@@ -96,16 +133,16 @@ fn node_kill_is_detected_and_recovered_and_no_process_is_left() {
         Duration::from_secs(5),
     );
     assert_eq!(down.components, vec!["node-2"]);
-    let start = Instant::now();
-    let snap = s.0.health().unwrap();
-    assert!(
-        start.elapsed() < Duration::from_millis(50),
-        "health answers at once"
-    );
-    assert_eq!(
-        snap.nodes.iter().find(|n| n.id == "node-2").unwrap().status,
-        NodeStatus::Down
-    );
+    // Health answers from the poller's observations: every call succeeds and
+    // agrees while the node is down (how fast it answers is demo-bench's job).
+    let snaps: Vec<HealthSnapshot> = (0..5).map(|_| s.0.health().unwrap()).collect();
+    for snap in &snaps {
+        assert_eq!(
+            snap.nodes.iter().find(|n| n.id == "node-2").unwrap().status,
+            NodeStatus::Down
+        );
+    }
+    let snap = snaps.into_iter().next_back().unwrap();
     assert_eq!(
         snap.invariant("counter drift").unwrap().status,
         InvariantStatus::Unknown
@@ -157,7 +194,7 @@ fn chaos_params_and_config_are_validated() {
         .setup()
         .unwrap_err();
     assert!(
-        e.to_string().contains("cargo build -p subject-ratelimiter"),
+        e.to_string().contains("cargo build -p ratelimiter-node"),
         "{e}"
     );
     let e = create("mode=fast").err().unwrap();

@@ -1,10 +1,14 @@
 //! The TiKV subject: health from PD's HTTP API, a store killed with SIGKILL
 //! through the Docker API, and a go-ycsb load. See docs/tikv.md.
 
+// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod assess;
 pub mod chaos;
 pub mod config;
 pub mod env;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod load;
 pub mod metrics;

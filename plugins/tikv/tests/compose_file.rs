@@ -56,7 +56,10 @@ fn docker_compose_reads_the_file_with_the_load_profile() {
         ])
         .output()
     else {
-        eprintln!("SKIPPED docker_compose_reads_the_file_with_the_load_profile: docker-compose is not installed");
+        docker_chaos::standin::skip(
+            "docker_compose_reads_the_file_with_the_load_profile",
+            "docker-compose is not installed",
+        );
         return;
     };
     assert!(
@@ -85,7 +88,10 @@ fn env_down_of_a_project_that_is_not_up_succeeds() {
             .map(|o| !o.status.success())
             .unwrap_or(true)
     {
-        eprintln!("SKIPPED env_down_of_a_project_that_is_not_up_succeeds: no docker-compose or no Docker engine");
+        docker_chaos::standin::skip(
+            "env_down_of_a_project_that_is_not_up_succeeds",
+            "no docker-compose or no Docker engine",
+        );
         return;
     }
     let project = format!("tikvdown{}", std::process::id());

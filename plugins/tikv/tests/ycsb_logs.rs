@@ -1,7 +1,7 @@
 //! The compose load's figures come from the `ycsb` service's logs: a stand-in
 //! container that prints go-ycsb's status lines is read through the Docker API.
 
-use docker_chaos::standin::{static_busybox, StandinProject};
+use docker_chaos::standin::{skip, static_busybox, StandinProject};
 use docker_chaos::Engine;
 use plugin_api::Config;
 use std::path::Path;
@@ -13,14 +13,16 @@ const LINES: &str = "echo 'READ   - Takes(s): 10.0, Count: 4000, OPS: 400.0, Avg
 echo 'UPDATE - Takes(s): 10.0, Count: 1000, OPS: 100.0, Avg(us): 3000, Min(us): 900, Max(us): 40000, 50th(us): 2500, 90th(us): 5000, 95th(us): 6000, 99th(us): 180000, 99.9th(us): 30000, 99.99th(us): 39000'; \
 exec /bin/busybox sleep 3600";
 
+const TEST: &str = "go_ycsb_lines_in_the_ycsb_service_logs_become_throughput";
+
 #[tokio::test]
 async fn go_ycsb_lines_in_the_ycsb_service_logs_become_throughput() {
     let engine = match Engine::connect().await {
         Ok(e) => e,
-        Err(e) => return eprintln!("SKIPPED go_ycsb_lines_in_the_ycsb_service_logs_become_throughput: no Docker engine: {e}"),
+        Err(e) => return skip(TEST, format!("no Docker engine: {e}")),
     };
     if let Err(e) = static_busybox() {
-        return eprintln!("SKIPPED go_ycsb_lines_in_the_ycsb_service_logs_become_throughput: {e}");
+        return skip(TEST, e);
     }
     let name = format!("ycsbtest{}", std::process::id());
     let project = StandinProject::create(&engine, &name).await.unwrap();

@@ -3,9 +3,9 @@
 //! then finds the cluster where it brought it up.
 
 use super::config::{container_prefix, PluginConfig};
-use super::local_env::{http_ok, redis_ping, wait_until};
 use docker_chaos::compose::{ComposeError, Project};
 use plugin_api::{Logger, PluginError, PluginResult};
+use ratelimiter_node::cluster::{http_ok, redis_ping, wait_until};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The plugin's config string, validated once at `create`.
 
-use crate::node::{Mode, MAX_LIMIT, MAX_WINDOW_MS};
+use crate::wire::{Mode, MAX_LIMIT, MAX_WINDOW_MS};
 use plugin_api::{Config, PluginError, PluginResult};
 use std::path::PathBuf;
 

@@ -1,10 +1,11 @@
-//! Where the cluster runs: child processes started here, or a compose stack
-//! reached at configured endpoints.
+//! Where the cluster runs: child processes started here (the shared
+//! `ratelimiter_node::cluster` launcher), or a compose stack reached at
+//! configured endpoints.
 
 use super::config::{EnvKind, PluginConfig};
-use super::local_env::{LocalEnv, NodeSpec};
 use docker_chaos::Engine;
 use plugin_api::{PluginError, PluginResult};
+use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ pub fn docker_error(e: docker_chaos::ChaosError) -> PluginError {
 }
 
 pub enum Env {
-    Local(LocalEnv),
+    Local(Cluster),
     Compose {
         nodes: Vec<String>,
         redis: String,
@@ -70,13 +71,12 @@ impl Env {
     pub fn start(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<Env> {
         match cfg.env {
             EnvKind::Local => {
-                let spec = NodeSpec {
-                    bin: node_binary(cfg, library_dir)?,
-                    mode: cfg.mode.as_str(),
-                    flush_ms: cfg.flush_ms,
-                    redis_timeout_ms: cfg.redis_timeout_ms,
-                };
-                Ok(Env::Local(LocalEnv::start(&cfg.redis_bin, spec, 3)?))
+                let bin = node_binary(cfg, library_dir)?;
+                let args = NodeArgs::new(cfg.mode)
+                    .flush_ms(cfg.flush_ms)
+                    .redis_timeout_ms(cfg.redis_timeout_ms);
+                let cluster = Cluster::start(&cfg.redis_bin, &bin, Logs::TempDir, 3, args)?;
+                Ok(Env::Local(cluster))
             }
             EnvKind::Compose => Ok(Env::Compose {
                 nodes: cfg.nodes.clone(),
@@ -116,7 +116,7 @@ impl Env {
         rt: &tokio::runtime::Runtime,
     ) -> PluginResult<Option<String>> {
         match self {
-            Env::Local(l) => l.kill_node(i).map(|()| None),
+            Env::Local(l) => Ok(l.kill_node(i).map(|()| None)?),
             Env::Compose { containers, .. } => {
                 let name = container(containers, i)?;
                 rt.block_on(async {
@@ -131,7 +131,7 @@ impl Env {
 
     pub fn restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
         match self {
-            Env::Local(l) => l.start_node(i),
+            Env::Local(l) => Ok(l.start_node(i)?),
             Env::Compose { containers, .. } => {
                 let name = container(containers, i)?;
                 rt.block_on(async {
@@ -194,7 +194,7 @@ fn container(containers: &[String], i: usize) -> PluginResult<&str> {
 pub fn node_binary(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<PathBuf> {
     if let Some(p) = cfg.node_bin.as_ref().filter(|p| !p.is_file()) {
         return Err(PluginError::Missing(format!(
-            "node_bin={} is not a file: build it with `cargo build -p subject-ratelimiter` and point node_bin= at target/debug/ratelimiter-node",
+            "node_bin={} is not a file: build it with `cargo build -p ratelimiter-node` and point node_bin= at target/debug/ratelimiter-node",
             p.display()
         )));
     }
@@ -202,11 +202,11 @@ pub fn node_binary(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<PathB
         cfg.node_bin.clone(),
         std::env::var_os("RATELIMITER_NODE_BIN").map(PathBuf::from),
         Some(library_dir.join("ratelimiter-node")),
-        super::local_env::which("ratelimiter-node"),
+        which("ratelimiter-node"),
     ];
     candidates.into_iter().flatten().find(|p| p.is_file()).ok_or_else(|| {
         PluginError::Missing(format!(
-            "ratelimiter-node not found (looked at node_bin=, $RATELIMITER_NODE_BIN, {}, PATH): build it with `cargo build -p subject-ratelimiter`",
+            "ratelimiter-node not found (looked at node_bin=, $RATELIMITER_NODE_BIN, {}, PATH): build it with `cargo build -p ratelimiter-node`",
             library_dir.join("ratelimiter-node").display()
         ))
     })

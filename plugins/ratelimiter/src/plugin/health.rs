@@ -5,8 +5,8 @@
 
 use super::invariants::{self, DriftMeasure, GhostEvidence, NodeObs, Observation, RedisObs};
 use super::Shared;
-use crate::node::metrics::{quantile, Scrape};
-use crate::node::Mode;
+use crate::wire::scrape::{quantile, Scrape};
+use crate::wire::Mode;
 use crate::wire::{keys, CountersView, HealthView};
 use futures::future::join_all;
 use plugin_api::{Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus};
@@ -294,7 +294,7 @@ fn record(shared: &Shared, obs: Observation) {
             allowed: up.iter().map(|s| s.allowed).sum(),
             denied: up.iter().map(|s| s.denied).sum(),
             errors: up.iter().map(|s| s.errors).sum(),
-            buckets: vec![0; crate::node::metrics::BUCKETS.len() + 1],
+            buckets: vec![0; crate::wire::scrape::BUCKETS.len() + 1],
         };
         let width = sample.buckets.len();
         for s in up.iter().filter(|s| s.check_buckets.len() == width) {

@@ -4,8 +4,8 @@
 
 use super::burst::BurstRecord;
 use super::load::NodeTally;
-use crate::node::metrics::Scrape;
-use crate::node::Mode;
+use crate::wire::scrape::Scrape;
+use crate::wire::Mode;
 use crate::wire::{CountersView, HealthView};
 use plugin_api::{AnomalyClass, Invariant, InvariantStatus};
 use std::collections::HashMap;
@@ -524,7 +524,7 @@ pub fn conservation(obs: &Observation) -> Invariant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::metrics::Scrape;
+    use crate::wire::scrape::Scrape;
     use crate::wire::{Limit, WindowView};
 
     const W: u64 = 1000;

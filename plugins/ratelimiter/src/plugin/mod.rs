@@ -12,7 +12,6 @@ pub mod env;
 pub mod health;
 pub mod invariants;
 pub mod load;
-pub mod local_env;
 
 use burst::BurstRecord;
 use config::PluginConfig;
@@ -325,7 +324,9 @@ impl Subject for RateLimiterSubject {
                 "local cluster up ({} mode): redis {redis_url}, nodes {}; logs in {}",
                 self.shared.cfg.mode.as_str(),
                 urls.join(" "),
-                l.log_dir().display()
+                l.log_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
             ),
             Env::Compose { .. } => format!(
                 "using the compose cluster: redis {redis_url}, nodes {}",

@@ -5,56 +5,87 @@
 
 pub mod subject;
 
+use ratelimiter_node::cluster::{Cluster, Logs, NodeArgs};
+use ratelimiter_node::wire::Mode;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use subject_ratelimiter::plugin::local_env::{
-    free_ports, http_ok, redis_ping, redis_server_args, wait_until,
-};
 
-pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_ratelimiter-node");
-
-pub fn node_bin_dir() -> PathBuf {
-    PathBuf::from(NODE_BIN).parent().unwrap().to_path_buf()
+/// `ratelimiter-node`, built into this test's target directory and profile
+/// (it is another package's binary, so cargo does not build it for these
+/// tests; cargo itself decides whether it is stale).
+pub fn node_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/<test>
+        let profile_dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile>");
+        let target = profile_dir.parent().expect("target/");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(name) => name,
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "-p", "ratelimiter-node", "--profile", profile])
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "cargo build -p ratelimiter-node failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        profile_dir.join("ratelimiter-node")
+    })
+    .clone()
 }
 
-/// A redis-server child on a free port.
+/// Where the plugin finds `ratelimiter-node` (beside its library, as cargo puts them).
+pub fn node_bin_dir() -> PathBuf {
+    node_bin().parent().expect("a directory").to_path_buf()
+}
+
+fn mode(name: &str) -> Mode {
+    match name {
+        "strict" => Mode::Strict,
+        "cached" => Mode::Cached,
+        other => panic!("no mode {other}"),
+    }
+}
+
+/// A redis-server child on a free port, the cluster its nodes join.
 pub struct RedisGuard {
     pub port: u16,
-    child: Option<Child>,
+    cluster: Cluster,
 }
 
 impl RedisGuard {
     pub fn start() -> RedisGuard {
-        let port = free_ports(1).unwrap()[0];
-        let mut g = RedisGuard { port, child: None };
-        g.restart();
-        g
+        let cluster = Cluster::redis("redis-server", Logs::Discard)
+            .expect("redis-server must be installed (Debian package redis-server)");
+        RedisGuard {
+            port: cluster.redis_port(),
+            cluster,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.cluster.redis_url()
     }
 
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(redis_server_args(self.port))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        self.child = Some(child);
-        assert!(
-            wait_until(Duration::from_secs(10), || redis_ping(self.port)),
-            "redis-server did not answer"
-        );
+    /// Starts Redis again on the same port, empty.
+    pub fn restart(&self) {
+        self.cluster.restart_redis().expect("redis-server restarts");
     }
 
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    pub fn kill(&self) {
+        self.cluster.kill_redis().expect("redis-server is killed");
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
@@ -65,89 +96,61 @@ impl RedisGuard {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
-}
 
-impl Drop for RedisGuard {
-    fn drop(&mut self) {
-        self.kill();
+    /// A node against this Redis; it is killed when the guard drops.
+    pub fn node(&self, id: &str, mode_name: &str, flush_ms: u64) -> NodeGuard<'_> {
+        self.node_with(id, NodeArgs::new(mode(mode_name)).flush_ms(flush_ms))
+    }
+
+    pub fn node_with(&self, id: &str, args: NodeArgs) -> NodeGuard<'_> {
+        let i = self
+            .cluster
+            .add_node(&node_bin(), id, args)
+            .unwrap_or_else(|e| panic!("{id} does not start: {e}"));
+        NodeGuard {
+            port: self.cluster.node_ports()[i],
+            i,
+            cluster: &self.cluster,
+        }
     }
 }
 
-/// A ratelimiter-node child.
-pub struct NodeGuard {
+/// A ratelimiter-node child of a [`RedisGuard`]'s cluster.
+pub struct NodeGuard<'a> {
     pub port: u16,
-    child: Child,
+    i: usize,
+    cluster: &'a Cluster,
 }
 
-impl NodeGuard {
-    pub fn start(id: &str, redis: &str, mode: &str, flush_ms: u64) -> NodeGuard {
-        NodeGuard::start_with(id, redis, mode, flush_ms, &[])
-    }
-
-    pub fn start_with(
-        id: &str,
-        redis: &str,
-        mode: &str,
-        flush_ms: u64,
-        extra: &[&str],
-    ) -> NodeGuard {
-        let port = free_ports(1).unwrap()[0];
-        let child = Command::new(NODE_BIN)
-            .args([
-                "--id",
-                id,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--redis",
-                redis,
-                "--mode",
-                mode,
-            ])
-            .args(["--flush-ms", &flush_ms.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_until(Duration::from_secs(10), || http_ok(port, "/health")),
-            "node did not answer"
-        );
-        NodeGuard { port, child }
-    }
-
+impl NodeGuard<'_> {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
 
-impl Drop for NodeGuard {
+impl Drop for NodeGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.cluster.kill_node(self.i);
     }
 }
 
 /// Three nodes against one Redis.
-pub fn cluster(redis: &RedisGuard, mode: &str, flush_ms: u64) -> Vec<NodeGuard> {
+pub fn cluster<'a>(redis: &'a RedisGuard, mode: &str, flush_ms: u64) -> Vec<NodeGuard<'a>> {
     (1..=3)
-        .map(|i| NodeGuard::start(&format!("node-{i}"), &redis.url(), mode, flush_ms))
+        .map(|i| redis.node(&format!("node-{i}"), mode, flush_ms))
         .collect()
 }
 
 /// `n` strict nodes against one Redis, with a generous Redis timeout: a check
 /// that times out fails closed, which would make the count fall short of the
 /// limit on a loaded test machine.
-pub fn strict_nodes(redis: &RedisGuard, n: usize) -> Vec<NodeGuard> {
+pub fn strict_nodes(redis: &RedisGuard, n: usize) -> Vec<NodeGuard<'_>> {
     (1..=n)
         .map(|i| {
-            NodeGuard::start_with(
-                &format!("node-{i}"),
-                &redis.url(),
-                "strict",
-                100,
-                &["--redis-timeout-ms", "5000"],
-            )
+            let args = NodeArgs::new(Mode::Strict)
+                .flush_ms(100)
+                .redis_timeout_ms(5000);
+            redis.node_with(&format!("node-{i}"), args)
         })
         .collect()
 }
@@ -184,14 +187,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Sets a key's limit through a node's API; panics when it is refused.
 pub async fn put_limit(http: &reqwest::Client, url: &str, key: &str, limit: u64, window_ms: u64) {
-    let r = http
-        .put(format!("{url}/api/limits/{key}"))
-        .json(&serde_json::json!({"limit": limit, "window_ms": window_ms}))
-        .send()
+    ratelimiter_node::cluster::put_limit(http, url, key, limit, window_ms)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Sends `n` concurrent checks for `key` round-robin over `urls`; returns (allowed, denied, other).

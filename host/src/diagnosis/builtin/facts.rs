@@ -1,0 +1,545 @@
+//! Gathering facts: what the window shows, extracted once. Invariant records,
+//! nodes that left `up`, metrics before against during the anomaly, warnings.
+
+use crate::diagnosis::window::ObservationWindow;
+use plugin_api::{AnomalyClass, HealthSnapshot, InvariantStatus, Level, NodeHealth, NodeStatus};
+use std::collections::BTreeMap;
+
+/// Warnings this long before the anomaly start still count as its precursors.
+const PRECURSOR_MS: u64 = 5_000;
+
+/// An invariant's record over the window.
+#[derive(Debug, Clone)]
+pub(super) struct InvariantRecord {
+    pub(super) name: String,
+    pub(super) class: AnomalyClass,
+    pub(super) first_violated: Option<u64>,
+    /// Polls in which it was seen violated.
+    pub(super) violated_polls: usize,
+    /// Times it went into violation.
+    pub(super) onsets: usize,
+    pub(super) violated_at_end: bool,
+    pub(super) ever_unknown: bool,
+    /// Its latest violated reading: detail, components, observed, bound.
+    pub(super) detail: String,
+    pub(super) components: Vec<String>,
+    pub(super) observed: Option<f64>,
+    pub(super) bound: Option<f64>,
+}
+
+impl InvariantRecord {
+    pub(super) fn exceeds_clearly(&self) -> bool {
+        match (self.observed, self.bound) {
+            (Some(o), Some(b)) if b.abs() < f64::EPSILON => o > 0.0,
+            (Some(o), Some(b)) => o >= 1.5 * b,
+            _ => false,
+        }
+    }
+
+    pub(super) fn reading(&self) -> String {
+        match (self.observed, self.bound) {
+            (Some(o), Some(b)) => format!(
+                "{}: {} (observed {}, bound {})",
+                self.name,
+                self.detail,
+                num(o),
+                num(b)
+            ),
+            _ => format!("{}: {}", self.name, self.detail),
+        }
+    }
+}
+
+/// A node that left the `up` state during the window.
+#[derive(Debug, Clone)]
+pub(super) struct NodeChange {
+    pub(super) id: String,
+    pub(super) label: String,
+    pub(super) at_ms: u64,
+    pub(super) from: NodeStatus,
+    pub(super) to: NodeStatus,
+    /// No other node shares its role: a dependency the members share.
+    pub(super) shared_dependency: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct MetricDelta {
+    pub(super) name: String,
+    pub(super) node: Option<String>,
+    pub(super) unit: String,
+    pub(super) before: f64,
+    pub(super) during: f64,
+    /// When `during` was first reached (its peak poll).
+    pub(super) at_ms: u64,
+    /// The change stands out from the noise seen before the anomaly.
+    pub(super) significant: bool,
+}
+
+impl MetricDelta {
+    pub(super) fn ratio(&self) -> f64 {
+        if self.before.abs() < f64::EPSILON {
+            if self.during.abs() < f64::EPSILON {
+                1.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            self.during / self.before
+        }
+    }
+
+    /// A latency reading: named like one (generic words only), in a time unit if it has one.
+    pub(super) fn time_like(&self) -> bool {
+        let unit = self.unit.to_ascii_lowercase();
+        let name = self.name.to_ascii_lowercase();
+        let time_unit = unit.is_empty()
+            || matches!(
+                unit.as_str(),
+                "ms" | "s" | "us" | "µs" | "ns" | "seconds" | "milliseconds"
+            );
+        let named = [
+            "latency",
+            "p99",
+            "p95",
+            "p90",
+            "p50",
+            "duration",
+            "response time",
+        ]
+        .iter()
+        .any(|w| name.contains(w));
+        time_unit && named
+    }
+
+    pub(super) fn label(&self) -> String {
+        match &self.node {
+            Some(n) => format!("{} on {n}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "{} went from {} to {}{}",
+            self.label(),
+            num(self.before),
+            num(self.during),
+            unit_suffix(&self.unit)
+        )
+    }
+}
+
+/// What the window shows, extracted once.
+pub(super) struct Facts {
+    pub(super) origin_ms: u64,
+    pub(super) polls: usize,
+    pub(super) invariants: Vec<InvariantRecord>,
+    pub(super) node_changes: Vec<NodeChange>,
+    /// Latest known node of each id.
+    pub(super) nodes: Vec<NodeHealth>,
+    pub(super) metric_deltas: Vec<MetricDelta>,
+    pub(super) warnings: Vec<(u64, Level, String)>,
+    /// Nodes that share their role with another node.
+    pub(super) member_count: usize,
+}
+
+impl Facts {
+    pub(super) fn gather(window: &ObservationWindow) -> Self {
+        let origin_ms = window
+            .snapshots
+            .first()
+            .map(|s| s.at_ms)
+            .into_iter()
+            .chain(window.invariant_changes.first().map(|c| c.at_ms))
+            .min()
+            .unwrap_or(0);
+        let nodes = latest_nodes(&window.snapshots);
+        // How many nodes share a role at once (a node may be renamed between polls).
+        let mut role_counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for snap in &window.snapshots {
+            let mut here: BTreeMap<&str, usize> = BTreeMap::new();
+            for n in &snap.nodes {
+                *here.entry(n.role.as_str()).or_default() += 1;
+            }
+            for (role, count) in here {
+                let max = role_counts.entry(role).or_default();
+                *max = (*max).max(count);
+            }
+        }
+        let has_group = role_counts.values().any(|c| *c >= 2);
+        let shared = |n: &NodeHealth| has_group && role_counts.get(n.role.as_str()) == Some(&1);
+        let member_count = nodes.iter().filter(|n| !shared(n)).count();
+        let changes = node_changes(&window.snapshots);
+        let invariants = invariant_records(window);
+        // Where "before" ends: as the engine saw it, else the first sign of trouble.
+        let start_ms = window
+            .anomaly_started_ms
+            .or_else(|| invariants.iter().filter_map(|i| i.first_violated).min())
+            .or_else(|| changes.iter().map(|c| c.1).min());
+        let node_changes = changes
+            .into_iter()
+            .map(|(node, at_ms, from, to)| NodeChange {
+                id: node.id.clone(),
+                label: node_label(&node),
+                at_ms,
+                from,
+                to,
+                shared_dependency: shared(&node),
+            })
+            .collect();
+        let warnings = window
+            .events
+            .iter()
+            .chain(window.snapshots.iter().flat_map(|s| s.events.iter()))
+            .filter(|e| e.level >= Level::Warn)
+            .filter(|e| start_ms.is_none_or(|start| e.at_ms + PRECURSOR_MS >= start))
+            .map(|e| (e.at_ms, e.level, e.message.clone()))
+            .fold(Vec::new(), |mut acc: Vec<(u64, Level, String)>, e| {
+                if !acc.contains(&e) {
+                    acc.push(e);
+                }
+                acc
+            });
+        Facts {
+            origin_ms,
+            polls: window.snapshots.len(),
+            invariants,
+            node_changes,
+            nodes,
+            metric_deltas: metric_deltas(&window.snapshots, start_ms),
+            warnings,
+            member_count,
+        }
+    }
+
+    pub(super) fn rel(&self, at_ms: u64) -> String {
+        format!(
+            "+{:.1}s",
+            at_ms.saturating_sub(self.origin_ms) as f64 / 1000.0
+        )
+    }
+
+    pub(super) fn violated(&self) -> impl Iterator<Item = &InvariantRecord> {
+        self.invariants
+            .iter()
+            .filter(|i| i.first_violated.is_some())
+    }
+
+    pub(super) fn first_violation(&self) -> Option<u64> {
+        self.violated().filter_map(|i| i.first_violated).min()
+    }
+
+    /// The display label of a component name: a node's id with its address.
+    pub(super) fn component_label(&self, name: &str) -> String {
+        self.nodes
+            .iter()
+            .find(|n| n.id == name || n.address == name)
+            .map(node_label)
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+fn node_label(n: &NodeHealth) -> String {
+    if n.address.is_empty() || n.address.contains(&n.id) {
+        n.id.clone()
+    } else {
+        format!("{} ({})", n.id, n.address)
+    }
+}
+
+fn latest_nodes(snapshots: &[HealthSnapshot]) -> Vec<NodeHealth> {
+    let mut nodes: Vec<NodeHealth> = Vec::new();
+    for n in snapshots.iter().flat_map(|s| s.nodes.iter()) {
+        match nodes.iter_mut().find(|x| x.id == n.id) {
+            Some(x) => *x = n.clone(),
+            None => nodes.push(n.clone()),
+        }
+    }
+    nodes
+}
+
+/// First departure of each node from `up` (or from its first status), with
+/// its worst status after. A node that first shows up later, already down,
+/// counts as a change from unknown.
+fn node_changes(snapshots: &[HealthSnapshot]) -> Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> {
+    let mut first: Vec<(String, NodeStatus)> = Vec::new();
+    let mut changes: Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> = Vec::new();
+    for (i, snap) in snapshots.iter().enumerate() {
+        for n in &snap.nodes {
+            let Some(initial) = first.iter().find(|(id, _)| *id == n.id).map(|(_, s)| *s) else {
+                first.push((n.id.clone(), n.status));
+                if i > 0 && n.status == NodeStatus::Down {
+                    changes.push((n.clone(), snap.at_ms, NodeStatus::Unknown, n.status));
+                }
+                continue;
+            };
+            if n.status == initial {
+                continue;
+            }
+            match changes.iter_mut().find(|(node, ..)| node.id == n.id) {
+                Some(change) if badness(n.status) > badness(change.3) => change.3 = n.status,
+                Some(_) => {}
+                None if badness(n.status) > badness(initial) => {
+                    changes.push((n.clone(), snap.at_ms, initial, n.status));
+                }
+                None => {}
+            }
+        }
+    }
+    changes
+}
+
+fn badness(s: NodeStatus) -> u8 {
+    match s {
+        NodeStatus::Up => 0,
+        NodeStatus::Degraded => 1,
+        NodeStatus::Unknown => 2,
+        NodeStatus::Down => 3,
+    }
+}
+
+pub(super) fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Up => "up",
+        NodeStatus::Degraded => "degraded",
+        NodeStatus::Unknown => "unknown",
+        NodeStatus::Down => "down",
+    }
+}
+
+fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
+    let mut records: Vec<InvariantRecord> = Vec::new();
+    let mut last_status: BTreeMap<String, InvariantStatus> = BTreeMap::new();
+    for snap in &window.snapshots {
+        for inv in &snap.invariants {
+            let idx = match records.iter().position(|r| r.name == inv.name) {
+                Some(i) => i,
+                None => {
+                    records.push(InvariantRecord {
+                        name: inv.name.clone(),
+                        class: inv.class,
+                        first_violated: None,
+                        violated_polls: 0,
+                        onsets: 0,
+                        violated_at_end: false,
+                        ever_unknown: false,
+                        detail: inv.detail.clone(),
+                        components: inv.components.clone(),
+                        observed: inv.observed,
+                        bound: inv.bound,
+                    });
+                    records.len() - 1
+                }
+            };
+            let r = &mut records[idx];
+            let previous = last_status.insert(inv.name.clone(), inv.status);
+            match inv.status {
+                InvariantStatus::Violated => {
+                    r.violated_polls += 1;
+                    if previous != Some(InvariantStatus::Violated) {
+                        r.onsets += 1;
+                    }
+                    r.first_violated.get_or_insert(snap.at_ms);
+                    r.detail = inv.detail.clone();
+                    r.components = inv.components.clone();
+                    r.observed = inv.observed;
+                    r.bound = inv.bound;
+                }
+                InvariantStatus::Unknown => r.ever_unknown = true,
+                InvariantStatus::Ok => {}
+            }
+            r.violated_at_end = inv.status == InvariantStatus::Violated;
+        }
+    }
+    // Windows may carry changes the polls did not (or carry no polls at all).
+    for c in &window.invariant_changes {
+        let idx = match records.iter().position(|r| r.name == c.invariant) {
+            Some(i) => i,
+            None => {
+                records.push(InvariantRecord {
+                    name: c.invariant.clone(),
+                    class: c.class,
+                    first_violated: None,
+                    violated_polls: 0,
+                    onsets: 0,
+                    violated_at_end: false,
+                    ever_unknown: false,
+                    detail: c.detail.clone(),
+                    components: c.components.clone(),
+                    observed: None,
+                    bound: None,
+                });
+                records.len() - 1
+            }
+        };
+        let r = &mut records[idx];
+        match c.to {
+            InvariantStatus::Violated => {
+                if r.first_violated.is_none_or(|t| c.at_ms < t) {
+                    r.first_violated = Some(c.at_ms);
+                }
+                if r.violated_polls == 0 {
+                    r.onsets += 1;
+                    r.violated_at_end = true;
+                    r.detail = c.detail.clone();
+                    r.components = c.components.clone();
+                }
+            }
+            InvariantStatus::Unknown => r.ever_unknown = true,
+            InvariantStatus::Ok => {}
+        }
+    }
+    records
+}
+
+/// Mean of each metric before the anomaly against its most extreme value during it.
+fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<MetricDelta> {
+    let Some(start) = start_ms else {
+        return Vec::new();
+    };
+    let mut keys: Vec<(Option<String>, String, String)> = Vec::new();
+    for s in snapshots {
+        let node_metrics = s
+            .nodes
+            .iter()
+            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.clone()), m)));
+        for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
+            let key = (node, m.name.clone(), m.unit.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    let value = |s: &HealthSnapshot, node: &Option<String>, name: &str| -> Option<f64> {
+        match node {
+            None => s.metric(name).map(|m| m.value),
+            Some(id) => s
+                .nodes
+                .iter()
+                .find(|n| &n.id == id)
+                .and_then(|n| n.metrics.iter().find(|m| m.name == name))
+                .map(|m| m.value),
+        }
+    };
+    let mut deltas: Vec<MetricDelta> = keys
+        .into_iter()
+        .filter_map(|(node, name, unit)| {
+            let series: Vec<(u64, f64)> = snapshots
+                .iter()
+                .filter_map(|s| value(s, &node, &name).map(|v| (s.at_ms, v)))
+                .collect();
+            match as_rates(&series, start) {
+                Some(rates) => delta(
+                    node,
+                    format!("{name} rate"),
+                    format!("{unit}/s").trim_start_matches('/').to_string(),
+                    &rates,
+                    start,
+                ),
+                None => delta(node, name, unit, &series, start),
+            }
+        })
+        .collect();
+    deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
+    deltas
+}
+
+/// A counter that keeps growing says more through its rate: per-second rates
+/// between consecutive polls, or `None` when the series is not such a counter
+/// (it must never fall, and rise in three of four polls before the anomaly).
+fn as_rates(series: &[(u64, f64)], start: u64) -> Option<Vec<(u64, f64)>> {
+    let baseline: Vec<&[(u64, f64)]> = series.windows(2).filter(|w| w[1].0 < start).collect();
+    let rising = baseline.iter().filter(|w| w[1].1 > w[0].1).count();
+    let grows = baseline.len() >= 3
+        && series
+            .windows(2)
+            .all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
+        && rising * 4 >= baseline.len() * 3;
+    grows.then(|| {
+        series
+            .windows(2)
+            .map(|w| {
+                (
+                    w[1].0,
+                    (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64,
+                )
+            })
+            .collect()
+    })
+}
+
+/// `(unix ms, value)` readings of one metric.
+type Points = Vec<(u64, f64)>;
+
+/// Mean before `start` against the most extreme value from `start` on.
+fn delta(
+    node: Option<String>,
+    name: String,
+    unit: String,
+    series: &[(u64, f64)],
+    start: u64,
+) -> Option<MetricDelta> {
+    let (before, during): (Points, Points) = series.iter().partition(|(t, _)| *t < start);
+    if before.is_empty() || during.is_empty() {
+        return None;
+    }
+    let n = before.len() as f64;
+    let mean = before.iter().map(|x| x.1).sum::<f64>() / n;
+    let sd = (before.iter().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let &(at_ms, peak) = during
+        .iter()
+        .max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))?;
+    Some(MetricDelta {
+        name,
+        node,
+        unit,
+        before: mean,
+        during: peak,
+        at_ms,
+        significant: (peak - mean).abs() > (3.0 * sd).max(0.2 * mean.abs()).max(1e-9),
+    })
+}
+
+fn relative_change(d: &MetricDelta) -> f64 {
+    let base = d.before.abs().max(1e-9);
+    ((d.during - d.before).abs() / base).min(1e6)
+}
+
+pub(super) fn rel(facts: &Facts, at: Option<u64>) -> String {
+    at.map(|t| facts.rel(t))
+        .unwrap_or_else(|| "an unknown time".into())
+}
+
+fn num(x: f64) -> String {
+    if x.is_infinite() {
+        "∞".into()
+    } else if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn unit_suffix(unit: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::diagnose;
+    use super::super::fixture::twin_breakage;
+
+    #[test]
+    fn changes_alone_are_enough_to_name_the_anomaly() {
+        let mut w = twin_breakage();
+        w.snapshots.clear();
+        w.invariant_changes.retain(|c| c.invariant == "views agree");
+        let d = diagnose(&w);
+        assert_eq!(d.anomaly, "split views");
+        assert_eq!(d.affected_components, vec!["m-2".to_string()]);
+    }
+}

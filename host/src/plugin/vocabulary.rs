@@ -1,0 +1,102 @@
+//! Whether a plugin's description can be diagnosed as it expects: checked at
+//! load, so a vocabulary gap is a warning in `inspect` and the event log, not
+//! a diagnosis chapter that can never pass.
+//!
+//! The builtin diagnoser names an anomaly by the glossary term of its class
+//! (the class label when no term has that class), and a diagnosis matches a
+//! chapter when its anomaly contains the expected term. A chapter that expects
+//! a term no glossary entry with a class carries can therefore never match.
+
+use super::sanitize::{Kind, Warning};
+use crate::diagnosis::normalize;
+use plugin_api::SubjectDescription;
+
+/// One warning naming every expectation the glossary cannot produce.
+pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
+    let terms: Vec<String> = d
+        .diagnosis
+        .glossary
+        .iter()
+        .filter(|g| g.class.is_some())
+        .map(|g| normalize(&g.term))
+        .collect();
+    let missing: Vec<String> = d
+        .chapters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let want = normalize(&c.expect_diagnosis.as_ref()?.anomaly);
+            (!terms.iter().any(|t| t.contains(&want)))
+                .then(|| format!("chapter {} (\"{}\") expects `{want}`", i + 1, c.title))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    vec![Warning {
+        kind: Kind::Vocabulary,
+        message: format!(
+            "plugin {plugin}: {}, but no glossary entry with a class has that term, so no diagnosis can match it; \
+             add a GlossaryEntry {{ term, meaning, class: Some(AnomalyClass::…) }} for it (plugin-api/README.md, Diagnosis)",
+            missing.join("; ")
+        ),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::{AnomalyClass, Chapter, Component, GlossaryEntry};
+
+    fn description(glossary: Vec<GlossaryEntry>) -> SubjectDescription {
+        SubjectDescription {
+            info: plugin_api::SubjectInfo {
+                id: "pg".into(),
+                name: "pg".into(),
+                version: "0".into(),
+                description: String::new(),
+                api_version: String::new(),
+                environments: vec![],
+            },
+            chapters: vec![
+                Chapter::narrate("Intro", "…"),
+                Chapter::narrate("Diagnose", "…").expect_diagnosis("Replica  Lag", Component::Any),
+            ],
+            chaos_actions: vec![],
+            diagnosis: plugin_api::DiagnosisContext {
+                glossary,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn entry(term: &str, class: Option<AnomalyClass>) -> GlossaryEntry {
+        GlossaryEntry {
+            term: term.into(),
+            meaning: String::new(),
+            class,
+        }
+    }
+
+    #[test]
+    fn an_expectation_without_a_classed_term_is_named() {
+        let w = check("pg", &description(vec![entry("replica lag", None)]));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].message
+                .contains("chapter 2 (\"Diagnose\") expects `replica lag`"),
+            "{}",
+            w[0].message
+        );
+        assert!(w[0].message.contains("GlossaryEntry"));
+    }
+
+    #[test]
+    fn a_classed_term_that_holds_the_expectation_is_enough() {
+        let d = description(vec![entry(
+            "Replica lag",
+            Some(AnomalyClass::StateDivergence),
+        )]);
+        assert!(check("pg", &d).is_empty());
+    }
+}
