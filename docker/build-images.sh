@@ -2,12 +2,13 @@
 # Builds the local images the compose files use when no registry is reachable:
 #
 #   demo-host/ratelimiter-node:local  FROM scratch, the statically linked ratelimiter-node
+#   demo-host/fault-proxy:local       FROM scratch, the statically linked fault-proxy (crates/fault-proxy)
 #   demo-host/redis:local             FROM scratch, Debian's redis-server + redis-cli and their libraries
 #
 # Nothing is pulled. Idempotent: an image whose staged context is unchanged is
 # not rebuilt (its label demo-host.context carries the context's hash).
 #
-# Usage: docker/build-images.sh [ratelimiter-node] [redis]   (default: both)
+# Usage: docker/build-images.sh [ratelimiter-node] [fault-proxy] [redis]   (default: ratelimiter-node redis)
 # Env:   STATIC_TARGET_DIR (default <repo>/target/static), CARGO (default cargo)
 set -euo pipefail
 
@@ -69,31 +70,41 @@ build_if_changed() {
     say "built $image in $((SECONDS - start)) s"
 }
 
-build_node() {
+# Compiles binary $2 of package $1 statically and builds image $3 from Dockerfile $4 around it.
+build_static() {
+    local package="$1" bin_name="$2" image="$3" dockerfile="$4"
     local start=$SECONDS
-    say "compiling ratelimiter-node statically (target dir $static_target)"
+    say "compiling $bin_name statically (target dir $static_target)"
     # No debug info (the image would not carry it) and incremental: a rebuild after an
-    # edit of the node recompiles only its own crate. Static glibc resolves the compose
-    # service name `redis` through Docker's DNS (verified; see docs/docker.md).
+    # edit recompiles only its own crate. Static glibc resolves compose service names
+    # (such as `redis`) through Docker's DNS (verified; see docs/docker.md).
     RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$static_target" \
         CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_INCREMENTAL=true \
         "${CARGO:-cargo}" build --quiet --release --locked --target "$triple" \
-        --manifest-path "$repo/Cargo.toml" -p ratelimiter-node --bin ratelimiter-node
-    local bin="$static_target/$triple/release/ratelimiter-node"
+        --manifest-path "$repo/Cargo.toml" -p "$package" --bin "$bin_name"
+    local bin="$static_target/$triple/release/$bin_name"
     if ldd "$bin" 2>&1 | grep -q '=>'; then
         die "$bin is dynamically linked; the FROM scratch image needs a static binary"
     fi
-    say "ratelimiter-node compiled in $((SECONDS - start)) s"
-    local ctx="$stage_root/ratelimiter-node"
+    say "$bin_name compiled in $((SECONDS - start)) s"
+    local ctx="$stage_root/$bin_name"
     rm -rf "$ctx"
     mkdir -p "$ctx/rootfs/usr/local/bin"
     # Symbols are not needed in the image either.
     if command -v strip >/dev/null; then
-        strip --strip-debug -o "$ctx/rootfs/usr/local/bin/ratelimiter-node" "$bin"
+        strip --strip-debug -o "$ctx/rootfs/usr/local/bin/$bin_name" "$bin"
     else
-        cp "$bin" "$ctx/rootfs/usr/local/bin/ratelimiter-node"
+        cp "$bin" "$ctx/rootfs/usr/local/bin/$bin_name"
     fi
-    build_if_changed demo-host/ratelimiter-node:local "$here/ratelimiter-node.Dockerfile" "$ctx"
+    build_if_changed "$image" "$dockerfile" "$ctx"
+}
+
+build_node() {
+    build_static ratelimiter-node ratelimiter-node demo-host/ratelimiter-node:local "$here/ratelimiter-node.Dockerfile"
+}
+
+build_fault_proxy() {
+    build_static fault-proxy fault-proxy demo-host/fault-proxy:local "$here/fault-proxy.Dockerfile"
 }
 
 build_redis() {
@@ -108,11 +119,13 @@ build_redis() {
 }
 
 wanted=("$@")
+# The default is what the compose files use today; the fault proxy on request.
 [ ${#wanted[@]} -gt 0 ] || wanted=(ratelimiter-node redis)
 for w in "${wanted[@]}"; do
     case "$w" in
         ratelimiter-node) build_node ;;
+        fault-proxy) build_fault_proxy ;;
         redis) build_redis ;;
-        *) die "unknown image \`$w\`: use ratelimiter-node and/or redis" ;;
+        *) die "unknown image \`$w\`: use ratelimiter-node, fault-proxy and/or redis" ;;
     esac
 done

@@ -171,7 +171,7 @@ fn redis_benchmark(
 }
 
 /// Reads `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...`.
-fn parse_csv(text: &str) -> anyhow::Result<Bench> {
+pub fn parse_csv(text: &str) -> anyhow::Result<Bench> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines
         .next()

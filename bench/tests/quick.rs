@@ -8,13 +8,15 @@
 use std::path::Path;
 use std::process::Command;
 
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 8] = [
     "1 detection",
     "2 node throughput",
     "3 burst generator",
     "4 plugin ABI",
     "5 host",
     "6 builtin diagnosis",
+    "7 fault proxy",
+    "8 scale",
 ];
 
 #[test]
