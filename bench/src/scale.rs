@@ -63,7 +63,7 @@ fn measure(
         if i == HISTORY * 2 / 3 {
             let f = rt.block_on(session.inject(
                 "partition",
-                vec![("duration_ms".into(), ParamValue::Int(600_000))],
+                vec![("duration_ms".into(), ParamValue::Int(60_000))],
             ))?;
             let mut f = f;
             f.started_ms = t0 + i * 100;

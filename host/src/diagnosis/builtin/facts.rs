@@ -3,7 +3,7 @@
 
 use crate::diagnosis::window::ObservationWindow;
 use plugin_api::{AnomalyClass, HealthSnapshot, InvariantStatus, Level, NodeHealth, NodeStatus};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Warnings this long before the anomaly start still count as its precursors.
 const PRECURSOR_MS: u64 = 5_000;
@@ -247,12 +247,18 @@ fn node_label(n: &NodeHealth) -> String {
     }
 }
 
+/// Each node's latest reading, in the order nodes first appeared. Indexed by
+/// id: a window of a thousand-node cluster must not cost nodes² per poll.
 fn latest_nodes(snapshots: &[HealthSnapshot]) -> Vec<NodeHealth> {
     let mut nodes: Vec<NodeHealth> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for n in snapshots.iter().flat_map(|s| s.nodes.iter()) {
-        match nodes.iter_mut().find(|x| x.id == n.id) {
-            Some(x) => *x = n.clone(),
-            None => nodes.push(n.clone()),
+        match at.get(n.id.as_str()) {
+            Some(&i) => nodes[i] = n.clone(),
+            None => {
+                at.insert(n.id.as_str(), nodes.len());
+                nodes.push(n.clone());
+            }
         }
     }
     nodes
@@ -262,13 +268,15 @@ fn latest_nodes(snapshots: &[HealthSnapshot]) -> Vec<NodeHealth> {
 /// its worst status after. A node that first shows up later, already down,
 /// counts as a change from unknown.
 fn node_changes(snapshots: &[HealthSnapshot]) -> Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> {
-    let mut first: Vec<(String, NodeStatus)> = Vec::new();
+    let mut first: HashMap<&str, NodeStatus> = HashMap::new();
     let mut changes: Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> = Vec::new();
+    let mut changed: HashMap<&str, usize> = HashMap::new();
     for (i, snap) in snapshots.iter().enumerate() {
         for n in &snap.nodes {
-            let Some(initial) = first.iter().find(|(id, _)| *id == n.id).map(|(_, s)| *s) else {
-                first.push((n.id.clone(), n.status));
+            let Some(&initial) = first.get(n.id.as_str()) else {
+                first.insert(n.id.as_str(), n.status);
                 if i > 0 && n.status == NodeStatus::Down {
+                    changed.insert(n.id.as_str(), changes.len());
                     changes.push((n.clone(), snap.at_ms, NodeStatus::Unknown, n.status));
                 }
                 continue;
@@ -276,10 +284,11 @@ fn node_changes(snapshots: &[HealthSnapshot]) -> Vec<(NodeHealth, u64, NodeStatu
             if n.status == initial {
                 continue;
             }
-            match changes.iter_mut().find(|(node, ..)| node.id == n.id) {
+            match changed.get(n.id.as_str()).map(|&c| &mut changes[c]) {
                 Some(change) if badness(n.status) > badness(change.3) => change.3 = n.status,
                 Some(_) => {}
                 None if badness(n.status) > badness(initial) => {
+                    changed.insert(n.id.as_str(), changes.len());
                     changes.push((n.clone(), snap.at_ms, initial, n.status));
                 }
                 None => {}
@@ -397,42 +406,42 @@ fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<Met
     let Some(start) = start_ms else {
         return Vec::new();
     };
+    // Keys in the order they first appear; readings indexed per poll by
+    // (node, metric), so a thousand-node window costs nodes × polls, not nodes².
     let mut keys: Vec<(Option<String>, String, String)> = Vec::new();
+    let mut seen: HashSet<(Option<&str>, &str, &str)> = HashSet::new();
+    let mut readings: Vec<HashMap<(Option<&str>, &str), f64>> = Vec::with_capacity(snapshots.len());
     for s in snapshots {
         let node_metrics = s
             .nodes
             .iter()
-            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.clone()), m)));
+            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.as_str()), m)));
+        let mut here = HashMap::new();
         for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
-            let key = (node, m.name.clone(), m.unit.clone());
-            if !keys.contains(&key) {
-                keys.push(key);
+            if seen.insert((node, m.name.as_str(), m.unit.as_str())) {
+                keys.push((node.map(str::to_string), m.name.clone(), m.unit.clone()));
             }
+            // The first reading of a name wins, as a search from the front would find it.
+            here.entry((node, m.name.as_str())).or_insert(m.value);
         }
+        readings.push(here);
     }
-    let value = |s: &HealthSnapshot, node: &Option<String>, name: &str| -> Option<f64> {
-        match node {
-            None => s.metric(name).map(|m| m.value),
-            Some(id) => s
-                .nodes
-                .iter()
-                .find(|n| &n.id == id)
-                .and_then(|n| n.metrics.iter().find(|m| m.name == name))
-                .map(|m| m.value),
-        }
+    let value = |i: usize, node: &Option<String>, name: &str| -> Option<f64> {
+        readings[i].get(&(node.as_deref(), name)).copied()
     };
     let mut deltas: Vec<MetricDelta> = keys
         .into_iter()
         .filter_map(|(node, name, unit)| {
             let series: Vec<(u64, f64)> = snapshots
                 .iter()
-                .filter_map(|s| value(s, &node, &name).map(|v| (s.at_ms, v)))
+                .enumerate()
+                .filter_map(|(i, s)| value(i, &node, &name).map(|v| (s.at_ms, v)))
                 .collect();
             match as_rates(&series, start) {
                 Some(rates) => delta(
                     node,
                     format!("{name} rate"),
-                    format!("{unit}/s").trim_start_matches('/').to_string(),
+                    rate_unit(&unit),
                     &rates,
                     start,
                 ),
@@ -442,6 +451,11 @@ fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<Met
         .collect();
     deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
     deltas
+}
+
+/// The unit of a counter's rate: `ops` → `ops/s`, none → `/s` (not `s`).
+fn rate_unit(unit: &str) -> String {
+    format!("{unit}/s")
 }
 
 /// A counter that keeps growing says more through its rate: per-second rates
@@ -530,6 +544,13 @@ fn unit_suffix(unit: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_counter_without_a_unit_has_its_rate_per_second() {
+        assert_eq!(super::rate_unit(""), "/s");
+        assert_eq!(super::rate_unit("ops"), "ops/s");
+    }
+
     use super::super::diagnose;
     use super::super::fixture::twin_breakage;
 
