@@ -406,46 +406,43 @@ fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<Met
     let Some(start) = start_ms else {
         return Vec::new();
     };
-    // Keys in the order they first appear; readings indexed per poll by
-    // (node, metric), so a thousand-node window costs nodes × polls, not nodes².
-    let mut keys: Vec<(Option<String>, String, String)> = Vec::new();
+    // One pass over the polls: each (node, metric) reading goes straight to
+    // its series, so a thousand-node window costs nodes × polls, not nodes².
+    // Keys keep the order they first appear in; within a poll the first
+    // reading of a name wins, as a search from the front would find it.
+    let mut keys: Vec<(Option<&str>, &str, &str, usize)> = Vec::new();
     let mut seen: HashSet<(Option<&str>, &str, &str)> = HashSet::new();
-    let mut readings: Vec<HashMap<(Option<&str>, &str), f64>> = Vec::with_capacity(snapshots.len());
-    for s in snapshots {
+    let mut index: HashMap<(Option<&str>, &str), usize> = HashMap::new();
+    let mut series: Vec<Vec<(u64, f64)>> = Vec::new();
+    let mut last_poll: Vec<usize> = Vec::new();
+    for (i, s) in snapshots.iter().enumerate() {
         let node_metrics = s
             .nodes
             .iter()
             .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.as_str()), m)));
-        let mut here = HashMap::new();
         for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
+            let idx = *index.entry((node, m.name.as_str())).or_insert_with(|| {
+                series.push(Vec::new());
+                last_poll.push(usize::MAX);
+                series.len() - 1
+            });
             if seen.insert((node, m.name.as_str(), m.unit.as_str())) {
-                keys.push((node.map(str::to_string), m.name.clone(), m.unit.clone()));
+                keys.push((node, m.name.as_str(), m.unit.as_str(), idx));
             }
-            // The first reading of a name wins, as a search from the front would find it.
-            here.entry((node, m.name.as_str())).or_insert(m.value);
+            if last_poll[idx] != i {
+                last_poll[idx] = i;
+                series[idx].push((s.at_ms, m.value));
+            }
         }
-        readings.push(here);
     }
-    let value = |i: usize, node: &Option<String>, name: &str| -> Option<f64> {
-        readings[i].get(&(node.as_deref(), name)).copied()
-    };
     let mut deltas: Vec<MetricDelta> = keys
         .into_iter()
-        .filter_map(|(node, name, unit)| {
-            let series: Vec<(u64, f64)> = snapshots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| value(i, &node, &name).map(|v| (s.at_ms, v)))
-                .collect();
-            match as_rates(&series, start) {
-                Some(rates) => delta(
-                    node,
-                    format!("{name} rate"),
-                    rate_unit(&unit),
-                    &rates,
-                    start,
-                ),
-                None => delta(node, name, unit, &series, start),
+        .filter_map(|(node, name, unit, idx)| {
+            let node = node.map(str::to_string);
+            let series = &series[idx];
+            match as_rates(series, start) {
+                Some(rates) => delta(node, format!("{name} rate"), rate_unit(unit), &rates, start),
+                None => delta(node, name.to_string(), unit.to_string(), series, start),
             }
         })
         .collect();
