@@ -133,6 +133,9 @@ pub fn enter(demo: &mut Demo, index: usize, fx: &mut Vec<Effect>) {
         });
         if let (Some(at), Some(r)) = (seen, demo.chapters.last_mut()) {
             r.detected_ms = Some(at);
+            // Said as when it is seen in this chapter: headless progress and the log show it.
+            demo.log
+                .push(at, Level::Info, "host", format!("detected: {expected}"));
         }
     }
     demo.phase = ChapterPhase::Settled { since_ms: now };

@@ -176,6 +176,14 @@ fn a_violation_seen_before_the_detection_chapter_still_counts() {
     update(&mut demo, T0 + 3500, Action::Tick);
     assert_eq!(demo.chapter, 2);
     assert_eq!(demo.chapters.last().unwrap().detected_ms, Some(T0 + 3150));
+    // And it is said, so a headless run prints its "detected" line.
+    assert!(
+        demo.log
+            .iter()
+            .any(|e| e.message == "detected: views agree" && e.at_ms == T0 + 3150),
+        "{:?}",
+        demo.log.iter().map(|e| &e.message).collect::<Vec<_>>()
+    );
 }
 
 #[test]
