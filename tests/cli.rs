@@ -292,3 +292,21 @@ fn a_scaffolded_plugin_builds_outside_the_workspace_tests_itself_across_the_abi_
     );
     assert!(stdout.contains("outcome: Passed"), "{stdout}");
 }
+
+/// What a plugin crate's manifest declares for the host to read before any
+/// build agrees with what the built plugin says of itself.
+#[test]
+fn each_plugins_manifest_names_the_environments_its_description_offers() {
+    let loader = demo_host::plugin::loader::Loader::new();
+    for name in ["example", "ratelimiter", "tikv"] {
+        let dir = e2e_tests::workspace_root().join("plugins").join(name);
+        let krate = demo_host::plugin::locate::PluginCrate::read(&dir)
+            .unwrap()
+            .expect("a plugin crate");
+        let plugin = loader.load(&plugin_library(name)).unwrap();
+        assert_eq!(
+            krate.declared.environments, plugin.description.info.environments,
+            "{name}: [package.metadata.demo-host] environments vs describe()"
+        );
+    }
+}
