@@ -63,15 +63,35 @@ fn quick_run_writes_a_row_for_every_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("BENCHMARKS.md");
     std::fs::write(&out, "# Benchmarks\n\nhand-written text above\n").expect("seed file");
-    let run = Command::new(exe)
+    // Output to files and a deadline: a group that hangs fails this test in
+    // bounded time, naming the group it was in, instead of stalling CI.
+    let (err_path, out_path) = (dir.path().join("stderr"), dir.path().join("stdout"));
+    let mut child = Command::new(exe)
         .args(["--quick", "--out"])
         .arg(&out)
-        .output()
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
         .expect("demo-bench runs");
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15 * 60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for demo-bench") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let Some(status) = status else {
+        panic!("demo-bench --quick did not finish within 15 minutes; it was killed. Its last lines:\n{stderr}");
+    };
     assert!(
-        run.status.success(),
+        status.success(),
         "demo-bench --quick failed:\n{stderr}\n{stdout}"
     );
 
