@@ -96,9 +96,9 @@ pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
     let plugin = load_plugin(&loader, &args.plugin, &args.config)?;
     let environment = subject::environment(&plugin, &args.config);
     let diagnoser = BackendConfig::from_env_and_flags(&DiagnoserFlags {
-        backend: Some(args.diagnoser.clone()),
-        model: args.model.clone(),
-        base_url: args.llm_url.clone(),
+        backend: Some(args.diagnosis.diagnoser.clone()),
+        model: args.diagnosis.model.clone(),
+        base_url: args.diagnosis.llm_url.clone(),
     })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let session = subject::create_session(plugin, &args.config, &tx).await?;

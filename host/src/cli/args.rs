@@ -87,15 +87,8 @@ pub struct EvalArgs {
     /// Health poll interval in milliseconds.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub poll_ms: u64,
-    /// Diagnosis backend: builtin (offline, default), anthropic or openai.
-    #[arg(long, env = "DEMO_HOST_DIAGNOSER", default_value = "builtin")]
-    pub diagnoser: String,
-    /// Model for an LLM backend.
-    #[arg(long, env = "DEMO_HOST_MODEL")]
-    pub model: Option<String>,
-    /// Base URL of an OpenAI-compatible server or of the Anthropic API.
-    #[arg(long, env = "DEMO_HOST_LLM_URL")]
-    pub llm_url: Option<String>,
+    #[command(flatten)]
+    pub diagnosis: DiagnoserArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -154,6 +147,20 @@ impl PluginArgs {
     }
 }
 
+/// Which diagnoser answers, shared by `run` and `eval`.
+#[derive(Debug, Args, Clone)]
+pub struct DiagnoserArgs {
+    /// Diagnosis backend: builtin (offline, default), anthropic or openai.
+    #[arg(long, env = "DEMO_HOST_DIAGNOSER", default_value = "builtin")]
+    pub diagnoser: String,
+    /// Model for an LLM backend.
+    #[arg(long, env = "DEMO_HOST_MODEL")]
+    pub model: Option<String>,
+    /// Base URL of an OpenAI-compatible server (Ollama, llama.cpp, vLLM) or of the Anthropic API.
+    #[arg(long, env = "DEMO_HOST_LLM_URL")]
+    pub llm_url: Option<String>,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -183,15 +190,8 @@ pub struct RunArgs {
     /// Seconds of the 3-2-1 countdown before a chaos action (0 to skip).
     #[arg(long, default_value_t = 3)]
     pub countdown: u64,
-    /// Diagnosis backend: builtin (offline, default), anthropic or openai.
-    #[arg(long, env = "DEMO_HOST_DIAGNOSER", default_value = "builtin")]
-    pub diagnoser: String,
-    /// Model for an LLM backend.
-    #[arg(long, env = "DEMO_HOST_MODEL")]
-    pub model: Option<String>,
-    /// Base URL of an OpenAI-compatible server (Ollama, llama.cpp, vLLM) or of the Anthropic API.
-    #[arg(long, env = "DEMO_HOST_LLM_URL")]
-    pub llm_url: Option<String>,
+    #[command(flatten)]
+    pub diagnosis: DiagnoserArgs,
     /// Mask node names and addresses before sending observations to a remote model.
     #[arg(long)]
     pub mask: bool,

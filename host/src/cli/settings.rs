@@ -207,7 +207,7 @@ pub fn apply(
         "diagnoser",
         "diagnoser",
         "DEMO_HOST_DIAGNOSER",
-        run.diagnoser,
+        run.diagnosis.diagnoser,
         diagnoser,
         |v| v,
         |s: &String| s.clone()
@@ -216,7 +216,7 @@ pub fn apply(
         "model",
         "model",
         "DEMO_HOST_MODEL",
-        run.model,
+        run.diagnosis.model,
         model,
         Some,
         show_opt
@@ -225,7 +225,7 @@ pub fn apply(
         "llm-url",
         "llm_url",
         "DEMO_HOST_LLM_URL",
-        run.llm_url,
+        run.diagnosis.llm_url,
         llm_url,
         Some,
         show_opt
@@ -320,7 +320,7 @@ mod tests {
         let eff = apply(&mut run, &m, &files);
         assert_eq!(run.countdown, 7);
         assert_eq!(run.poll_ms, 250);
-        assert_eq!(run.diagnoser, "openai");
+        assert_eq!(run.diagnosis.diagnoser, "openai");
         let source = |k: &str| eff.iter().find(|e| e.key == k).unwrap().source.clone();
         assert_eq!(source("countdown"), Source::Flag);
         assert_eq!(
@@ -341,7 +341,7 @@ mod tests {
         );
         let eff = apply(&mut run, &m, &[local, user]);
         assert_eq!(run.plugin.plugin, Some(PathBuf::from("plugins/example")));
-        assert_eq!(run.model.as_deref(), Some("m"));
+        assert_eq!(run.diagnosis.model.as_deref(), Some("m"));
         assert!(render(&eff, &[]).contains("model"));
     }
 

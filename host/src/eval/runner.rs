@@ -41,9 +41,7 @@ pub async fn command(args: &EvalArgs) -> Result<i32> {
         chapter_timeout: args.chapter_timeout,
         poll_ms: args.poll_ms,
         countdown: 0,
-        diagnoser: args.diagnoser.clone(),
-        model: args.model.clone(),
-        llm_url: args.llm_url.clone(),
+        diagnosis: args.diagnosis.clone(),
         mask: false,
         // A campaign needs a clean subject: undo what an earlier host left in effect.
         recover_leftovers: true,
