@@ -125,6 +125,41 @@ impl<S: Subject> FfiSubject for Guarded<S> {
     fn recover_leftover(&self, undo: RStr<'_>) -> RResult<(), FfiError> {
         into_ffi_result(guard(|| self.inner.recover_leftover(undo.as_str())))
     }
+
+    fn remediate(
+        &self,
+        remedy: RStr<'_>,
+        given: RVec<FfiParam>,
+        target: RStr<'_>,
+    ) -> RResult<FfiRemedyOutcome, FfiError> {
+        into_ffi_result(guard(|| {
+            let given: Vec<(String, crate::model::ParamValue)> = Boundary::from_ffi(given);
+            let spec = self
+                .description
+                .remedies
+                .iter()
+                .find(|r| r.id == remedy.as_str())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = self
+                        .description
+                        .remedies
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect();
+                    PluginError::invalid(format!(
+                        "unknown remedy `{remedy}`; this subject offers: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ))
+                })?;
+            let params = params::validate(&spec.params, &given)?;
+            self.inner
+                .remediate(remedy.as_str(), &params, target.as_str())
+        }))
+    }
 }
 
 /// The description with the api version filled in by this crate, not the author.
@@ -142,6 +177,10 @@ extern "C" fn api_version() -> RStr<'static> {
 
 extern "C" fn describe<S: Subject>() -> RResult<FfiDescription, FfiError> {
     into_ffi_result(description::<S>())
+}
+
+extern "C" fn remedies<S: Subject>() -> RResult<RVec<FfiRemedy>, FfiError> {
+    into_ffi_result(description::<S>().map(|d| d.remedies))
 }
 
 extern "C" fn create<S: Subject>(ctx: FfiInstanceContext) -> RResult<FfiSubjectBox, FfiError> {
@@ -179,6 +218,7 @@ pub fn module<S: Subject>() -> SubjectModRef {
             api_version,
             describe: describe::<S>,
             create: create::<S>,
+            remedies: remedies::<S>,
         })));
     SubjectModRef(with_meta.static_as_prefix())
 }

@@ -104,6 +104,7 @@ fn expects(c: &Chapter) -> String {
         let component = match &e.component {
             Component::Any => String::new(),
             Component::Named(n) => format!(" on {n}"),
+            Component::OneOf(names) => format!(" on one of {}", names.join(", ")),
             Component::ChaosTarget => " on the chaos target".into(),
         };
         parts.push(format!("diagnosis: {}{component}", e.anomaly));

@@ -123,6 +123,7 @@ mod tests {
             address: address.into(),
             status: NodeStatus::Up,
             metrics: vec![],
+            ..Default::default()
         };
         ObservationWindow {
             subject: "s".into(),

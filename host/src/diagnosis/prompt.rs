@@ -24,6 +24,18 @@ fn class_meaning(class: AnomalyClass) -> &'static str {
         AnomalyClass::Imbalance => "work or data is unevenly spread",
         AnomalyClass::CapacityExhausted => "a resource such as disk or memory is nearly used up",
         AnomalyClass::Accounting => "operations were lost or counted twice",
+        AnomalyClass::Lag => {
+            "work or data waits longer and longer (replication lag, consumer lag, a backlog)"
+        }
+        AnomalyClass::QuorumLoss => {
+            "a replicated group lost its quorum or its leader and cannot decide"
+        }
+        AnomalyClass::ErrorBurst => {
+            "errors arrived in a burst (failed requests, refused connections)"
+        }
+        AnomalyClass::Saturation => {
+            "a component has more work than it can do: queues fill, requests are shed"
+        }
         AnomalyClass::Other => "none of the above",
     }
 }
@@ -187,6 +199,7 @@ mod tests {
                     components: vec![],
                     observed: None,
                     bound: None,
+                    ..Default::default()
                 }],
                 ..Default::default()
             })

@@ -176,6 +176,10 @@ pub fn class_key(class: AnomalyClass) -> &'static str {
         AnomalyClass::Imbalance => "imbalance",
         AnomalyClass::CapacityExhausted => "capacity_exhausted",
         AnomalyClass::Accounting => "accounting",
+        AnomalyClass::Lag => "lag",
+        AnomalyClass::QuorumLoss => "quorum_loss",
+        AnomalyClass::ErrorBurst => "error_burst",
+        AnomalyClass::Saturation => "saturation",
         AnomalyClass::Other => "other",
     }
 }

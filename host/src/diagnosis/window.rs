@@ -124,6 +124,7 @@ mod tests {
             at_ms: 5,
             level: Level::Warn,
             message: m.into(),
+            component: None,
         };
         let snap = HealthSnapshot {
             at_ms: 5,

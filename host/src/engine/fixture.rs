@@ -15,6 +15,7 @@ pub fn description() -> SubjectDescription {
             description: "three nodes and a shared store".into(),
             api_version: API_VERSION.into(),
             environments: vec!["local".into()],
+            prerequisites: Vec::new(),
         },
         chapters: vec![
             Chapter::narrate("Welcome", "Three nodes share one store."),
@@ -49,6 +50,7 @@ pub fn description() -> SubjectDescription {
                 class: Some(AnomalyClass::StateDivergence),
             }],
         },
+        remedies: Vec::new(),
     }
 }
 
@@ -76,6 +78,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
         address: format!("127.0.0.1:80{i:02}"),
         status,
         metrics: vec![Metric::new("rps", 40.0 + i as f64, "/s")],
+        ..Default::default()
     };
     HealthSnapshot {
         at_ms: at,
@@ -100,6 +103,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                     NodeStatus::Up
                 },
                 metrics: vec![],
+                ..Default::default()
             },
         ],
         metrics: vec![
@@ -128,6 +132,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                 components: if drift { vec!["store".into()] } else { vec![] },
                 observed: Some(if drift { 42.0 } else { 0.0 }),
                 bound: Some(5.0),
+                ..Default::default()
             },
             Invariant {
                 name: "nodes up".into(),
@@ -150,6 +155,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                 },
                 observed: None,
                 bound: None,
+                ..Default::default()
             },
         ],
         events: vec![],

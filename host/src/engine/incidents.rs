@@ -148,6 +148,7 @@ mod tests {
             components: comps.iter().map(|c| c.to_string()).collect(),
             observed: None,
             bound: None,
+            ..Default::default()
         }
     }
 

@@ -226,7 +226,9 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
     );
     for comp in &mut dx.components {
         c.name(&mut comp.name, "component name");
-        c.name(&mut comp.kind, "component kind");
+        for dep in &mut comp.depends_on {
+            c.name(dep, "component dependency");
+        }
         c.text(&mut comp.description, "component description");
     }
     c.cap(
@@ -450,6 +452,7 @@ mod tests {
             address: "a".into(),
             status: NodeStatus::Up,
             metrics: vec![Metric::new("ops", 1.0, "/s")],
+            ..Default::default()
         }
     }
 
@@ -463,6 +466,7 @@ mod tests {
             components: vec![],
             observed: Some(f64::INFINITY),
             bound: Some(1.0),
+            ..Default::default()
         }
     }
 
@@ -478,6 +482,7 @@ mod tests {
                     at_ms: i,
                     level: Level::Info,
                     message: "x".repeat(if i == 5 { 10 * 1024 * 1024 } else { 3 }),
+                    component: None,
                 })
                 .collect(),
         };
@@ -519,6 +524,7 @@ mod tests {
                 at_ms: 1,
                 level: Level::Warn,
                 message: "y".repeat(100 * 1024 * 1024),
+                component: None,
             }],
             ..HealthSnapshot::default()
         };

@@ -57,6 +57,7 @@ mod tests {
                 description: String::new(),
                 api_version: String::new(),
                 environments: vec![],
+                prerequisites: Vec::new(),
             },
             chapters: vec![
                 Chapter::narrate("Intro", "…"),
@@ -67,6 +68,7 @@ mod tests {
                 glossary,
                 ..Default::default()
             },
+            remedies: Vec::new(),
         }
     }
 

@@ -182,6 +182,7 @@ fn cluster_of(n: usize) -> Demo {
                 _ => plugin_api::NodeStatus::Up,
             },
             metrics: vec![plugin_api::Metric::new("value", i as f64, "")],
+            ..Default::default()
         })
         .chain((1..=2).map(|i| plugin_api::NodeHealth {
             id: format!("coord-{i}"),
@@ -189,6 +190,7 @@ fn cluster_of(n: usize) -> Demo {
             address: format!("10.1.0.{i}:2379"),
             status: plugin_api::NodeStatus::Up,
             metrics: vec![],
+            ..Default::default()
         }))
         .collect();
     update(&mut demo, t, Action::HealthPolled(Ok(s)));

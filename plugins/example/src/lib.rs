@@ -63,6 +63,7 @@ impl Subject for ExampleSubject {
                     "Three in-process replicas of a counter; a template for plugin authors.".into(),
                 api_version: String::new(),
                 environments: vec!["inprocess".into()],
+                prerequisites: Vec::new(),
             },
             chapters: vec![
                 Chapter::narrate(
@@ -115,8 +116,9 @@ impl Subject for ExampleSubject {
                 components: (1..=3)
                     .map(|i| ComponentInfo {
                         name: format!("replica-{i}"),
-                        kind: "replica".into(),
-                        description: "holds a copy of the counter".into(),
+                        kind: ComponentKind::Member,
+                        description: "a replica: holds a copy of the counter".into(),
+                        depends_on: Vec::new(),
                     })
                     .collect(),
                 glossary: vec![
@@ -132,6 +134,7 @@ impl Subject for ExampleSubject {
                     },
                 ],
             },
+            remedies: Vec::new(),
         }
     }
 
@@ -216,6 +219,10 @@ impl Subject for ExampleSubject {
                     NodeStatus::Down
                 },
                 metrics: vec![Metric::new("value", r.value as f64, "")],
+                kind: ComponentKind::Member,
+                depends_on: Vec::new(),
+                // A crashed replica's value is its last one, kept for context.
+                stale: !r.up,
             })
             .collect();
         let up: Vec<&Replica> = replicas.iter().filter(|r| r.up).collect();
@@ -248,6 +255,7 @@ impl Subject for ExampleSubject {
                 components: lagging.iter().map(|r| r.id.clone()).collect(),
                 observed: Some(max_lag as f64),
                 bound: Some(TOLERANCE as f64),
+                ..Default::default()
             },
             Invariant {
                 name: "replicas up".into(),
@@ -266,6 +274,7 @@ impl Subject for ExampleSubject {
                 components: down.iter().map(|r| r.id.clone()).collect(),
                 observed: Some(down.len() as f64),
                 bound: Some(0.0),
+                ..Default::default()
             },
         ];
         self.since.stamp(&mut invariants);

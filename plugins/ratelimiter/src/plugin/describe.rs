@@ -21,10 +21,12 @@ pub fn description() -> SubjectDescription {
             description: "Three ratelimiter-node processes share per-key counts through Redis; in the default cached mode they count locally and flush in batches (limitador's redis_cached design).".into(),
             api_version: String::new(),
             environments: vec!["local".into(), "compose".into()],
+            prerequisites: Vec::new(),
         },
         chapters: chapters(),
         chaos_actions: chaos_actions(),
         diagnosis: diagnosis(),
+        remedies: Vec::new(),
     }
 }
 
@@ -204,15 +206,18 @@ fn diagnosis() -> DiagnosisContext {
     let mut components: Vec<ComponentInfo> = (1..=3)
         .map(|i| ComponentInfo {
             name: format!("node-{i}"),
-            kind: "rate limiter node".into(),
-            description: "answers POST /check; in cached mode counts locally and flushes increments to Redis in batches".into(),
+            kind: ComponentKind::Member,
+            description: "a rate limiter node: answers POST /check; in cached mode counts locally and flushes increments to Redis in batches".into(),
+            depends_on: vec!["redis".into()],
         })
         .collect();
     components.push(ComponentInfo {
         name: "redis".into(),
-        kind: "store".into(),
-        description: "holds the limits, the shared per-window counters and the node registry"
-            .into(),
+        kind: ComponentKind::Dependency,
+        description:
+            "the store: holds the limits, the shared per-window counters and the node registry"
+                .into(),
+        depends_on: Vec::new(),
     });
     let term = |term: &str, meaning: &str, class: Option<AnomalyClass>| GlossaryEntry {
         term: term.into(),

@@ -81,6 +81,7 @@ fn inv(
         components: vec![],
         observed: None,
         bound: None,
+        ..Default::default()
     }
 }
 
