@@ -39,6 +39,7 @@ fn options(chapter_timeout: Duration, countdown: Duration) -> HeadlessOptions {
         countdown,
         events_json: false,
         environment: "inprocess".into(),
+        remediate: demo_host::engine::remedy::Policy::Never,
     }
 }
 

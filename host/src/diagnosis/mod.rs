@@ -29,7 +29,7 @@ pub use report::{
     answer_schema, parse_answer, Alternative, Diagnosis, Evidence, MetricReading, Severity,
     TimelineEntry, ANSWER_NAME, NO_ANOMALY,
 };
-pub use score::{normalize, score, Score};
+pub use score::{names_component, normalize, score, Score};
 pub use window::{changes_between, InvariantChange, ObservationWindow};
 
 /// The request bodies the model backends send, for contract tests and `--dry-run` style inspection.

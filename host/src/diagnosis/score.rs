@@ -30,7 +30,7 @@ pub fn normalize(s: &str) -> String {
 
 /// Whether the diagnosed component `got` names `want`: the same id, or `want`
 /// as a whole token in it ("pg-1 (primary)"), never a longer id ("pg-10").
-fn names_component(got: &str, want: &str) -> bool {
+pub fn names_component(got: &str, want: &str) -> bool {
     let (got, want) = (normalize(got), normalize(want));
     if want.is_empty() {
         return false;

@@ -146,6 +146,7 @@ pub(super) fn chunk(demo: &mut Demo, text: String) {
 pub(super) fn finish_diagnosis(
     demo: &mut Demo,
     result: Result<diagnosis::Diagnosis, diagnosis::DiagnosisError>,
+    fx: &mut Vec<Effect>,
 ) {
     let now = demo.now_ms;
     let chapter = demo.diagnosis_chapter;
@@ -193,6 +194,7 @@ pub(super) fn finish_diagnosis(
                     window: *window,
                 });
             }
+            super::remedy::propose(demo, &d, fx);
             demo.diagnosis = DiagnosisPanel::Done {
                 diagnosis: Box::new(d),
                 score,

@@ -50,7 +50,23 @@ pub fn description() -> SubjectDescription {
                 class: Some(AnomalyClass::StateDivergence),
             }],
         },
-        remedies: Vec::new(),
+        remedies: vec![remedy("resync", Risk::Medium, RemedyTarget::Cluster)],
+    }
+}
+
+/// A remedy for "view drift" that changes something lasting (its undo is not empty).
+pub fn remedy(id: &str, risk: Risk, target: RemedyTarget) -> Remedy {
+    Remedy {
+        id: id.into(),
+        name: format!("{id} the store"),
+        description: "bring the store's view back in line".into(),
+        addresses: vec!["view drift".into()],
+        params: vec![],
+        target,
+        risk,
+        undo: "put the store's old sync mode back".into(),
+        verify_within_ms: 2000,
+        probe_step: None,
     }
 }
 
@@ -96,6 +112,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
             NodeHealth {
                 id: "store".into(),
                 role: "store".into(),
+                kind: ComponentKind::Dependency,
                 address: "127.0.0.1:6379".into(),
                 status: if drift {
                     NodeStatus::Degraded
