@@ -294,9 +294,10 @@ fn a_scaffolded_plugin_builds_outside_the_workspace_tests_itself_across_the_abi_
 }
 
 /// What a plugin crate's manifest declares for the host to read before any
-/// build agrees with what the built plugin says of itself.
+/// build agrees with what the built plugin says of itself: environments and
+/// prerequisites (binary, why, environments, optional).
 #[test]
-fn each_plugins_manifest_names_the_environments_its_description_offers() {
+fn each_plugins_manifest_names_the_environments_and_prerequisites_its_description_offers() {
     let loader = demo_host::plugin::loader::Loader::new();
     for name in ["example", "ratelimiter", "tikv"] {
         let dir = e2e_tests::workspace_root().join("plugins").join(name);
@@ -307,6 +308,21 @@ fn each_plugins_manifest_names_the_environments_its_description_offers() {
         assert_eq!(
             krate.declared.environments, plugin.description.info.environments,
             "{name}: [package.metadata.demo-host] environments vs describe()"
+        );
+        let declared: Vec<plugin_api::Prerequisite> = krate
+            .declared
+            .prerequisites
+            .iter()
+            .map(|p| plugin_api::Prerequisite {
+                binary: p.binary.clone(),
+                why: p.why.clone(),
+                environments: p.environments.clone(),
+                optional: p.optional,
+            })
+            .collect();
+        assert_eq!(
+            declared, plugin.description.info.prerequisites,
+            "{name}: [package.metadata.demo-host] prerequisites vs describe()"
         );
     }
 }

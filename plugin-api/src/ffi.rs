@@ -422,15 +422,6 @@ pub trait FfiSubject: Send + Sync {
     fn run_step(&self, step: RStr<'_>) -> RResult<RString, FfiError>;
     #[sabi(last_prefix_field)]
     fn recover_leftover(&self, undo: RStr<'_>) -> RResult<(), FfiError>;
-    /// Runs a declared remedy. Appended after the prefix: a plugin built
-    /// without remediation lacks it, and the host calls it only when the root
-    /// module has `remedies` (added together with it).
-    fn remediate(
-        &self,
-        remedy: RStr<'_>,
-        params: RVec<FfiParam>,
-        target: RStr<'_>,
-    ) -> RResult<FfiRemedyOutcome, FfiError>;
 }
 
 pub type FfiSubjectBox = FfiSubject_TO<'static, RBox<()>>;
@@ -446,11 +437,39 @@ pub struct SubjectMod {
     pub describe: extern "C" fn() -> RResult<FfiDescription, FfiError>,
     #[sabi(last_prefix_field)]
     pub create: extern "C" fn(ctx: FfiInstanceContext) -> RResult<FfiSubjectBox, FfiError>,
-    /// The remedies of the description. Optional: a plugin built without
-    /// remediation loads and offers none; its instances lack `remediate`.
-    #[sabi(missing_field(option))]
-    pub remedies: extern "C" fn() -> RResult<RVec<FfiRemedy>, FfiError>,
 }
+
+/// Remediation, an optional capability exported beside the root module.
+///
+/// abi_stable refuses a library whose root module or vtable has fewer fields
+/// than the host expects, so a capability that older plugins lack cannot be
+/// a field there. It is a symbol of its own ([`REMEDIATION_SYMBOL`]): a
+/// plugin without it loads and offers no remedies, and one with it has the
+/// module's layout checked against the host's before it is used.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct RemediationMod {
+    /// The remedies of the description.
+    pub remedies: extern "C" fn() -> RResult<RVec<FfiRemedy>, FfiError>,
+    /// Runs a declared remedy on an instance this plugin created.
+    pub remediate: extern "C" fn(
+        instance: &FfiSubjectBox,
+        remedy: RStr<'_>,
+        params: RVec<FfiParam>,
+        target: RStr<'_>,
+    ) -> RResult<FfiRemedyOutcome, FfiError>,
+}
+
+/// What the remediation symbol returns: the module and its layout, which the
+/// host checks with abi_stable before calling anything in it.
+#[repr(C)]
+pub struct RemediationExport {
+    pub layout: &'static abi_stable::type_layout::TypeLayout,
+    pub module: &'static RemediationMod,
+}
+
+/// The symbol of the remediation capability: `extern "C" fn() -> RemediationExport`.
+pub const REMEDIATION_SYMBOL: &[u8] = b"demo_host_remediation_v1\0";
 
 impl RootModule for SubjectModRef {
     declare_root_module_statics! {SubjectModRef}

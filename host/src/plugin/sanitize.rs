@@ -49,6 +49,8 @@ pub enum Kind {
     EmptyName,
     /// A chapter expects an anomaly the glossary cannot name (`vocabulary`).
     Vocabulary,
+    /// The plugin's remediation module does not match the host's: no remedies.
+    Remediation,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -134,7 +134,36 @@ impl Subject for ExampleSubject {
                     },
                 ],
             },
-            remedies: Vec::new(),
+            remedies: vec![
+                Remedy {
+                    id: "resync-replica".into(),
+                    name: "Resync the replica".into(),
+                    description: "Open a fresh replication stream to the lagging replica and copy \
+                                  the writes it missed, as an operator would rebuild a follower."
+                        .into(),
+                    addresses: vec!["replica divergence".into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Low,
+                    undo: String::new(),
+                    verify_within_ms: 2_000,
+                    probe_step: None,
+                },
+                Remedy {
+                    id: "restart-replica".into(),
+                    name: "Restart the replica".into(),
+                    description: "Restart the replica that stopped answering; it rejoins with \
+                                  the writer's current value."
+                        .into(),
+                    addresses: vec!["replica crash".into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Low,
+                    undo: String::new(),
+                    verify_within_ms: 2_000,
+                    probe_step: None,
+                },
+            ],
         }
     }
 
@@ -345,6 +374,41 @@ impl Subject for ExampleSubject {
             },
             other => Err(PluginError::Unsupported(format!("step `{other}`"))),
         }
+    }
+
+    /// What an operator would do, without knowing a fault was injected: the
+    /// partition or the crash stays recorded as active until the host recovers it.
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        let acked = self.shared.acknowledged.load(Ordering::SeqCst);
+        let mut replicas = lock(&self.shared.replicas)?;
+        let replica = replicas
+            .iter_mut()
+            .find(|r| r.id == target)
+            .ok_or_else(|| PluginError::invalid(format!("no replica `{target}` to {remedy}")))?;
+        let summary = match remedy {
+            "resync-replica" => {
+                // A new stream replaces the one that was cut off.
+                replica.partitioned_until = None;
+                replica.value = acked;
+                format!("{target} resynced at write {acked}")
+            }
+            "restart-replica" => {
+                replica.up = true;
+                replica.value = acked;
+                format!("{target} restarted at write {acked}")
+            }
+            other => return Err(PluginError::invalid(format!("unknown remedy `{other}`"))),
+        };
+        self.shared.log.info(&summary);
+        Ok(RemedyOutcome {
+            summary,
+            undo: String::new(),
+        })
     }
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {

@@ -352,7 +352,21 @@ fn describe() -> SubjectDescription {
                 .into(),
             api_version: String::new(),
             environments: vec!["compose".into(), "local".into()],
-            prerequisites: Vec::new(),
+            // The same list as `[package.metadata.demo-host]` (a test checks).
+            prerequisites: vec![
+                Prerequisite {
+                    binary: "docker-compose".into(),
+                    why: "env=compose starts PD and the stores as a Compose project when no PD answers".into(),
+                    environments: vec!["compose".into()],
+                    optional: true,
+                },
+                Prerequisite {
+                    binary: "tiup".into(),
+                    why: "env=local starts `tiup playground` when no PD answers (install: see docs/tikv.md)".into(),
+                    environments: vec!["local".into()],
+                    optional: true,
+                },
+            ],
         },
         chapters: chapters(),
         chaos_actions: vec![ChaosAction {

@@ -21,7 +21,12 @@ pub fn description() -> SubjectDescription {
             description: "Three ratelimiter-node processes share per-key counts through Redis; in the default cached mode they count locally and flush in batches (limitador's redis_cached design).".into(),
             api_version: String::new(),
             environments: vec!["local".into(), "compose".into()],
-            prerequisites: Vec::new(),
+            // The same list as `[package.metadata.demo-host]` (a test checks).
+            prerequisites: vec![
+                prerequisite("redis-server", "the local environment runs Redis as a process", "local", false),
+                prerequisite("docker", "the compose environment runs the cluster in containers", "compose", false),
+                prerequisite("docker-compose", "the compose environment is a Compose project", "compose", false),
+            ],
         },
         chapters: chapters(),
         chaos_actions: chaos_actions(),
@@ -307,5 +312,14 @@ mod tests {
         assert_eq!(diag[3].component, Component::Named("redis".into()));
         let freeze = action(REDIS_FREEZE);
         assert_eq!(freeze.recovery, Recovery::ExplicitRecover);
+    }
+}
+
+fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
+    Prerequisite {
+        binary: binary.into(),
+        why: why.into(),
+        environments: vec![environment.into()],
+        optional,
     }
 }
