@@ -326,3 +326,46 @@ fn each_plugins_manifest_names_the_environments_and_prerequisites_its_descriptio
         );
     }
 }
+
+/// `inspect` lists what a presenter may approve: each remedy with what it
+/// fixes, its target, risk and deadline; and each component with its kind.
+#[test]
+fn inspect_lists_the_remedies_components_and_prerequisites() {
+    let state = tempfile::tempdir().unwrap();
+    let out = demo_host(state.path())
+        .args(["inspect", "--no-build"])
+        .arg(plugin_library("example"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no `{id}` row in:\n{text}"))
+            .to_string()
+    };
+    let resync = line("resync-replica ");
+    for want in ["replica divergence", "a component", "low", "2.0s"] {
+        assert!(resync.contains(want), "{resync}");
+    }
+    assert!(line("replica-2 ").contains("member"), "{text}");
+
+    let out = demo_host(state.path())
+        .args(["inspect", "--no-build"])
+        .arg(plugin_library("ratelimiter"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("redis ") && l.contains("dependency")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("redis-server")
+            && l.contains("local")
+            && l.contains("required")),
+        "{text}"
+    );
+}
