@@ -136,6 +136,7 @@ mod tests {
             invariant_changes: vec![],
             events: vec![],
             anomaly_started_ms: None,
+            remedies: vec![],
         }
     }
 

@@ -127,6 +127,7 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
         }
     }
     window.redact_mentions(&needles);
+    window.remedies = demo.subject.remedies.clone();
     // Snapshots carry the plugin's recent events, some older than the window itself.
     let start = window.snapshots.first().map_or(from, |s| s.at_ms.min(from));
     window.events.retain(|e| e.at_ms >= start);

@@ -8,9 +8,9 @@
 
 use super::action::Effect;
 use super::state::Demo;
-use crate::diagnosis::{normalize, Diagnosis};
+use crate::diagnosis::Diagnosis;
 use crate::plugin::session::CallError;
-use plugin_api::{InvariantStatus, Level, ParamValue, Remedy, RemedyOutcome, RemedyTarget, Risk};
+use plugin_api::{InvariantStatus, Level, ParamValue, RemedyOutcome, RemedyTarget, Risk};
 use serde::{Deserialize, Serialize};
 
 /// Who may approve a proposed remedy when no presenter is asked (headless runs).
@@ -170,72 +170,69 @@ impl Remediation {
     }
 }
 
-/// The declared remedy that fits a diagnosis: one that addresses its anomaly
-/// (a glossary term), aimed at the first diagnosed component that the subject
-/// actually has. None when no remedy addresses it or no target exists.
-pub fn choose(
-    remedies: &[Remedy],
-    diagnosis: &Diagnosis,
-    component_ids: &[String],
-) -> Option<(Remedy, String, String)> {
-    let anomaly = normalize(&diagnosis.anomaly);
-    let remedy = remedies.iter().find(|r| {
-        r.addresses
-            .iter()
-            .any(|t| !t.trim().is_empty() && normalize(t) == anomaly)
-    })?;
-    let target = match remedy.target {
-        RemedyTarget::Cluster => String::new(),
-        RemedyTarget::Component => diagnosis
-            .affected_components
-            .iter()
-            .find_map(|c| {
-                component_ids
-                    .iter()
-                    .find(|id| crate::diagnosis::names_component(c, id))
-            })?
-            .clone(),
-    };
-    let on = if target.is_empty() {
-        "the cluster".to_string()
-    } else {
-        target.clone()
-    };
-    let rationale = format!(
-        "{} addresses {} ({} risk), applied to {on}",
-        remedy.name,
-        diagnosis.anomaly,
-        remedy.risk.label()
-    );
-    Some((remedy.clone(), target, rationale))
-}
-
-/// After a diagnosis: propose the remedy that fits, and let the policy
-/// approve it in a headless run.
+/// After a diagnosis: take up the remedy it proposes, if that is one the
+/// subject declares aimed at a component it has, and let the policy approve
+/// it in a headless run.
 pub(super) fn propose(demo: &mut Demo, d: &Diagnosis, fx: &mut Vec<Effect>) {
     let now = demo.now_ms;
-    if demo.remediation.pending().is_some() {
-        return;
-    }
-    let ids: Vec<String> = demo
-        .timeline
-        .latest()
-        .map(|s| s.nodes.iter().map(|n| n.id.clone()).collect())
-        .unwrap_or_default();
-    let Some((remedy, target, rationale)) = choose(&demo.subject.remedies, d, &ids) else {
+    let Some(proposed) = &d.proposed_remedy else {
         return;
     };
+    if demo.remediation.pending().is_some() {
+        demo.log.push(
+            now,
+            Level::Info,
+            "remedy",
+            format!("{} is proposed again; one fix at a time", proposed.id),
+        );
+        return;
+    }
+    let Some(remedy) = demo
+        .subject
+        .remedies
+        .iter()
+        .find(|r| r.id == proposed.id)
+        .cloned()
+    else {
+        demo.log.push(
+            now,
+            Level::Error,
+            "remedy",
+            format!(
+                "the diagnosis proposed `{}`, which the subject does not declare; nothing runs",
+                proposed.id
+            ),
+        );
+        return;
+    };
+    let exists = demo
+        .timeline
+        .latest()
+        .is_some_and(|s| s.nodes.iter().any(|n| n.id == proposed.target));
+    if remedy.target == RemedyTarget::Component && !exists {
+        demo.log.push(
+            now,
+            Level::Error,
+            "remedy",
+            format!(
+                "the diagnosis proposed {} on `{}`, a component the subject does not have; nothing runs",
+                remedy.name, proposed.target
+            ),
+        );
+        return;
+    }
+    let target = match remedy.target {
+        RemedyTarget::Component => proposed.target.clone(),
+        RemedyTarget::Cluster => String::new(),
+    };
+    let rationale = proposed.rationale.clone();
     let invariants: Vec<String> = demo
         .verdicts
         .iter()
         .filter(|(_, v)| v.status == InvariantStatus::Violated)
         .map(|(name, _)| name.clone())
         .collect();
-    let params = remedy
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.default.clone()))
-        .collect();
+    let params = proposed.params.clone();
     let run = RemedyRun {
         remedy_id: remedy.id.clone(),
         name: remedy.name.clone(),

@@ -11,14 +11,28 @@ use crate::plugin::session::CallError;
 use plugin_api::{RemedyOutcome, RemedyTarget, Risk};
 use std::sync::Arc;
 
-fn diagnosis(anomaly: &str, components: &[&str]) -> crate::diagnosis::Diagnosis {
-    serde_json::from_value(serde_json::json!({
+/// A diagnosis of `anomaly` on `components` that proposes what the builtin
+/// would choose among `demo`'s remedies.
+fn diagnosis(demo: &Demo, anomaly: &str, components: &[&str]) -> crate::diagnosis::Diagnosis {
+    let mut d: crate::diagnosis::Diagnosis = serde_json::from_value(serde_json::json!({
         "anomaly": anomaly, "class": "state_divergence", "affected_components": components,
         "timeline": [], "metric_readings": [], "evidence": [], "alternatives": [],
         "likely_cause": "c", "severity": "high", "recommended_action": "a", "confidence": 0.8,
         "narrative": "n", "backend": "test", "rule_findings": []
     }))
-    .expect("a diagnosis")
+    .expect("a diagnosis");
+    let ids: Vec<String> = demo
+        .timeline
+        .latest()
+        .map(|s| s.nodes.iter().map(|n| n.id.clone()).collect())
+        .unwrap_or_default();
+    d.proposed_remedy = crate::diagnosis::remedy::choose(
+        &demo.subject.remedies,
+        anomaly,
+        &d.affected_components,
+        &ids,
+    );
+    d
 }
 
 /// A demo whose subject declares `remedy`, with "views agree" violated and a
@@ -34,11 +48,8 @@ fn diagnosed(mode: Mode, remedy: plugin_api::Remedy, policy: Policy) -> (Demo, V
         Action::HealthPolled(Ok(fixture::snapshot(T0 + 100, true, false))),
     );
     update(&mut demo, T0 + 150, Action::Diagnose);
-    let fx = update(
-        &mut demo,
-        T0 + 200,
-        Action::DiagnosisDone(Ok(diagnosis("View Drift", &["store (127.0.0.1:6379)"]))),
-    );
+    let d = diagnosis(&demo, "View Drift", &["store (127.0.0.1:6379)"]);
+    let fx = update(&mut demo, T0 + 200, Action::DiagnosisDone(Ok(d)));
     (demo, fx)
 }
 
@@ -88,34 +99,37 @@ fn a_diagnosis_proposes_the_declared_remedy_for_its_anomaly_and_waits_for_the_pr
 }
 
 #[test]
-fn no_remedy_is_proposed_for_another_anomaly_or_a_component_the_subject_lacks() {
-    let mut other = fixture::remedy("resync", Risk::Low, RemedyTarget::Cluster);
-    other.addresses = vec!["node crash".into()];
-    let (demo, _) = diagnosed(Mode::Interactive, other, Policy::Auto);
-    assert!(demo.remediation.latest().is_none());
-
-    let mut description = fixture::description();
-    description.remedies = vec![fixture::remedy(
-        "resync",
-        Risk::Low,
-        RemedyTarget::Component,
-    )];
-    let mut demo = Demo::new(
-        Arc::new(description),
-        "local".into(),
-        Mode::Interactive,
-        0,
-        T0,
+fn a_proposal_of_an_undeclared_remedy_or_a_missing_component_runs_nothing() {
+    let (mut demo, _) = diagnosed(
+        Mode::Headless,
+        fixture::remedy("resync", Risk::Low, RemedyTarget::Component),
+        Policy::Auto,
     );
-    poll(&mut demo, T0 + 100, true);
-    update(&mut demo, T0 + 150, Action::Diagnose);
-    // "store-2" is not "store": no target, no proposal.
-    update(
-        &mut demo,
-        T0 + 200,
-        Action::DiagnosisDone(Ok(diagnosis("view drift", &["store-2"]))),
+    assert!(
+        demo.remediation.latest().is_some(),
+        "the fitting one is taken up"
     );
-    assert!(demo.remediation.latest().is_none());
+    demo.remediation.runs.clear();
+    for (id, target, says) in [
+        ("reboot", "store", "does not declare"),
+        ("resync", "store-2", "does not have"),
+    ] {
+        let mut d = diagnosis(&demo, "view drift", &["store"]);
+        d.proposed_remedy = Some(crate::diagnosis::remedy::ProposedRemedy {
+            id: id.into(),
+            target: target.into(),
+            params: vec![],
+            rationale: "r".into(),
+        });
+        update(&mut demo, T0 + 250, Action::Diagnose);
+        let fx = update(&mut demo, T0 + 300, Action::DiagnosisDone(Ok(d)));
+        assert!(!remediates(&fx), "{id} on {target}");
+        assert!(demo.remediation.latest().is_none());
+        assert!(demo
+            .log
+            .iter()
+            .any(|e| e.source == "remedy" && e.message.contains(says)));
+    }
 }
 
 #[test]
@@ -282,11 +296,8 @@ fn the_kill_switch_refuses_the_waiting_remedy_and_every_later_one() {
     )));
     // A later diagnosis proposes again, and it is refused at once.
     update(&mut demo, T0 + 400, Action::Diagnose);
-    let fx = update(
-        &mut demo,
-        T0 + 500,
-        Action::DiagnosisDone(Ok(diagnosis("view drift", &["store"]))),
-    );
+    let d = diagnosis(&demo, "view drift", &["store"]);
+    let fx = update(&mut demo, T0 + 500, Action::DiagnosisDone(Ok(d)));
     assert!(!remediates(&fx));
     assert_eq!(demo.remediation.runs.len(), 2);
     assert!(matches!(stage(&demo), Stage::Refused { .. }));

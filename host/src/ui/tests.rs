@@ -105,7 +105,9 @@ fn diagnosed() {
         "likely_cause": "the store stopped taking writes while nodes kept counting",
         "severity": "high", "recommended_action": "restore writes to the store", "confidence": 0.86,
         "narrative": "Local views ran ahead of the store.", "backend": "builtin",
-        "rule_findings": ["views agree violated: store is 42 behind the nodes"]
+        "rule_findings": ["views agree violated: store is 42 behind the nodes"],
+        "proposed_remedy": {"id": "resync", "target": "", "params": [],
+            "rationale": "resync the store addresses view drift, on the cluster"}
     }))
     .expect("a diagnosis");
     update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));

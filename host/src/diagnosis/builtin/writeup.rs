@@ -305,6 +305,7 @@ pub(super) fn anomaly(
         narrative,
         backend: "builtin".into(),
         rule_findings: Vec::new(),
+        proposed_remedy: None,
     }
 }
 
@@ -367,6 +368,7 @@ pub(super) fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothes
         narrative,
         backend: "builtin".into(),
         rule_findings: Vec::new(),
+        proposed_remedy: None,
     }
 }
 
