@@ -157,6 +157,16 @@ fn an_approved_remedy_is_resolved_when_its_invariants_are_ok_and_its_change_is_u
     );
     answered(&mut demo, T0 + 400, "sync=old");
     assert!(matches!(stage(&demo), Stage::Verifying { deadline_ms } if deadline_ms == T0 + 2400));
+    // The demo does not move on (to a recovery, say) while the fix is judged.
+    let chapter = demo.chapter;
+    update(&mut demo, T0 + 450, Action::Next);
+    assert_eq!(demo.chapter, chapter);
+    assert!(demo
+        .ui
+        .notice
+        .as_deref()
+        .unwrap_or("")
+        .contains("being verified"));
     poll(&mut demo, T0 + 500, true);
     assert!(matches!(stage(&demo), Stage::Verifying { .. }));
     poll(&mut demo, T0 + 600, false);

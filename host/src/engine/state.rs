@@ -190,6 +190,23 @@ impl Demo {
         if self.ui.review.is_some() {
             return Some("diagnosis missed its expectation: review it, then press enter".into());
         }
+        // A fix is judged by the invariants while the fault lasts: moving on
+        // (to a recovery chapter, say) would credit it with the demo's undo.
+        if let Some(run) = self.remediation.pending() {
+            use super::remedy::Stage;
+            match run.stage {
+                Stage::Running | Stage::Probing => {
+                    return Some(format!("waiting for the fix ({}) to finish", run.name));
+                }
+                Stage::Verifying { deadline_ms } => {
+                    return Some(format!(
+                        "waiting: the fix is being verified ({:.1}s left)",
+                        deadline_ms.saturating_sub(self.now_ms) as f64 / 1000.0
+                    ));
+                }
+                _ => {}
+            }
+        }
         let chapter = self.current()?;
         if !chapter.blocks_advance {
             return None;

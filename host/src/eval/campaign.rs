@@ -32,6 +32,9 @@ pub struct CampaignInfo {
     /// What the reader must know: why the campaign stopped, a subject that did not settle.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Which proposed fixes ran (`never`: the self-healing baseline).
+    #[serde(default)]
+    pub remediate: String,
 }
 
 /// p50 and p95 of a latency, each with its bootstrap 95 % interval.
@@ -252,6 +255,7 @@ pub(crate) mod tests {
             complete: true,
             planned_trials: trials,
             notes: vec![],
+            remediate: "never".into(),
         }
     }
 
