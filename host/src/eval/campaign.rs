@@ -305,8 +305,10 @@ pub(crate) mod tests {
             (0..4).map(|i| trial("crash", i, Some(100), true)).collect();
         for (i, t) in trials.iter_mut().enumerate() {
             t.remediation = Some(Remediation {
+                remedy: "restart".into(),
                 succeeded: i != 3,
                 time_to_resolve_ms: (i != 3).then_some(1000),
+                time_from_approval_ms: (i != 3).then_some(200),
             });
         }
         let r = CampaignReport::new(info(4), trials);
