@@ -245,6 +245,15 @@ fn diagnosis() -> DiagnosisContext {
     }
 }
 
+fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
+    Prerequisite {
+        binary: binary.into(),
+        why: why.into(),
+        environments: vec![environment.into()],
+        optional,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,14 +321,5 @@ mod tests {
         assert_eq!(diag[3].component, Component::Named("redis".into()));
         let freeze = action(REDIS_FREEZE);
         assert_eq!(freeze.recovery, Recovery::ExplicitRecover);
-    }
-}
-
-fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
-    Prerequisite {
-        binary: binary.into(),
-        why: why.into(),
-        environments: vec![environment.into()],
-        optional,
     }
 }
