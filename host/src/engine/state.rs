@@ -134,6 +134,11 @@ pub struct Demo {
     pub now_ms: u64,
     /// The demo reached its last chapter and settled there.
     pub finished: bool,
+    /// Headless: longest a chapter may take before the run moves on (and
+    /// fails, when its action never finished). None: a presenter decides.
+    pub chapter_timeout_ms: Option<u64>,
+    /// What went wrong that the journal must report as errors.
+    pub failures: Vec<String>,
 }
 
 impl Demo {
@@ -166,6 +171,8 @@ impl Demo {
             ui: UiState::default(),
             now_ms,
             finished: false,
+            chapter_timeout_ms: None,
+            failures: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ async fn play(
         started,
     );
     demo.remediation.policy = opts.remediate;
+    demo.chapter_timeout_ms = Some(opts.chapter_timeout.as_millis() as u64);
     let mut failures = Vec::new();
     let mut timeline = Vec::new();
     let diagnoser = exec.diagnoser.label();
@@ -138,46 +139,6 @@ async fn play(
         let fx = engine::update(&mut demo, now, action);
         controls = exec.run(fx);
 
-        // A chapter that takes too long is a failure; move on so recovery chapters still run.
-        let chapter_started = demo
-            .chapters
-            .last()
-            .map(|r| r.started_ms)
-            .unwrap_or(started);
-        if !quitting
-            && !demo.finished
-            && now.saturating_sub(chapter_started) > opts.chapter_timeout.as_millis() as u64
-        {
-            let title = demo.current().map(|c| c.title.clone()).unwrap_or_default();
-            // Waiting on an expectation is a miss the journal names (not detected, not
-            // diagnosed); an action that never finished is an error of its own.
-            let action_stuck = !matches!(demo.phase, engine::ChapterPhase::Settled { .. });
-            let msg = match action_stuck {
-                true => format!(
-                    "chapter {} ({title}): its action did not finish within {:?}",
-                    demo.chapter + 1,
-                    opts.chapter_timeout
-                ),
-                false => format!(
-                    "chapter {} ({title}): its expectation was not met within {:?}",
-                    demo.chapter + 1,
-                    opts.chapter_timeout
-                ),
-            };
-            demo.log.push(now, Level::Error, "host", msg.clone());
-            let mut fx = Vec::new();
-            let next = demo.chapter + 1;
-            if next < demo.chapter_count() {
-                engine::update::enter(&mut demo, next, &mut fx);
-            } else {
-                demo.finished = true;
-            }
-            if action_stuck {
-                failures.push(msg);
-            }
-            controls.extend(exec.run(fx));
-        }
-
         if demo.chapter != shown_chapter {
             shown_chapter = demo.chapter;
             if let Some(c) = demo.current() {
@@ -203,6 +164,7 @@ async fn play(
             failures.push(format!("teardown failed: {e}"));
         }
     }
+    failures.splice(0..0, demo.failures.iter().cloned());
     let journal = Journal::from_demo(&demo, diagnoser, started, timeline, failures);
     out.outcome(&journal);
     journal
