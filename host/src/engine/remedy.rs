@@ -408,9 +408,7 @@ pub(super) fn remediated(
                 let id = record.unwrap_or_default();
                 demo.remediation.applied.push((id, outcome.undo));
             }
-            if demo.ui.quitting {
-                undo_all(demo, fx);
-            } else {
+            if !demo.ui.quitting {
                 verify(demo, fx);
             }
         }
@@ -509,7 +507,7 @@ fn fail(demo: &mut Demo, reason: String) {
     }
 }
 
-/// Quitting: every lasting change a remedy made is put back.
+/// Quitting, once the chaos is recovered: every lasting change a remedy made is put back.
 pub(super) fn undo_all(demo: &mut Demo, fx: &mut Vec<Effect>) {
     for (record, undo) in std::mem::take(&mut demo.remediation.applied) {
         demo.remediation.undoing += 1;

@@ -403,3 +403,41 @@ fn quitting_while_a_remedy_runs_waits_for_it_and_undoes_its_change() {
         .iter()
         .any(|e| e.message.contains("stays recorded for the next start")));
 }
+
+#[test]
+fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
+    let (mut demo, _) = diagnosed(
+        Mode::Interactive,
+        fixture::remedy("failover", Risk::Low, RemedyTarget::Cluster),
+        Policy::Never,
+    );
+    update(
+        &mut demo,
+        T0 + 250,
+        Action::Injected {
+            chapter: 0,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 240, None)),
+        },
+    );
+    update(&mut demo, T0 + 300, Action::ApproveRemedy);
+    answered(&mut demo, T0 + 400, "fail back");
+    let fx = update(&mut demo, T0 + 500, Action::Quit);
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Recover { fault_id } if fault_id == "f1")));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::UndoRemedy { .. })),
+        "failing back needs the store the fault still holds"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 600,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::UndoRemedy { .. })));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Exit)));
+}

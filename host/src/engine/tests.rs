@@ -590,10 +590,9 @@ fn a_headless_chapter_past_its_timeout_moves_on_and_a_stuck_action_fails_the_run
     update(&mut demo, T0 + 8600, Action::Tick);
     assert_eq!(demo.chapter, 3, "moved on past its timeout");
     assert!(demo.failures.is_empty(), "a miss is the journal's to name");
-    assert!(demo
-        .log
-        .iter()
-        .any(|e| e.message.contains("its expectation was not met within 5.0s")));
+    assert!(demo.log.iter().any(|e| e
+        .message
+        .contains("its expectation was not met within 5.0s")));
 
     // An action that never answers: an error of its own.
     let mut demo = fixture::demo(Mode::Headless);

@@ -226,8 +226,9 @@ fn trial_options(args: &EvalArgs, environment: &str) -> HeadlessOptions {
     }
 }
 
+/// A trial's journal, compact as a run's is.
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
+    let text = serde_json::to_string(value)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -5,7 +5,7 @@
 use super::effects::{Control, Executor};
 use super::poller;
 use crate::engine::{self, Action, Demo, Mode};
-use crate::journal::{HealthPoint, Journal};
+use crate::journal::{Journal, TimelineRecorder};
 use crate::text::printable;
 use plugin_api::{now_ms, Level, SubjectDescription};
 use serde_json::json;
@@ -73,7 +73,7 @@ async fn play(
     demo.remediation.policy = opts.remediate;
     demo.chapter_timeout_ms = Some(opts.chapter_timeout.as_millis() as u64);
     let mut failures = Vec::new();
-    let mut timeline = Vec::new();
+    let mut timeline = TimelineRecorder::default();
     let diagnoser = exec.diagnoser.label();
 
     out.line(
@@ -99,7 +99,7 @@ async fn play(
         if let Err(e) = session.teardown().await {
             out.line("error", &format!("teardown failed: {e}"));
         }
-        return Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+        return Journal::from_demo(&demo, diagnoser, started, timeline.into_points(), failures);
     }
 
     let poll = poller::spawn(session.clone(), opts.poll, exec.tx.clone());
@@ -130,7 +130,7 @@ async fn play(
             _ = recv_term(&mut sigterm) => { interrupted = true; Action::Quit }
         };
         if let Action::HealthPolled(Ok(s)) = &action {
-            timeline.push(HealthPoint::from(s));
+            timeline.push(s);
         }
         if matches!(action, Action::Quit) {
             quitting = true;
@@ -165,7 +165,7 @@ async fn play(
         }
     }
     failures.splice(0..0, demo.failures.iter().cloned());
-    let journal = Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+    let journal = Journal::from_demo(&demo, diagnoser, started, timeline.into_points(), failures);
     out.outcome(&journal);
     journal
 }
