@@ -131,6 +131,8 @@ impl Env {
 
     pub fn restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
         match self {
+            // Already started again (by the restart-node remedy): nothing to undo.
+            Env::Local(l) if l.node_running(i) => Ok(()),
             Env::Local(l) => Ok(l.start_node(i)?),
             Env::Compose { containers, .. } => {
                 let name = container(containers, i)?;
@@ -140,6 +142,27 @@ impl Env {
                     engine.start(&c.id).await.map_err(docker_error)?;
                     engine
                         .wait_running(&c.id, RESTART_TIMEOUT)
+                        .await
+                        .map_err(docker_error)?;
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Restarts node `i` whatever its state (an operator's restart: a hung
+    /// node runs but does not answer): kill and start of the process, or a
+    /// restart of its container.
+    pub fn force_restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
+        match self {
+            Env::Local(l) => Ok(l.start_node(i)?),
+            Env::Compose { containers, .. } => {
+                let name = container(containers, i)?;
+                rt.block_on(async {
+                    let engine = Engine::connect().await.map_err(docker_error)?;
+                    let c = engine.inspect(name).await.map_err(docker_error)?;
+                    engine
+                        .restart_and_wait(&c.id, RESTART_TIMEOUT)
                         .await
                         .map_err(docker_error)?;
                     Ok(())
