@@ -1,0 +1,182 @@
+//! Remedies against a real cluster (redis-server and ratelimiter-node
+//! processes on loopback): each fault is injected through the plugin, the
+//! remedy runs while the fault is still active, and the invariants it
+//! addresses must come back to ok; what a remedy changed is put back by
+//! `recover_leftover` and by teardown.
+
+mod common;
+use common::subject::{alive, Running};
+use common::{get_json, runtime, RedisGuard};
+use plugin_api::*;
+use ratelimiter_node::wire::AdminView;
+use std::time::Duration;
+use subject_ratelimiter::plugin::RateLimiterSubject;
+
+fn declared(id: &str) -> Remedy {
+    RateLimiterSubject::describe()
+        .remedies
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("remedy {id} is declared"))
+}
+
+fn remediate(s: &RateLimiterSubject, id: &str, target: &str) -> PluginResult<RemedyOutcome> {
+    s.remediate(id, &Params::default(), target)
+}
+
+/// Each node's mode as its admin endpoint reports it.
+fn modes(urls: &[String]) -> Vec<String> {
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    urls.iter()
+        .map(|u| {
+            rt.block_on(get_json::<AdminView>(&http, &format!("{u}/admin")))
+                .mode
+        })
+        .collect()
+}
+
+#[test]
+fn the_remedies_are_declared_with_the_terms_they_fix() {
+    let d = RateLimiterSubject::describe();
+    let terms: Vec<String> = d.diagnosis.glossary.iter().map(|g| g.term.clone()).collect();
+    for r in &d.remedies {
+        assert!(!r.addresses.is_empty(), "{} addresses something", r.id);
+        for a in &r.addresses {
+            assert!(terms.contains(a), "{} addresses `{a}`, a glossary term", r.id);
+        }
+        assert!(r.verify_within_ms > 0);
+    }
+    let restart = declared("restart-node");
+    assert_eq!(
+        (restart.target, restart.risk),
+        (RemedyTarget::Component, Risk::Low)
+    );
+    assert_eq!(restart.addresses, vec!["node down"]);
+    assert!(restart.undo.is_empty(), "a restart leaves nothing to undo");
+    let strict = declared("strict-mode");
+    assert_eq!(
+        (strict.target, strict.risk),
+        (RemedyTarget::Cluster, Risk::Medium)
+    );
+    assert_eq!(strict.addresses, vec!["ghost allowing"]);
+    assert_eq!(strict.probe_step.as_deref(), Some("probe-burst"));
+    assert!(!strict.undo.is_empty());
+}
+
+#[test]
+fn restart_node_brings_a_killed_node_back_while_the_fault_is_active() {
+    let s = Running::start("load_rps=20");
+    s.0.run_step("set-limit").unwrap();
+    s.wait("node down", InvariantStatus::Ok, Duration::from_secs(10));
+    let fault = s
+        .inject("node-kill", &[("node", ParamValue::Int(2))])
+        .unwrap();
+    let down = s.wait("node down", InvariantStatus::Violated, Duration::from_secs(10));
+    assert_eq!(down.components, vec!["node-2"]);
+
+    for bad in ["node-9", "node-0", "redis", ""] {
+        let err = remediate(&s.0, "restart-node", bad).unwrap_err();
+        assert!(
+            matches!(err, PluginError::InvalidInput(ref m) if m.contains("node-1, node-2, node-3")),
+            "target `{bad}`: {err:?}"
+        );
+    }
+    let out = remediate(&s.0, "restart-node", "node-2").unwrap();
+    assert!(out.summary.contains("node-2 restarted"), "{}", out.summary);
+    assert_eq!(out.undo, "");
+    let deadline = Duration::from_millis(declared("restart-node").verify_within_ms);
+    s.wait("node down", InvariantStatus::Ok, deadline);
+
+    // The fault's own recovery finds the node running and leaves it alone.
+    let pids = s.0.child_pids();
+    s.0.recover(&fault.fault_id).unwrap();
+    assert_eq!(s.0.child_pids(), pids, "recover did not restart it again");
+    assert!(pids.iter().all(|p| alive(*p)));
+    s.wait("node down", InvariantStatus::Ok, Duration::from_secs(2));
+}
+
+#[test]
+fn strict_mode_stops_ghost_allowing_while_the_burst_is_active_and_is_put_back() {
+    // Cached mode with a 1 s flush, as in plugin_ghost.rs: a 2x burst over-allows.
+    let s = Running::start("load_rps=20 flush_ms=1000 limit=300 window_ms=4000 redis_timeout_ms=3000");
+    s.0.run_step("set-limit").unwrap();
+    let urls = s.0.shared().node_urls();
+    assert_eq!(modes(&urls), vec!["cached"; 3]);
+    // The probe tells the two modes apart: in cached mode it fails.
+    let err = s.0.run_step("probe-burst").unwrap_err();
+    assert!(err.to_string().contains("more than the limit"), "{err}");
+
+    let fault = s.inject("burst", &[]).unwrap();
+    s.wait(
+        "ghost allowing",
+        InvariantStatus::Violated,
+        Duration::from_secs(15),
+    );
+    let err = remediate(&s.0, "strict-mode", "node-1").unwrap_err();
+    assert!(matches!(err, PluginError::InvalidInput(_)), "{err:?}");
+
+    let out = remediate(&s.0, "strict-mode", "").unwrap();
+    assert!(
+        out.summary.contains("3 of 3 nodes switched to strict mode"),
+        "{}",
+        out.summary
+    );
+    assert_eq!(modes(&urls), vec!["strict"; 3]);
+    assert!(
+        s.0.shared().bursts().iter().any(|b| b.allowed > b.limit),
+        "the over-allowing burst is still on record (its fault is active)"
+    );
+    let deadline = Duration::from_millis(declared("strict-mode").verify_within_ms);
+    s.wait("ghost allowing", InvariantStatus::Ok, deadline);
+    let probe = s.0.run_step("probe-burst").unwrap();
+    assert!(probe.contains("600 checks, 300 allowed"), "{probe}");
+    // Strict mode counts in Redis itself: no drift and no conservation error appear.
+    s.wait("conservation", InvariantStatus::Ok, Duration::from_secs(5));
+    assert_ne!(
+        s.0.health().unwrap().invariant("counter drift").unwrap().status,
+        InvariantStatus::Violated
+    );
+
+    s.0.recover_leftover(&out.undo).unwrap();
+    assert_eq!(modes(&urls), vec!["cached"; 3]);
+    s.0.recover(&fault.fault_id).unwrap();
+}
+
+/// A cluster the test owns (a compose-like environment: the plugin reaches it
+/// at configured endpoints and does not stop it), so what the plugin leaves
+/// behind at teardown can be seen.
+#[test]
+fn teardown_and_a_later_instance_put_strict_mode_back() {
+    let redis = RedisGuard::start();
+    let nodes = common::cluster(&redis, "cached", 100);
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let config = format!(
+        "env=compose load_rps=0 nodes={} redis={}",
+        urls.join("+"),
+        redis.url()
+    );
+
+    let s = Running::start(&config);
+    let out = remediate(&s.0, "strict-mode", "").unwrap();
+    assert_eq!(modes(&urls), vec!["strict"; 3]);
+    s.0.teardown().unwrap();
+    assert_eq!(modes(&urls), vec!["cached"; 3], "teardown put it back");
+    drop(s);
+
+    // A host killed after the remedy: its record, passed to a new instance.
+    let killed = Running::start(&config);
+    let out2 = remediate(&killed.0, "strict-mode", "").unwrap();
+    // Never torn down, as by SIGKILL (it owns no processes: the test does).
+    std::mem::forget(killed);
+    assert_eq!(modes(&urls), vec!["strict"; 3]);
+    let next = Running::start(&config);
+    next.0.recover_leftover(&out2.undo).unwrap();
+    assert_eq!(modes(&urls), vec!["cached"; 3]);
+    // Putting back twice, or for nodes that are gone, is not an error.
+    next.0.recover_leftover(&out2.undo).unwrap();
+    drop(nodes);
+    next.0.recover_leftover(&out.undo).unwrap();
+    let err = next.0.recover_leftover("{\"action\":\"nonsense\"}").unwrap_err();
+    assert!(matches!(err, PluginError::InvalidInput(_)), "{err:?}");
+}
