@@ -6,11 +6,20 @@
 
 mod common;
 use common::subject::{alive, Running};
-use common::{get_json, runtime, RedisGuard};
+use common::{get_json, runtime, wait_for, RedisGuard};
 use plugin_api::*;
 use ratelimiter_node::wire::AdminView;
 use std::time::Duration;
 use subject_ratelimiter::plugin::RateLimiterSubject;
+
+/// One cluster at a time: a node killed by one test frees its port, which a
+/// cluster starting in a parallel test could take before the node is restarted
+/// on it (and the load of four clusters on two cores blurs every deadline).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn declared(id: &str) -> Remedy {
     RateLimiterSubject::describe()
@@ -39,11 +48,20 @@ fn modes(urls: &[String]) -> Vec<String> {
 #[test]
 fn the_remedies_are_declared_with_the_terms_they_fix() {
     let d = RateLimiterSubject::describe();
-    let terms: Vec<String> = d.diagnosis.glossary.iter().map(|g| g.term.clone()).collect();
+    let terms: Vec<String> = d
+        .diagnosis
+        .glossary
+        .iter()
+        .map(|g| g.term.clone())
+        .collect();
     for r in &d.remedies {
         assert!(!r.addresses.is_empty(), "{} addresses something", r.id);
         for a in &r.addresses {
-            assert!(terms.contains(a), "{} addresses `{a}`, a glossary term", r.id);
+            assert!(
+                terms.contains(a),
+                "{} addresses `{a}`, a glossary term",
+                r.id
+            );
         }
         assert!(r.verify_within_ms > 0);
     }
@@ -66,13 +84,18 @@ fn the_remedies_are_declared_with_the_terms_they_fix() {
 
 #[test]
 fn restart_node_brings_a_killed_node_back_while_the_fault_is_active() {
+    let _serial = serial();
     let s = Running::start("load_rps=20");
     s.0.run_step("set-limit").unwrap();
     s.wait("node down", InvariantStatus::Ok, Duration::from_secs(10));
     let fault = s
         .inject("node-kill", &[("node", ParamValue::Int(2))])
         .unwrap();
-    let down = s.wait("node down", InvariantStatus::Violated, Duration::from_secs(10));
+    let down = s.wait(
+        "node down",
+        InvariantStatus::Violated,
+        Duration::from_secs(10),
+    );
     assert_eq!(down.components, vec!["node-2"]);
 
     for bad in ["node-9", "node-0", "redis", ""] {
@@ -98,8 +121,10 @@ fn restart_node_brings_a_killed_node_back_while_the_fault_is_active() {
 
 #[test]
 fn strict_mode_stops_ghost_allowing_while_the_burst_is_active_and_is_put_back() {
+    let _serial = serial();
     // Cached mode with a 1 s flush, as in plugin_ghost.rs: a 2x burst over-allows.
-    let s = Running::start("load_rps=20 flush_ms=1000 limit=300 window_ms=4000 redis_timeout_ms=3000");
+    let s =
+        Running::start("load_rps=20 flush_ms=1000 limit=300 window_ms=4000 redis_timeout_ms=3000");
     s.0.run_step("set-limit").unwrap();
     let urls = s.0.shared().node_urls();
     assert_eq!(modes(&urls), vec!["cached"; 3]);
@@ -134,7 +159,11 @@ fn strict_mode_stops_ghost_allowing_while_the_burst_is_active_and_is_put_back() 
     // Strict mode counts in Redis itself: no drift and no conservation error appear.
     s.wait("conservation", InvariantStatus::Ok, Duration::from_secs(5));
     assert_ne!(
-        s.0.health().unwrap().invariant("counter drift").unwrap().status,
+        s.0.health()
+            .unwrap()
+            .invariant("counter drift")
+            .unwrap()
+            .status,
         InvariantStatus::Violated
     );
 
@@ -148,6 +177,7 @@ fn strict_mode_stops_ghost_allowing_while_the_burst_is_active_and_is_put_back() 
 /// behind at teardown can be seen.
 #[test]
 fn teardown_and_a_later_instance_put_strict_mode_back() {
+    let _serial = serial();
     let redis = RedisGuard::start();
     let nodes = common::cluster(&redis, "cached", 100);
     let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
@@ -177,6 +207,146 @@ fn teardown_and_a_later_instance_put_strict_mode_back() {
     next.0.recover_leftover(&out2.undo).unwrap();
     drop(nodes);
     next.0.recover_leftover(&out.undo).unwrap();
-    let err = next.0.recover_leftover("{\"action\":\"nonsense\"}").unwrap_err();
+    let err = next
+        .0
+        .recover_leftover("{\"action\":\"nonsense\"}")
+        .unwrap_err();
     assert!(matches!(err, PluginError::InvalidInput(_)), "{err:?}");
+}
+
+/// Each node's Redis as its admin endpoint reports it.
+fn redis_of(urls: &[String]) -> Vec<String> {
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    urls.iter()
+        .map(|u| {
+            rt.block_on(get_json::<AdminView>(&http, &format!("{u}/admin")))
+                .redis
+        })
+        .collect()
+}
+
+/// `INFO replication`'s role line of the Redis at `url`.
+fn role(url: &str) -> String {
+    let rt = runtime();
+    rt.block_on(async {
+        let client = redis::Client::open(url).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("role:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    })
+}
+
+#[test]
+fn failover_closes_the_drift_of_a_paused_redis_while_it_is_still_paused() {
+    let _serial = serial();
+    let s = Running::start("flush_ms=100 load_rps=50 limit=100000 window_ms=60000");
+    s.0.run_step("set-limit").unwrap();
+    s.wait(
+        "counter drift",
+        InvariantStatus::Ok,
+        Duration::from_secs(10),
+    );
+    let urls = s.0.shared().node_urls();
+    let original = s.0.shared().redis_url();
+    let fault = s
+        .inject("redis-pause", &[("duration_ms", ParamValue::Int(30_000))])
+        .unwrap();
+    s.wait(
+        "counter drift",
+        InvariantStatus::Violated,
+        Duration::from_secs(5),
+    );
+
+    let err = remediate(&s.0, "failover-redis", "redis").unwrap_err();
+    assert!(matches!(err, PluginError::InvalidInput(_)), "{err:?}");
+    let out = remediate(&s.0, "failover-redis", "").unwrap();
+    let standby = s.0.shared().redis_url();
+    assert_ne!(standby, original);
+    assert!(
+        out.summary.contains("3 of 3 nodes repointed"),
+        "{}",
+        out.summary
+    );
+    assert_eq!(redis_of(&urls), vec![standby.clone(); 3]);
+    assert_eq!(role(&standby), "master", "the standby was promoted");
+    let deadline = Duration::from_millis(declared("failover-redis").verify_within_ms);
+    s.wait("counter drift", InvariantStatus::Ok, deadline);
+    s.wait("redis down", InvariantStatus::Ok, Duration::from_secs(1));
+    assert!(
+        s.0.faults_active(),
+        "the pause is still in force: the remedy did not undo the fault"
+    );
+    // The standby counts a good hundred checks more than the drift tolerance
+    // before the fail-back, so that a fail-back that lost them would show.
+    let allowed = |snap: &HealthSnapshot| snap.metric("allowed").map_or(0.0, |m| m.value);
+    let before = allowed(&s.0.health().unwrap());
+    wait_for(Duration::from_secs(15), "100 more allowed checks", || {
+        (allowed(&s.0.health().unwrap()) >= before + 100.0).then_some(())
+    });
+    // Another failover has nowhere to go.
+    let again = remediate(&s.0, "failover-redis", "").unwrap_err();
+    assert!(matches!(again, PluginError::InvalidInput(_)), "{again:?}");
+
+    s.0.recover(&fault.fault_id).unwrap();
+    s.0.recover_leftover(&out.undo).unwrap();
+    let put_back = subject_ratelimiter::now_ms();
+    assert_eq!(redis_of(&urls), vec![original.clone(); 3]);
+    assert_eq!(s.0.shared().redis_url(), original);
+    assert_eq!(role(&original), "master");
+    assert_eq!(role(&standby), "slave", "the standby replicates again");
+    // Failing back copied what the standby counted meanwhile: polls made after
+    // it (against the original again) see no drift.
+    let after = wait_for(Duration::from_secs(10), "polls after the fail-back", || {
+        let snap = s.0.health().unwrap();
+        (snap.at_ms > put_back + 1000).then_some(snap)
+    });
+    let drift = after.invariant("counter drift").unwrap();
+    assert_eq!(drift.status, InvariantStatus::Ok, "{drift:?}");
+}
+
+#[test]
+fn failover_brings_a_frozen_redis_back_and_a_restarted_node_follows_it() {
+    let _serial = serial();
+    let s = Running::start("flush_ms=100 load_rps=50 limit=100000 window_ms=60000");
+    s.0.run_step("set-limit").unwrap();
+    s.wait("redis down", InvariantStatus::Ok, Duration::from_secs(10));
+    let urls = s.0.shared().node_urls();
+    let _freeze = s.inject("redis-freeze", &[]).unwrap();
+    s.wait(
+        "redis down",
+        InvariantStatus::Violated,
+        Duration::from_secs(5),
+    );
+
+    let out = remediate(&s.0, "failover-redis", "").unwrap();
+    let standby = s.0.shared().redis_url();
+    let deadline = Duration::from_millis(declared("failover-redis").verify_within_ms);
+    s.wait("redis down", InvariantStatus::Ok, deadline);
+    s.wait("counter drift", InvariantStatus::Ok, deadline);
+
+    // A node killed and restarted after the failover joins the new primary.
+    let kill = s
+        .inject("node-kill", &[("node", ParamValue::Int(3))])
+        .unwrap();
+    s.wait(
+        "node down",
+        InvariantStatus::Violated,
+        Duration::from_secs(5),
+    );
+    remediate(&s.0, "restart-node", "node-3").unwrap();
+    assert_eq!(redis_of(&urls), vec![standby.clone(); 3]);
+    s.wait("node down", InvariantStatus::Ok, Duration::from_secs(10));
+    s.0.recover(&kill.fault_id).unwrap();
+    assert!(!out.undo.is_empty());
+    // Teardown thaws Redis, then fails back to it.
+    s.0.teardown().unwrap();
 }

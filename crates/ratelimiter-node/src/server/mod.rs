@@ -242,9 +242,7 @@ impl Node {
             Err(_) => Err(StoreError::Timeout(limit)),
         };
         if out.is_err() {
-            self.metrics
-                .redis_errors
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
         }
         out
     }
@@ -306,9 +304,7 @@ impl Node {
     }
 
     pub fn partitioned(&self) -> bool {
-        self.flush
-            .partitioned
-            .load(Ordering::Relaxed)
+        self.flush.partitioned.load(Ordering::Relaxed)
     }
 }
 

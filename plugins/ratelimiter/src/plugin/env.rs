@@ -76,6 +76,8 @@ impl Env {
                     .flush_ms(cfg.flush_ms)
                     .redis_timeout_ms(cfg.redis_timeout_ms);
                 let cluster = Cluster::start(&cfg.redis_bin, &bin, Logs::TempDir, 3, args)?;
+                // The failover-redis remedy's standby, synced before any fault.
+                cluster.start_standby()?;
                 Ok(Env::Local(cluster))
             }
             EnvKind::Compose => Ok(Env::Compose {
@@ -98,6 +100,14 @@ impl Env {
         match self {
             Env::Local(l) => l.redis_url(),
             Env::Compose { redis, .. } => redis.clone(),
+        }
+    }
+
+    /// The standby Redis a failover promotes (local environment only).
+    pub fn standby_url(&self) -> Option<String> {
+        match self {
+            Env::Local(l) => l.standby_url(),
+            Env::Compose { .. } => None,
         }
     }
 

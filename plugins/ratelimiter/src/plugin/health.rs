@@ -200,7 +200,10 @@ async fn read_counts(shared: &Shared, mut obs: RedisObs, watched: &[String]) -> 
         match shared.mode() {
             Mode::Strict if !judged(current) => {}
             Mode::Cached => {
-                for w in [current.saturating_sub(1), current].into_iter().filter(|w| judged(*w)) {
+                for w in [current.saturating_sub(1), current]
+                    .into_iter()
+                    .filter(|w| judged(*w))
+                {
                     pipe.cmd("GET").arg(keys::window_counter(k, w));
                     asked.push((k.clone(), w));
                 }

@@ -207,6 +207,11 @@ impl RateLimiterSubject {
         &self.shared
     }
 
+    /// Whether any injected fault is still active (not recovered).
+    pub fn faults_active(&self) -> bool {
+        !self.faults.ids().is_empty()
+    }
+
     /// Process ids of the local children (empty for compose); lets tests check for orphans.
     pub fn child_pids(&self) -> Vec<u32> {
         match lock(&self.env).as_deref() {
@@ -427,14 +432,21 @@ impl Subject for RateLimiterSubject {
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
         let rt = self.rt()?;
         chaos::recover_leftover(&rt, undo)?;
+        // Only this instance's own remedies changed what it observes.
         if let Ok(undo) = serde_json::from_str::<chaos::Undo>(undo) {
-            remedy::forget(&self.shared, &undo);
-            self.remedies.done(&undo);
+            if self.remedies.done(&undo) {
+                remedy::forget(&self.shared, &rt, &undo);
+            }
         }
         Ok(())
     }
 
-    fn remediate(&self, remedy: &str, _params: &Params, target: &str) -> PluginResult<RemedyOutcome> {
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
         let rt = self.rt()?;
         let env = self.env()?;
         remedy::remediate(self, &rt, &env, remedy, target)
@@ -453,7 +465,7 @@ impl RateLimiterSubject {
             if let Err(e) = chaos::undo_fault(&rt, undo) {
                 errors.push(e.to_string());
             }
-            remedy::forget(&self.shared, undo);
+            remedy::forget(&self.shared, &rt, undo);
         }
         if errors.is_empty() {
             Ok(())

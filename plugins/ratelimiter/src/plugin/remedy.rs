@@ -74,8 +74,9 @@ pub struct Reconfig {
     pub mode: Option<Mode>,
     /// The Redis the nodes were repointed to, when a remedy repointed them.
     pub redis: Option<String>,
-    /// When the configuration last changed (unix ms; 0: never). A window
-    /// that began before it holds counts of both configurations and is not judged.
+    /// When the counting mode last changed (unix ms; 0: never). A window
+    /// that began before it holds counts of both modes and is not judged.
+    /// (A failover keeps the counts: the standby replicated them.)
     pub since_ms: u64,
 }
 
@@ -94,9 +95,13 @@ impl Remedies {
         std::mem::take(&mut *lock(&self.undos))
     }
 
-    /// The host put this one back itself (`recover_leftover`): teardown need not.
-    pub fn done(&self, undo: &Undo) {
-        lock(&self.undos).retain(|u| u != undo);
+    /// The host put this one back itself (`recover_leftover`): teardown need
+    /// not. Whether it was one of this instance's (not a killed host's).
+    pub fn done(&self, undo: &Undo) -> bool {
+        let mut undos = lock(&self.undos);
+        let before = undos.len();
+        undos.retain(|u| u != undo);
+        undos.len() < before
     }
 }
 
@@ -108,11 +113,14 @@ pub fn reconfig(shared: &Shared) -> Reconfig {
         .unwrap_or_default()
 }
 
-fn set_reconfig(shared: &Shared, f: impl FnOnce(&mut Reconfig)) {
+/// Changes the remedies' mark; `mode_changed`: the counting mode changed now.
+fn set_reconfig(shared: &Shared, mode_changed: bool, f: impl FnOnce(&mut Reconfig)) {
     let lock: &RwLock<Reconfig> = &shared.reconfig;
     let mut r = lock.write().unwrap_or_else(|p| p.into_inner());
     f(&mut r);
-    r.since_ms = crate::now_ms();
+    if mode_changed {
+        r.since_ms = crate::now_ms();
+    }
 }
 
 pub fn remediate(
@@ -148,10 +156,8 @@ pub fn remediate(
             lock(&s.remedies.undos).push(undo);
         }
     }
-    s.shared.event(
-        Level::Info,
-        format!("remedy {remedy}: {}", outcome.summary),
-    );
+    s.shared
+        .event(Level::Info, format!("remedy {remedy}: {}", outcome.summary));
     Ok(outcome)
 }
 
@@ -332,7 +338,7 @@ fn strict_mode(shared: &Shared, rt: &Runtime) -> PluginResult<RemedyOutcome> {
             missed.join(", ")
         )));
     }
-    set_reconfig(shared, |r| r.mode = Some(Mode::Strict));
+    set_reconfig(shared, true, |r| r.mode = Some(Mode::Strict));
     let undo = Undo::NodeMode {
         nodes: previous.clone(),
     };
@@ -380,11 +386,16 @@ pub async fn put_back_modes(http: &reqwest::Client, nodes: &[NodeSetting]) -> Pl
     }
 }
 
-/// Clears the remedies' mark on the configuration once it is put back.
-pub fn forget(shared: &Shared, undo: &Undo) {
+/// Clears the remedies' mark on the configuration once it is put back, and
+/// points the plugin's own Redis connections back after a failover.
+pub fn forget(shared: &Shared, rt: &Runtime, undo: &Undo) {
     match undo {
-        Undo::NodeMode { .. } => set_reconfig(shared, |r| r.mode = None),
-        Undo::RedisFailover { .. } => set_reconfig(shared, |r| r.redis = None),
+        Undo::NodeMode { .. } => set_reconfig(shared, true, |r| r.mode = None),
+        Undo::RedisFailover { original, .. } => {
+            set_reconfig(shared, false, |r| r.redis = None);
+            let _rt = rt.enter();
+            let _ = shared.set_redis(original);
+        }
         _ => {}
     }
 }
@@ -442,9 +453,11 @@ pub fn probe_burst(shared: &Arc<Shared>, rt: &Runtime) -> PluginResult<String> {
     Ok(line)
 }
 
-/// Points the nodes back at their Redis of before the failover and makes the
-/// promoted standby a replica of the original again. Nodes and a standby that
-/// do not answer are skipped: they are gone with the host that started them.
+/// Fails back, as an operator would: the original Redis first replicates the
+/// standby (so it holds what was counted there meanwhile), is promoted again,
+/// the nodes are pointed back at it, and the standby replicates it once more.
+/// Nodes and Redis servers that do not answer are skipped: they are gone with
+/// the host that started them.
 pub async fn put_back_redis(
     http: &reqwest::Client,
     original: &str,
@@ -452,6 +465,11 @@ pub async fn put_back_redis(
     nodes: &[NodeSetting],
 ) -> PluginResult<()> {
     let mut errors = Vec::new();
+    match catch_up(original, standby).await {
+        Ok(()) => {}
+        Err(e) if e.unreachable => {}
+        Err(e) => errors.push(e.message),
+    }
     for n in nodes {
         let change = RedisChange {
             url: n.value.clone(),
@@ -473,6 +491,45 @@ pub async fn put_back_redis(
     }
 }
 
+/// How long the original Redis may take to copy the standby when failing back.
+const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Makes `original` a replica of `standby` until it has synced, then a primary again.
+async fn catch_up(original: &str, standby: &str) -> Result<(), RedisCallError> {
+    replicaof(original, Some(standby)).await?;
+    let started = std::time::Instant::now();
+    loop {
+        match info_replication(original).await {
+            Ok(info) if info.contains("master_link_status:up") => break,
+            Ok(_) if started.elapsed() < CATCH_UP => {}
+            Ok(info) => {
+                // Leave it a primary with what it had rather than a broken replica.
+                let _ = replicaof(original, None).await;
+                return Err(RedisCallError {
+                    unreachable: false,
+                    message: format!(
+                        "{original} did not sync from {standby} within {} s: {}",
+                        CATCH_UP.as_secs(),
+                        info.lines()
+                            .filter(|l| l.starts_with("master_link"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replicaof(original, None).await
+}
+
+async fn info_replication(redis: &str) -> Result<String, RedisCallError> {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("replication");
+    redis_call(redis, "INFO replication", cmd).await
+}
+
 /// A failed REPLICAOF, telling a Redis that does not answer apart.
 struct RedisCallError {
     unreachable: bool,
@@ -481,32 +538,51 @@ struct RedisCallError {
 
 /// `REPLICAOF host port` (Some) or `REPLICAOF NO ONE` (None) on `redis`.
 async fn replicaof(redis: &str, primary: Option<&str>) -> Result<(), RedisCallError> {
-    let fail = |unreachable: bool, m: String| RedisCallError {
-        unreachable,
-        message: format!("REPLICAOF on {redis}: {m}"),
-    };
-    let client = redis::Client::open(redis).map_err(|e| fail(false, e.to_string()))?;
     let mut cmd = redis::cmd("REPLICAOF");
     match primary {
         None => {
             cmd.arg("NO").arg("ONE");
         }
         Some(p) => {
-            let info = redis::IntoConnectionInfo::into_connection_info(p)
-                .map_err(|e| fail(false, format!("primary `{p}`: {e}")))?;
+            let info =
+                redis::IntoConnectionInfo::into_connection_info(p).map_err(|e| RedisCallError {
+                    unreachable: false,
+                    message: format!("REPLICAOF on {redis}: primary `{p}`: {e}"),
+                })?;
             let (host, port) = match info.addr().clone() {
                 redis::ConnectionAddr::Tcp(h, p) => (h, p),
-                other => return Err(fail(false, format!("primary `{other}` is not host:port"))),
+                other => {
+                    return Err(RedisCallError {
+                        unreachable: false,
+                        message: format!(
+                            "REPLICAOF on {redis}: primary `{other}` is not host:port"
+                        ),
+                    })
+                }
             };
             cmd.arg(host).arg(port);
         }
     }
+    redis_call::<()>(redis, "REPLICAOF", cmd).await
+}
+
+/// One command on its own connection, with a deadline.
+async fn redis_call<T: redis::FromRedisValue>(
+    redis: &str,
+    name: &str,
+    cmd: redis::Cmd,
+) -> Result<T, RedisCallError> {
+    let fail = |unreachable: bool, m: String| RedisCallError {
+        unreachable,
+        message: format!("{name} on {redis}: {m}"),
+    };
+    let client = redis::Client::open(redis).map_err(|e| fail(false, e.to_string()))?;
     let call = async {
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| fail(true, e.to_string()))?;
-        cmd.query_async::<()>(&mut conn)
+        cmd.query_async::<T>(&mut conn)
             .await
             .map_err(|e| fail(false, e.to_string()))
     };
@@ -515,12 +591,78 @@ async fn replicaof(redis: &str, primary: Option<&str>) -> Result<(), RedisCallEr
         .map_err(|_| fail(true, "no answer within 2 s".into()))?
 }
 
-fn failover_redis(
-    _s: &RateLimiterSubject,
-    _rt: &Runtime,
-    _env: &Env,
-) -> PluginResult<RemedyOutcome> {
-    Err(PluginError::Unsupported(
-        "failover-redis: not implemented yet".into(),
-    ))
+fn failover_redis(s: &RateLimiterSubject, rt: &Runtime, env: &Env) -> PluginResult<RemedyOutcome> {
+    let shared = &s.shared;
+    let standby = env.standby_url().ok_or_else(|| {
+        PluginError::Unsupported(format!(
+            "failover-redis needs a standby Redis, which only the local environment starts (this is env={})",
+            env.kind()
+        ))
+    })?;
+    let original = shared.redis_url();
+    if original == standby {
+        return Err(PluginError::invalid(format!(
+            "the nodes already use the standby {standby}: there is nothing to fail over to"
+        )));
+    }
+    rt.block_on(replicaof(&standby, None))
+        .map_err(|e| PluginError::failed(e.message))?;
+    let urls = shared.node_urls();
+    let change = RedisChange {
+        url: standby.clone(),
+    };
+    let answers = rt.block_on(futures::future::join_all(
+        urls.iter()
+            .map(|u| admin_put(&shared.http, u, "redis", &change)),
+    ));
+    let mut previous = Vec::new();
+    let mut missed = Vec::new();
+    let mut refused = Vec::new();
+    for (url, a) in urls.iter().zip(answers) {
+        match a {
+            Ok(view) => previous.push(NodeSetting {
+                url: url.clone(),
+                value: view.previous_redis,
+            }),
+            // A node that is down is repointed when it is restarted (`reapply`).
+            Err(AdminError::Unreachable { .. }) => missed.push(url.clone()),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    let undo = Undo::RedisFailover {
+        original: original.clone(),
+        standby: standby.clone(),
+        nodes: previous.clone(),
+    };
+    if previous.is_empty() || !refused.is_empty() {
+        let _ = rt.block_on(put_back_redis(&shared.http, &original, &standby, &previous));
+        return Err(PluginError::failed(format!(
+            "failover to {standby} abandoned and put back: {}",
+            if refused.is_empty() {
+                format!("no node answered ({})", missed.join(", "))
+            } else {
+                refused.join("; ")
+            }
+        )));
+    }
+    {
+        let _rt = rt.enter();
+        shared.set_redis(&standby)?;
+    }
+    set_reconfig(shared, false, |r| r.redis = Some(standby.clone()));
+    let mut summary = format!(
+        "standby {standby} promoted (REPLICAOF NO ONE); {} of {} nodes repointed from {original}",
+        previous.len(),
+        urls.len()
+    );
+    if !missed.is_empty() {
+        summary.push_str(&format!(
+            "; {} did not answer and are repointed when restarted",
+            missed.join(", ")
+        ));
+    }
+    Ok(RemedyOutcome {
+        summary,
+        undo: serde_json::to_string(&undo).map_err(PluginError::failed)?,
+    })
 }
