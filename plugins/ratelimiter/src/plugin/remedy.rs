@@ -130,11 +130,16 @@ pub fn remediate(
     remedy: &str,
     target: &str,
 ) -> PluginResult<RemedyOutcome> {
-    let _one = s.remedies.running.try_lock().map_err(|_| {
-        PluginError::failed(format!(
-            "remedy `{remedy}` refused: another remedy is still running"
-        ))
-    })?;
+    let _one = match s.remedies.running.try_lock() {
+        Ok(g) => g,
+        // A remedy that panicked earlier holds nothing any more.
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            return Err(PluginError::failed(format!(
+                "remedy `{remedy}` refused: another remedy is still running"
+            )))
+        }
+    };
     let outcome = match remedy {
         RESTART_NODE => restart_node(s, rt, env, target)?,
         STRICT_MODE => {
@@ -156,8 +161,10 @@ pub fn remediate(
             lock(&s.remedies.undos).push(undo);
         }
     }
+    // The host reports remedies itself; this line is for troubleshooting only.
     s.shared
-        .event(Level::Info, format!("remedy {remedy}: {}", outcome.summary));
+        .log
+        .debug(format!("remedy {remedy}: {}", outcome.summary));
     Ok(outcome)
 }
 
