@@ -19,7 +19,12 @@ fn the_rate_limiter_and_tikv_remedies_load_through_the_abi() {
         declared,
         vec![
             ("restart-node", RemedyTarget::Component, Risk::Low, None),
-            ("strict-mode", RemedyTarget::Cluster, Risk::Medium, Some("probe-burst")),
+            (
+                "strict-mode",
+                RemedyTarget::Cluster,
+                Risk::Medium,
+                Some("probe-burst")
+            ),
             ("failover-redis", RemedyTarget::Cluster, Risk::High, None),
         ]
     );
@@ -31,7 +36,10 @@ fn the_rate_limiter_and_tikv_remedies_load_through_the_abi() {
         .map(|g| g.term.as_str())
         .collect();
     for r in &rl.description.remedies {
-        assert!(r.addresses.iter().all(|a| terms.contains(&a.as_str())), "{r:?}");
+        assert!(
+            r.addresses.iter().all(|a| terms.contains(&a.as_str())),
+            "{r:?}"
+        );
     }
     let tikv = loader.load(&plugin_library("tikv")).unwrap();
     let restart = &tikv.description.remedies[0];
