@@ -267,8 +267,19 @@ pub(super) fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
                 node + 1
             ))),
         },
-        Undo::NodeMode { nodes } => rt.block_on(super::remedy::put_back_modes(&reqwest::Client::new(), nodes)),
-        Undo::RedisFailover { original, standby, nodes } => rt.block_on(super::remedy::put_back_redis(&reqwest::Client::new(), original, standby, nodes)),
+        // What a remedy changed (see `remedy`), recorded in the same file.
+        Undo::NodeMode { nodes } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_modes(&http, nodes))
+        }
+        Undo::RedisFailover {
+            original,
+            standby,
+            nodes,
+        } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_redis(&http, original, standby, nodes))
+        }
     }
 }
 

@@ -193,8 +193,8 @@ async fn read_counts(shared: &Shared, mut obs: RedisObs, watched: &[String]) -> 
     let current = crate::now_ms() / window_ms;
     let mut pipe = redis::pipe();
     let mut asked = Vec::new();
-    // A window that began before a remedy changed the mode or the Redis holds
-    // counts of both configurations: it is not compared.
+    // A window that began before a remedy switched the counting mode holds
+    // counts of both modes: it is not compared.
     let judged = |w: u64| w * window_ms >= super::remedy::reconfig(shared).since_ms;
     for k in watched {
         match shared.mode() {
@@ -405,8 +405,8 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
     if let Some(d) = drift.drift {
         metrics.push(Metric::new("counter drift", d as f64, "checks"));
     }
-    // Over-allowance from before a remedy reconfigured the cluster is not held
-    // against the configuration that followed it.
+    // Over-allowance from before a remedy switched the counting mode is not
+    // held against the mode that followed it.
     let since = super::remedy::reconfig(shared).since_ms;
     let judged_bursts: Vec<_> = bursts
         .into_iter()
