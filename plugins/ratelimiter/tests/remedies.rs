@@ -245,6 +245,21 @@ fn role(url: &str) -> String {
     })
 }
 
+/// The limit of the demo key in the Redis at `url`.
+fn hget_limit(url: &str) -> Option<u64> {
+    let rt = runtime();
+    rt.block_on(async {
+        let client = redis::Client::open(url).ok()?;
+        let mut c = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("HGET")
+            .arg("rl:limit:demo")
+            .arg("limit")
+            .query_async::<Option<u64>>(&mut c)
+            .await
+            .ok()?
+    })
+}
+
 #[test]
 fn failover_closes_the_drift_of_a_paused_redis_while_it_is_still_paused() {
     let _serial = serial();
@@ -318,7 +333,20 @@ fn failover_brings_a_frozen_redis_back_and_a_restarted_node_follows_it() {
     let _serial = serial();
     let s = Running::start("flush_ms=100 load_rps=50 limit=100000 window_ms=60000");
     s.0.run_step("set-limit").unwrap();
-    s.wait("redis down", InvariantStatus::Ok, Duration::from_secs(10));
+    s.wait(
+        "counter drift",
+        InvariantStatus::Ok,
+        Duration::from_secs(10),
+    );
+    // Replication is asynchronous: a write of the last moments before a freeze
+    // may be missing on the standby (Redis's own failover caveat). The limit
+    // is set long before the fault in the demo; here, wait until it is there.
+    let standby =
+        s.0.standby_url()
+            .expect("the local environment has a standby");
+    wait_for(Duration::from_secs(5), "the limit on the standby", || {
+        (hget_limit(&standby) == Some(100_000)).then_some(())
+    });
     let urls = s.0.shared().node_urls();
     let _freeze = s.inject("redis-freeze", &[]).unwrap();
     s.wait(
@@ -328,7 +356,7 @@ fn failover_brings_a_frozen_redis_back_and_a_restarted_node_follows_it() {
     );
 
     let out = remediate(&s.0, "failover-redis", "").unwrap();
-    let standby = s.0.shared().redis_url();
+    assert_eq!(s.0.shared().redis_url(), standby);
     let deadline = Duration::from_millis(declared("failover-redis").verify_within_ms);
     s.wait("redis down", InvariantStatus::Ok, deadline);
     s.wait("counter drift", InvariantStatus::Ok, deadline);

@@ -207,6 +207,11 @@ impl RateLimiterSubject {
         &self.shared
     }
 
+    /// The standby Redis the failover-redis remedy promotes (local environment).
+    pub fn standby_url(&self) -> Option<String> {
+        lock(&self.env).as_deref().and_then(Env::standby_url)
+    }
+
     /// Whether any injected fault is still active (not recovered).
     pub fn faults_active(&self) -> bool {
         !self.faults.ids().is_empty()
