@@ -33,6 +33,17 @@ pub enum Undo {
     RedisFreeze {
         frozen: super::env::Frozen,
     },
+    /// A remedy switched the nodes' mode: each node's mode before it.
+    NodeMode {
+        nodes: Vec<super::remedy::NodeSetting>,
+    },
+    /// A remedy promoted the standby Redis and repointed the nodes to it.
+    RedisFailover {
+        original: String,
+        standby: String,
+        /// Each node's Redis before it.
+        nodes: Vec<super::remedy::NodeSetting>,
+    },
 }
 
 struct Entry {
@@ -207,7 +218,9 @@ pub fn recover(
         s.shared.forget_burst(key);
     }
     let result = match &entry.undo {
-        Undo::NodeKill { node, .. } => env.restart_node(*node, rt),
+        Undo::NodeKill { node, .. } => env
+            .restart_node(*node, rt)
+            .and_then(|()| super::remedy::after_restart(&s.shared, rt, *node)),
         Undo::RedisPause { until_ms, .. } if *until_ms <= crate::now_ms() => Ok(()),
         undo => undo_fault(rt, undo),
     };
@@ -227,7 +240,7 @@ pub fn recover(
 }
 
 /// Undoes what can be undone from the record alone.
-fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
+pub(super) fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
     match undo {
         Undo::RedisPause { redis, .. } => rt.block_on(async {
             let client = redis::Client::open(redis.as_str()).map_err(PluginError::failed)?;
@@ -254,6 +267,19 @@ fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
                 node + 1
             ))),
         },
+        // What a remedy changed (see `remedy`), recorded in the same file.
+        Undo::NodeMode { nodes } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_modes(&http, nodes))
+        }
+        Undo::RedisFailover {
+            original,
+            standby,
+            nodes,
+        } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_redis(&http, original, standby, nodes))
+        }
     }
 }
 
