@@ -190,12 +190,15 @@ pub fn enter(demo: &mut Demo, index: usize, fx: &mut Vec<Effect>) {
             }
         }
         Some(OnEnter::Recover) => {
+            super::remedy::withdraw_proposal(demo, "the chaos was recovered first");
             let ids = demo.chaos.begin_recover_all();
             if !ids.is_empty() {
                 demo.phase = ChapterPhase::Running {
                     what: "recovery".into(),
                 };
                 fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
+            } else {
+                super::remedy::fail_back(demo, fx);
             }
         }
         Some(OnEnter::Step { id }) => {

@@ -161,6 +161,7 @@ pub(super) fn recovered(
     }
     if matches!(&demo.phase, ChapterPhase::Running { what } if what == "recovery")
         && demo.chaos.active.iter().all(|f| !f.recovering)
+        && !super::remedy::fail_back(demo, fx)
     {
         demo.phase = ChapterPhase::Settled { since_ms: now_ms };
     }
