@@ -1,0 +1,511 @@
+//! The evidence a hypothesis collects beyond its own invariants: components
+//! that stopped answering or degraded, latency, a lost majority, metrics and
+//! events of the components it names, and what it may be a consequence of.
+//!
+//! Components are compared by id only; names are never measured, sorted or
+//! searched inside one another, so renaming a subject changes no weight.
+
+use super::facts::{mentions, status_word, Facts, MetricDelta, NodeChange};
+use super::hypotheses::{item, push_unique, Hypothesis, Kind};
+use plugin_api::{AnomalyClass, ComponentKind, Level, NodeStatus};
+
+/// A time-like metric rising by this factor counts as a latency jump.
+const LATENCY_JUMP: f64 = 2.0;
+
+impl Hypothesis {
+    pub(super) fn add_support(
+        &mut self,
+        at_ms: Option<u64>,
+        kind: Kind,
+        source: String,
+        text: String,
+        weight: f64,
+    ) {
+        self.supporting
+            .push(item(at_ms, kind, source, text, weight));
+    }
+
+    fn add_against(
+        &mut self,
+        at_ms: Option<u64>,
+        kind: Kind,
+        source: String,
+        text: String,
+        weight: f64,
+    ) {
+        self.contradicting
+            .push(item(at_ms, kind, source, text, weight));
+    }
+
+    fn seen_at(&mut self, at_ms: u64) {
+        self.first_seen = Some(self.first_seen.map_or(at_ms, |t| t.min(at_ms)));
+    }
+
+    /// A member (or a shared dependency) leaving the `up` state. Resources,
+    /// clients and other components are never a *node down*: they count for
+    /// the hypotheses that name them ([`Hypothesis::weigh_component_status`]).
+    pub(super) fn weigh_nodes(&mut self, facts: &Facts, dependency: bool) {
+        let wanted = if dependency {
+            ComponentKind::Dependency
+        } else {
+            ComponentKind::Member
+        };
+        let relevant: Vec<&NodeChange> = facts
+            .node_changes
+            .iter()
+            .filter(|c| c.kind == wanted)
+            .collect();
+        let what = if dependency {
+            "shared dependency"
+        } else {
+            "member"
+        };
+        for c in &relevant {
+            let weight = match c.to {
+                NodeStatus::Down => 0.3,
+                NodeStatus::Unknown => 0.2,
+                _ => 0.1,
+            };
+            self.add_support(
+                Some(c.at_ms),
+                Kind::Node,
+                format!("node {}", c.id),
+                format!(
+                    "{what} {} went {} → {} at {}",
+                    c.label,
+                    status_word(c.from),
+                    status_word(c.to),
+                    facts.rel(c.at_ms)
+                ),
+                weight,
+            );
+            if c.stopped() {
+                push_unique(&mut self.components, c.id.clone());
+                self.seen_at(c.at_ms);
+            }
+        }
+        let dependency_down = facts
+            .node_changes
+            .iter()
+            .filter(|c| c.shared_dependency && c.to == NodeStatus::Down)
+            .min_by_key(|c| c.at_ms);
+        if dependency {
+            if let Some(dep) = dependency_down.map(|c| c.at_ms) {
+                let followers = facts
+                    .node_changes
+                    .iter()
+                    .filter(|c| c.member() && c.at_ms >= dep && c.to != NodeStatus::Down)
+                    .count();
+                if followers > 0 {
+                    self.add_support(
+                        Some(dep),
+                        Kind::Node,
+                        "node members".into(),
+                        format!("{followers} member(s) became degraded or unknown after it"),
+                        0.1,
+                    );
+                }
+            }
+        } else if !relevant.iter().any(|c| c.to != NodeStatus::Degraded)
+            && !facts.node_changes.iter().any(|c| c.shared_dependency)
+            && relevant.len() >= facts.member_count.max(1)
+            && facts.member_count > 1
+        {
+            self.add_against(
+                None,
+                Kind::Node,
+                "node members".into(),
+                "every member degraded at once, which points at something they share".into(),
+                0.15,
+            );
+        }
+        if let (false, Some(dep)) = (dependency, dependency_down) {
+            if !relevant.is_empty() && relevant.iter().all(|c| c.at_ms >= dep.at_ms) {
+                self.add_against(
+                    Some(dep.at_ms),
+                    Kind::Node,
+                    format!("node {}", dep.id),
+                    format!(
+                        "the members changed only after {} went down, which explains them",
+                        dep.label
+                    ),
+                    0.3,
+                );
+            }
+        }
+        let quorum_broken = facts
+            .violated()
+            .any(|i| i.class == AnomalyClass::QuorumLoss);
+        if let (false, true, Some(stopped)) = (dependency, quorum_broken, majority_stopped(facts)) {
+            self.add_against(
+                None,
+                Kind::Node,
+                "node members".into(),
+                format!(
+                    "{} of {} members stopped, a majority, and the group reports it cannot decide: more than a member down",
+                    stopped.len(),
+                    facts.member_count
+                ),
+                0.4,
+            );
+        }
+        if !relevant.iter().any(|c| c.to != NodeStatus::Degraded) && !facts.nodes.is_empty() {
+            self.add_against(
+                None,
+                Kind::Node,
+                "node status".into(),
+                format!("no {what} stopped answering"),
+                0.3,
+            );
+        }
+    }
+
+    /// Members that stopped answering, as many as a majority: the group can
+    /// no longer decide, which is the mechanism of a quorum loss rather than
+    /// a cause apart from it.
+    pub(super) fn weigh_quorum(&mut self, facts: &Facts) {
+        if let Some(stopped) = majority_stopped(facts) {
+            let at = stopped.iter().map(|c| c.at_ms).max().unwrap_or(0);
+            self.add_support(
+                Some(at),
+                Kind::Node,
+                "node members".into(),
+                format!(
+                    "{} of {} members stopped answering by {}: no majority is left",
+                    stopped.len(),
+                    facts.member_count,
+                    facts.rel(at)
+                ),
+                0.4,
+            );
+            for c in stopped {
+                push_unique(&mut self.components, c.id.clone());
+            }
+        }
+    }
+
+    pub(super) fn weigh_latency(&mut self, facts: &Facts) {
+        let timed: Vec<&MetricDelta> = facts
+            .metric_deltas
+            .iter()
+            .filter(|d| d.time_like())
+            .collect();
+        let moved = |d: &MetricDelta| d.significant && d.during > d.before;
+        let mut jumped = false;
+        let mut weight_left: f64 = 0.3;
+        for d in &timed {
+            let ratio = d.ratio();
+            if ratio >= LATENCY_JUMP && moved(d) {
+                jumped = true;
+                let w = 0.2_f64.min(weight_left);
+                weight_left -= w;
+                self.add_support(
+                    Some(d.at_ms),
+                    Kind::Metric,
+                    format!("metric {}", d.name),
+                    d.describe(),
+                    w,
+                );
+                if let Some(node) = &d.node {
+                    push_unique(&mut self.components, node.clone());
+                }
+                self.seen_at(d.at_ms);
+            } else if ratio >= 1.2 && moved(d) && weight_left > 0.0 {
+                let w = 0.05_f64.min(weight_left);
+                weight_left -= w;
+                self.add_support(
+                    Some(d.at_ms),
+                    Kind::Metric,
+                    format!("metric {}", d.name),
+                    format!("{} (a modest rise)", d.describe()),
+                    w,
+                );
+            }
+        }
+        if !timed.is_empty() && !jumped {
+            self.add_against(
+                None,
+                Kind::Metric,
+                "metrics".into(),
+                "no latency reading even doubled".into(),
+                0.2,
+            );
+        }
+    }
+
+    /// A component the hypothesis names that left `up` without a hypothesis
+    /// of its own: a resource or client that degraded or stopped (a consumer
+    /// group falling behind), or a member or dependency that only degraded
+    /// (a backend failing its health checks).
+    pub(super) fn weigh_component_status(&mut self, facts: &Facts) {
+        if matches!(
+            self.class,
+            AnomalyClass::NodeDown | AnomalyClass::DependencyDown
+        ) {
+            return;
+        }
+        let named: Vec<&NodeChange> = facts
+            .node_changes
+            .iter()
+            .filter(|c| self.components.contains(&c.id))
+            .filter(|c| {
+                !matches!(c.kind, ComponentKind::Member | ComponentKind::Dependency)
+                    || c.to == NodeStatus::Degraded
+            })
+            .take(2)
+            .collect();
+        for c in named {
+            self.add_support(
+                Some(c.at_ms),
+                Kind::Node,
+                format!("node {}", c.id),
+                format!(
+                    "{} {} went {} → {} at {}",
+                    c.kind.label(),
+                    c.label,
+                    status_word(c.from),
+                    status_word(c.to),
+                    facts.rel(c.at_ms)
+                ),
+                0.1,
+            );
+        }
+    }
+
+    /// Metrics of the named components that moved well beyond their noise,
+    /// in the direction the plugin calls bad.
+    pub(super) fn weigh_component_metrics(&mut self, facts: &Facts) {
+        let moved: Vec<&MetricDelta> = facts
+            .metric_deltas
+            .iter()
+            .filter(|d| d.moved_badly() && !d.time_like())
+            .filter(|d| d.node.as_ref().is_some_and(|n| self.components.contains(n)))
+            .take(2)
+            .collect();
+        for d in moved {
+            self.add_support(
+                Some(d.at_ms),
+                Kind::Metric,
+                format!("metric {}", d.name),
+                d.describe(),
+                0.1,
+            );
+        }
+    }
+
+    /// Symptoms that began after a member or dependency stopped answering are
+    /// more likely its consequences than a cause of their own. A quorum lost
+    /// because a majority stopped is that stopping, not its consequence.
+    pub(super) fn weigh_consequence(&mut self, facts: &Facts) {
+        if matches!(
+            self.class,
+            AnomalyClass::NodeDown | AnomalyClass::DependencyDown
+        ) {
+            return;
+        }
+        let majority_lost =
+            self.class == AnomalyClass::QuorumLoss && majority_stopped(facts).is_some();
+        let Some(first) = self.first_seen else { return };
+        if let Some(c) = facts
+            .node_changes
+            .iter()
+            .filter(|c| c.to == NodeStatus::Down && c.at_ms <= first)
+            .filter(|c| !(majority_lost && c.member()))
+            .min_by_key(|c| c.at_ms)
+        {
+            self.add_against(
+                Some(c.at_ms),
+                Kind::Node,
+                format!("node {}", c.id),
+                format!(
+                    "it began after {} went down at {}, so it may be a consequence",
+                    c.label,
+                    facts.rel(c.at_ms)
+                ),
+                0.3,
+            );
+        }
+    }
+
+    /// Warnings and errors about the named components: tied to one by the
+    /// plugin, or (for events that name none) mentioning its id as a word.
+    pub(super) fn weigh_events(&mut self, facts: &Facts) {
+        let mut weight_left: f64 = 0.15;
+        for w in &facts.warnings {
+            if weight_left <= 0.0 {
+                break;
+            }
+            let about = match &w.component {
+                Some(c) => self.components.contains(c),
+                None => self.components.iter().any(|id| mentions(&w.message, id)),
+            };
+            if about {
+                let weight = 0.05_f64.min(weight_left);
+                weight_left -= weight;
+                let lvl = if w.level == Level::Error {
+                    "error"
+                } else {
+                    "warning"
+                };
+                self.add_support(
+                    Some(w.at_ms),
+                    Kind::Event,
+                    "event".into(),
+                    format!("{lvl} at {}: {}", facts.rel(w.at_ms), w.message),
+                    weight,
+                );
+            }
+        }
+    }
+}
+
+/// The members that stopped answering, when they are at least half of them.
+fn majority_stopped(facts: &Facts) -> Option<Vec<&NodeChange>> {
+    let stopped: Vec<&NodeChange> = facts
+        .node_changes
+        .iter()
+        .filter(|c| c.member() && c.stopped())
+        .collect();
+    (facts.member_count >= 2 && stopped.len() * 2 >= facts.member_count).then_some(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::diagnose;
+    use super::super::facts::mentions;
+    use super::super::fixture::{invariant, node};
+    use crate::diagnosis::window::ObservationWindow;
+    use plugin_api::{
+        AnomalyClass, BoundIs, ComponentKind, DiagnosisContext, Event, HealthSnapshot, Level,
+        NodeStatus,
+    };
+
+    /// Three members and a resource; from poll 5 the resource degrades and a
+    /// lag invariant about it breaks.
+    fn lagging_resource(event: Option<Event>) -> ObservationWindow {
+        let snaps = (0..10u64)
+            .map(|k| {
+                let bad = k >= 5;
+                let mut queue = node("q-1").kind(ComponentKind::Resource);
+                if bad {
+                    queue.status = NodeStatus::Degraded;
+                }
+                HealthSnapshot {
+                    at_ms: k * 500,
+                    nodes: vec![node("m-1"), node("m-2"), node("m-3"), queue],
+                    invariants: vec![invariant("behind", AnomalyClass::Lag, bad, &["q-1"])],
+                    events: event.iter().filter(|_| k == 6).cloned().collect(),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps)
+    }
+
+    #[test]
+    fn a_degraded_resource_is_evidence_for_its_anomaly_not_a_node_down() {
+        let d = diagnose(&lagging_resource(None));
+        assert_eq!(d.class, Some(AnomalyClass::Lag));
+        assert_eq!(d.affected_components, vec!["q-1".to_string()]);
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.observation.starts_with("resource q-1")),
+            "{:?}",
+            d.evidence
+        );
+        let node_down = d
+            .alternatives
+            .iter()
+            .find(|a| a.hypothesis == "node down")
+            .expect("node down weighed");
+        assert!(node_down.supporting.is_empty(), "{node_down:?}");
+    }
+
+    #[test]
+    fn an_event_tied_to_a_component_counts_for_it_whatever_it_says() {
+        let tied = Event::new(3_000, Level::Warn, "consumers slow").about("q-1");
+        let untied = Event::new(3_000, Level::Warn, "consumers slow");
+        let with = diagnose(&lagging_resource(Some(tied)));
+        let without = diagnose(&lagging_resource(Some(untied)));
+        assert!(with.evidence.iter().any(|e| e.source == "event"));
+        assert!(!without.evidence.iter().any(|e| e.source == "event"));
+        assert!(with.confidence > without.confidence);
+    }
+
+    #[test]
+    fn an_id_is_mentioned_only_as_a_whole_word() {
+        assert!(mentions("q-1 is behind", "q-1"));
+        assert!(mentions("lost q-1: refused", "q-1"));
+        assert!(!mentions("q-10 is behind", "q-1"));
+        assert!(!mentions("update applied", "pd"));
+        assert!(!mentions("anything", ""));
+    }
+
+    #[test]
+    fn a_floor_bound_well_past_counts_like_a_ceiling() {
+        let window = |bound_is: BoundIs, observed: f64, bound: f64| {
+            let snaps = (0..10u64)
+                .map(|k| {
+                    let mut inv =
+                        invariant("room", AnomalyClass::CapacityExhausted, k >= 5, &["m-1"]);
+                    inv.bound_is = bound_is;
+                    (inv.observed, inv.bound) = (Some(observed), Some(bound));
+                    HealthSnapshot {
+                        at_ms: k * 500,
+                        nodes: vec![node("m-1"), node("m-2")],
+                        invariants: vec![inv],
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps)
+        };
+        let well_past = |d: &crate::diagnosis::report::Diagnosis| {
+            d.evidence
+                .iter()
+                .any(|e| e.observation.contains("well past its bound"))
+        };
+        // "free ≥ 10" at 2 and "used ≤ 10" at 18: both 80 % of the bound past it.
+        let floor = diagnose(&window(BoundIs::Floor, 2.0, 10.0));
+        let ceiling = diagnose(&window(BoundIs::Ceiling, 18.0, 10.0));
+        assert!(well_past(&floor) && well_past(&ceiling));
+        assert_eq!(floor.confidence, ceiling.confidence);
+        assert!(!well_past(&diagnose(&window(BoundIs::Floor, 8.0, 10.0))));
+    }
+
+    /// Three members, all with a leader invariant; `stop` of them go down at poll 5.
+    fn group(stop: usize) -> ObservationWindow {
+        let snaps = (0..10u64)
+            .map(|k| {
+                let mut nodes = vec![node("m-1"), node("m-2"), node("m-3")];
+                let bad = k >= 5;
+                if bad {
+                    nodes
+                        .iter_mut()
+                        .take(stop)
+                        .for_each(|n| n.status = NodeStatus::Down);
+                }
+                let down: Vec<&str> = ["m-1", "m-2"][..stop].to_vec();
+                HealthSnapshot {
+                    at_ms: k * 500,
+                    nodes,
+                    invariants: vec![
+                        invariant("leader", AnomalyClass::QuorumLoss, bad, &["m-1"]),
+                        invariant("members", AnomalyClass::NodeDown, bad, &down),
+                    ],
+                    ..Default::default()
+                }
+            })
+            .collect();
+        ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps)
+    }
+
+    #[test]
+    fn a_lost_majority_is_a_quorum_loss_and_one_member_is_a_node_down() {
+        assert_eq!(diagnose(&group(2)).class, Some(AnomalyClass::QuorumLoss));
+        let one = diagnose(&group(1));
+        assert_eq!(one.class, Some(AnomalyClass::NodeDown));
+        assert_eq!(one.affected_components, vec!["m-1".to_string()]);
+    }
+}
