@@ -5,12 +5,23 @@
 //! Components are compared by id only; names are never measured, sorted or
 //! searched inside one another, so renaming a subject changes no weight.
 
-use super::facts::{mentions, status_word, Facts, MetricDelta, NodeChange};
+use super::facts::{mentions, status_word, Facts, InvariantRecord, MetricDelta, NodeChange};
 use super::hypotheses::{item, push_unique, Hypothesis, Kind};
 use plugin_api::{AnomalyClass, ComponentKind, Level, NodeStatus};
 
 /// A time-like metric rising by this factor counts as a latency jump.
 const LATENCY_JUMP: f64 = 2.0;
+
+/// (cause, symptom): classes whose lasting violation explains another on the
+/// same components. More work than capacity makes requests wait, fail and
+/// fall behind; so does a resource that ran out.
+const SYMPTOMS: [(AnomalyClass, AnomalyClass); 5] = [
+    (AnomalyClass::Saturation, AnomalyClass::LatencySpike),
+    (AnomalyClass::Saturation, AnomalyClass::ErrorBurst),
+    (AnomalyClass::Saturation, AnomalyClass::Lag),
+    (AnomalyClass::CapacityExhausted, AnomalyClass::LatencySpike),
+    (AnomalyClass::CapacityExhausted, AnomalyClass::ErrorBurst),
+];
 
 impl Hypothesis {
     pub(super) fn add_support(
@@ -327,6 +338,68 @@ impl Hypothesis {
         }
     }
 
+    /// Overload and its symptoms. A component with more work than it can do
+    /// (or out of a resource) makes requests wait, fail or fall behind,
+    /// whichever of its checks happens to break first: a symptom on the same
+    /// components is explained by a lasting cause, and the cause, explaining
+    /// more of what was seen, is the better answer.
+    pub(super) fn weigh_overload(&mut self, facts: &Facts) {
+        let overlaps = |inv: &InvariantRecord, components: &[String]| {
+            components.is_empty()
+                || inv.components.is_empty()
+                || inv
+                    .components
+                    .iter()
+                    .any(|c| components.contains(&facts.resolve(c)))
+        };
+        let symptoms: Vec<AnomalyClass> = SYMPTOMS
+            .iter()
+            .filter(|(cause, _)| *cause == self.class)
+            .map(|(_, symptom)| *symptom)
+            .collect();
+        let explained: Vec<&InvariantRecord> = facts
+            .violated()
+            .filter(|i| symptoms.contains(&i.class) && overlaps(i, &self.components))
+            .collect();
+        if let (Some(first), true) = (explained.first(), self.support() > 0.0) {
+            self.add_support(
+                first.first_violated,
+                Kind::Invariant,
+                format!("invariant {}", first.name),
+                format!(
+                    "it also explains {} ({}) on the same components",
+                    first.name,
+                    first.class.label()
+                ),
+                0.2,
+            );
+        }
+        let causes: Vec<AnomalyClass> = SYMPTOMS
+            .iter()
+            .filter(|(_, symptom)| *symptom == self.class)
+            .map(|(cause, _)| *cause)
+            .collect();
+        let cause = facts
+            .violated()
+            .filter(|i| causes.contains(&i.class))
+            .filter(|i| i.violated_at_end && i.violated_polls >= 2)
+            .filter(|i| overlaps(i, &self.components))
+            .min_by_key(|i| i.first_violated);
+        if let Some(inv) = cause {
+            self.add_against(
+                inv.first_violated,
+                Kind::Invariant,
+                format!("invariant {}", inv.name),
+                format!(
+                    "{} persists on the same components ({}), which explains it",
+                    inv.class.label(),
+                    inv.name
+                ),
+                0.45,
+            );
+        }
+    }
+
     /// Warnings and errors about the named components: tied to one by the
     /// plugin, or (for events that name none) mentioning its id as a word.
     pub(super) fn weigh_events(&mut self, facts: &Facts) {
@@ -507,5 +580,36 @@ mod tests {
         let one = diagnose(&group(1));
         assert_eq!(one.class, Some(AnomalyClass::NodeDown));
         assert_eq!(one.affected_components, vec!["m-1".to_string()]);
+    }
+
+    /// Latency breaks first, overload (a lasting saturation check on the same
+    /// members) a poll later: the overload explains the latency.
+    #[test]
+    fn a_latency_spike_on_saturated_members_is_read_as_their_overload() {
+        let snaps = (0..12u64)
+            .map(|k| {
+                let mut slow = invariant("p99", AnomalyClass::LatencySpike, k >= 5, &[]);
+                slow.components.clear();
+                HealthSnapshot {
+                    at_ms: k * 500,
+                    nodes: vec![node("m-1"), node("m-2")],
+                    invariants: vec![
+                        slow,
+                        invariant("refused", AnomalyClass::Saturation, k >= 6, &["m-1", "m-2"]),
+                    ],
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let d = diagnose(&ObservationWindow::from_snapshots(
+            "s",
+            DiagnosisContext::default(),
+            snaps,
+        ));
+        assert_eq!(d.class, Some(AnomalyClass::Saturation), "{}", d.narrative);
+        assert!(d
+            .evidence
+            .iter()
+            .any(|e| e.observation.starts_with("it also explains p99")));
     }
 }

@@ -222,6 +222,7 @@ impl Hypothesis {
         h.weigh_component_status(facts);
         h.weigh_component_metrics(facts);
         h.weigh_consequence(facts);
+        h.weigh_overload(facts);
         h.weigh_events(facts);
         h
     }
