@@ -27,8 +27,8 @@ def lb_context():
     }
 
 
-def lb_window():
-    rng = random.Random(21)
+def lb_window(variant="errors"):
+    rng = random.Random(21 if variant == "errors" else 23)
     t0 = 1765104000000
     step = 400
     polls = 30
@@ -42,6 +42,8 @@ def lb_window():
         events = []
         total = jitter(rng, 2000, 0.04)
         bad = at > bad_from
+        victim = 3 if variant == "errors" else 2
+        marked_down = variant == "down" and failed_checks >= 8
         nodes = [N("haproxy", "balancer", "10.0.6.10:80", "up", [
             M("sessions", float(rng.randint(180, 220)), "", "gauge"),
         ], kind="dependency")]
@@ -50,33 +52,51 @@ def lb_window():
         if bad:
             failed_checks += 1
         for b in range(1, 5):
-            share = total / 4 * jitter(rng, 1, 0.03)
+            if variant == "down" and marked_down:
+                share = 0.0 if b == victim else total / 3 * jitter(rng, 1, 0.03)
+            else:
+                share = total / 4 * jitter(rng, 1, 0.03)
             reqs[b] += share * step / 1000
-            rate = 0.0005 if not (bad and b == 3) else 0.46
+            rate = 0.0005 if not (bad and b == victim) else (0.46 if variant == "errors" else 1.0)
             e = share * rate * step / 1000
             errs[b] += e
             all_errs += e
-            p99 = jitter(rng, 48, 0.1) if not (bad and b == 3) else jitter(rng, 31, 0.1)  # fails fast
+            # failing requests fail fast: 31 ms for a 503 from the backend, 2 ms for a refused connection
+            p99 = jitter(rng, 48, 0.1) if not (bad and b == victim) else jitter(rng, 31 if variant == "errors" else 2, 0.1)
             p99s.append(p99)
-            degraded = bad and b == 3 and failed_checks >= 5
-            nodes.append(N("web-%d" % b, "backend", "10.0.6.%d:8080" % (10 + b), "degraded" if degraded else "up", [
+            if variant == "errors":
+                status = "degraded" if bad and b == victim and failed_checks >= 5 else "up"
+            else:
+                status = "down" if marked_down and b == victim else "up"
+            # the balancer's view of each backend: its counters keep counting what it sent there
+            metrics = [
                 M("requests", float(int(reqs[b])), "", "counter"),
                 M("5xx responses", float(int(errs[b])), "", "counter", "higher"),
-                M("response p99 latency", p99, "ms", "gauge", "higher"),
-                M("active connections", float(rng.randint(45, 55)), "", "gauge"),
-            ], depends_on=["haproxy"]))
-            if bad and b == 3 and failed_checks in (2, 5):
+                M("active connections", 0.0 if status == "down" else float(rng.randint(45, 55)), "", "gauge"),
+            ]
+            if status != "down":
+                metrics.insert(2, M("response p99 latency", p99, "ms", "gauge", "higher"))
+            nodes.append(N("web-%d" % b, "backend", "10.0.6.%d:8080" % (10 + b), status, metrics,
+                           depends_on=["haproxy"]))
+            if variant == "down" and bad and b == victim and failed_checks in (1, 4, 8):
+                msg = {1: "haproxy: web-2 health check failed: connection refused (1 of 3 before marking down)",
+                       4: "haproxy: web-2 health check failed: connection refused (2 of 3 before marking down)",
+                       8: "haproxy: Server be_web/web-2 is DOWN, reason: Layer4 connection problem, 3 active servers left"}[failed_checks]
+                events.append(E(at - 60, "warn" if failed_checks < 8 else "error", msg, "web-2"))
+            if variant == "errors" and bad and b == victim and failed_checks in (2, 5):
                 msg = ("haproxy: health check for web-3 failed: HTTP 503 (1 of 3 before marking down)" if failed_checks == 2
                        else "haproxy: web-3 health checks flapping: 3 of the last 5 failed (HTTP 503), kept in rotation")
                 events.append(E(at - 60, "warn", msg, "web-3"))
-        if bad and k % 4 == 0:
+        if variant == "errors" and bad and k % 4 == 0:
             events.append(E(at - 150, "error", "web-3: upstream pool exhausted: 503 Service Unavailable", "web-3"))
         ratio = 100 * all_errs / (total * step / 1000)
         web3_ratio = 46.0 if bad else 0.05
         invs = [
             I("5xx ratio", ratio <= 1.0, "%.2f %% of responses were 5xx in the last poll" % ratio, "error_burst",
-              ["web-3"] if ratio > 1.0 else [], round(ratio, 2), 1.0),
-            I("backends up", True, "4 of 4 backends answer health checks" if not (bad and failed_checks >= 5) else "4 of 4 backends answer (web-3 checks flapping)", "node_down", [], 0, 0),
+              ["web-%d" % victim] if ratio > 1.0 else [], round(ratio, 2), 1.0),
+            (I("backends up", True, "4 of 4 backends answer health checks" if not (bad and failed_checks >= 5) else "4 of 4 backends answer (web-3 checks flapping)", "node_down", [], 0, 0)
+             if variant == "errors" else
+             I("backends up", not marked_down, "4 of 4 backends up" if not marked_down else "web-2 is DOWN (Layer4 connection problem)", "node_down", ["web-2"] if marked_down else [], 1 if marked_down else 0, 0)),
             I("balancer up", True, "haproxy answers on :80", "dependency_down", [], 0, 0),
             I("response p99", True, "p99 %.0f ms" % max(p99s), "latency_spike", [], round(max(p99s), 1), 300),
         ]
@@ -177,3 +197,6 @@ write(OUT + "haproxy-backend-errors.json", "haproxy-backend-errors",
 write(OUT + "memcached-memory-full.json", "memcached-memory-full",
       "A batch job fills one cache node with large values: its memory headroom falls under 5 % (a floor), it evicts live keys and its hit ratio falls under 0.85 (a floor); misses load the database, read p99 rises but stays under its bound.",
       {"anomaly": "cache full", "component": {"kind": "chaos_target"}}, ["cache-2"], cache_context(), cache_window(), min_c=0.6)
+write(OUT + "haproxy-backend-down.json", "haproxy-backend-down",
+      "A backend's process is killed: the balancer answers its share with 503 until three failed health checks mark it DOWN 3 s later, then spreads the load over the other three and the errors stop. The errors are the first sign of a backend that stopped.",
+      {"anomaly": "backend down", "component": {"kind": "chaos_target"}}, ["web-2"], lb_context(), lb_window("down"), min_c=0.5)
