@@ -42,7 +42,7 @@ async fn builtin_names_every_recorded_anomaly() {
     let (mut anomaly_hits, mut component_hits, mut failures) = (0, 0, Vec::new());
     let mut total_time = Duration::ZERO;
     println!(
-        "{:<30} {:<20} {:<20} {:>5} {:>5} {:>9}",
+        "{:<36} {:<20} {:<20} {:>5} {:>5} {:>9}",
         "scenario", "expected", "diagnosed", "conf", "comp", "time"
     );
     for s in &all {
@@ -51,9 +51,13 @@ async fn builtin_names_every_recorded_anomaly() {
         let sc = score(&d, &s.expected, &s.chaos_targets);
         anomaly_hits += usize::from(sc.anomaly_ok);
         component_hits += usize::from(sc.component_ok);
+        let file = s
+            .path
+            .file_stem()
+            .map_or_else(|| s.name.clone(), |f| f.to_string_lossy().into_owned());
         println!(
-            "{:<30} {:<20} {:<20} {:>5.2} {:>5} {:>7.2}ms",
-            s.name,
+            "{:<36} {:<20} {:<20} {:>5.2} {:>5} {:>7.2}ms",
+            file,
             s.expected.anomaly,
             d.anomaly,
             d.confidence,
