@@ -15,6 +15,8 @@ mod writeup;
 
 #[cfg(test)]
 mod fixture;
+#[cfg(test)]
+mod tests;
 
 use super::report::Diagnosis;
 use super::window::ObservationWindow;
