@@ -1,14 +1,22 @@
-//! A minimal subject plugin: three in-process replicas of a counter that a
-//! writer thread keeps incrementing. It needs no external service, so it is the
-//! template for new plugins and the subject of the host's own tests.
+//! A demo-host subject for a real replicated system: a PostgreSQL primary and
+//! one streaming replica, started by the plugin on free loopback ports, with a
+//! writer inserting rows into the primary.
 //!
-//! Faults are real within the model: a partitioned replica stops receiving
-//! writes (its value falls behind: state divergence), a crashed replica stops
-//! answering (node down).
+//! Faults are real: `primary-kill` SIGKILLs the primary's postmaster (the
+//! replica stays up, cut off from it); `replica-lag` pauses WAL replay on the
+//! replica (`pg_wal_replay_pause()`) while the writer goes on, so the replica
+//! falls further behind every second.
+//!
+//! Written from plugin-api's guide only, as a third party would; it is kept
+//! out of the demo-host workspace on purpose.
 
-// The host never panics on a plugin's behalf, and a plugin never panics on its own: no unwrap outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod cluster;
+mod pgwire;
+
+use cluster::{Bins, Cluster, Server, DIR_PREFIX};
+use pgwire::Conn;
 use plugin_api::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,471 +25,775 @@ use std::time::Duration;
 
 plugin_api::export_subject!(PostgresSubject);
 
-/// Replicas may lag the writer by this much before "replicas agree" is violated.
-const TOLERANCE: u64 = 3;
-const WRITE_INTERVAL: Duration = Duration::from_millis(20);
-/// Most replicas `nodes=` accepts.
-const MAX_REPLICAS: u32 = 4096;
+pub const PRIMARY: &str = "pg-primary";
+pub const REPLICA: &str = "pg-replica";
+pub const PRIMARY_KILL: &str = "primary-kill";
+pub const REPLICA_LAG: &str = "replica-lag";
+/// Invariants (also the names chapters expect to see violated).
+pub const SERVERS_UP: &str = "servers up";
+pub const REPLICATION_LAG: &str = "replication lag";
+/// Glossary terms of the anomalies.
+pub const TERM_SERVER_DOWN: &str = "server down";
+pub const TERM_LAG: &str = "replication lag";
+/// The replica may be this far behind the primary's WAL before "replication lag" is violated.
+pub const LAG_BOUND_BYTES: f64 = 1024.0 * 1024.0;
+const WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// Bytes of text per written row: below the TOAST threshold, so every byte reaches the WAL.
+const PAYLOAD_BYTES: usize = 1800;
+/// How long health waits on a server before it counts as not answering.
+const POLL_TIMEOUT: Duration = Duration::from_millis(400);
 
-#[derive(Debug, Clone)]
-struct Replica {
-    id: String,
-    up: bool,
-    /// Until when (unix ms) the replica receives no writes.
-    partitioned_until: Option<u64>,
-    value: u64,
+fn prerequisites() -> Vec<Prerequisite> {
+    [
+        ("initdb", "creates the primary's data directory"),
+        ("postgres", "the primary and the replica"),
+        ("pg_basebackup", "copies the primary to start the replica"),
+    ]
+    .into_iter()
+    .map(|(binary, why)| Prerequisite {
+        binary: binary.into(),
+        why: why.into(),
+        environments: vec!["local".into()],
+        optional: false,
+    })
+    .collect()
+}
+
+/// Last readings of one server, kept so a down server shows them as stale.
+#[derive(Default, Clone)]
+struct Readings {
+    metrics: Vec<Metric>,
+    /// `pg_current_wal_lsn()` on the primary, `pg_last_wal_replay_lsn()` on the replica.
+    lsn: Option<f64>,
+}
+
+#[derive(Default)]
+struct Monitor {
+    primary: Option<Conn>,
+    replica: Option<Conn>,
+    last_primary: Readings,
+    last_replica: Readings,
+    /// Whether the replica's WAL receiver streamed at the previous poll (events on change).
+    replica_streaming: Option<bool>,
+    primary_answering: Option<bool>,
+    events: Vec<Event>,
 }
 
 struct Shared {
-    replicas: Mutex<Vec<Replica>>,
-    acknowledged: AtomicU64,
-    stop: AtomicBool,
-    faults: Mutex<Vec<ActiveFault>>,
-    next_fault: AtomicU64,
     log: Logger,
+    stop: AtomicBool,
+    rows: AtomicU64,
+    write_errors: AtomicU64,
 }
 
 pub struct PostgresSubject {
     shared: Arc<Shared>,
+    bin_dir: Option<String>,
+    cluster: Mutex<Option<Arc<Cluster>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    monitor: Mutex<Monitor>,
+    faults: Mutex<Vec<ActiveFault>>,
+    next_fault: AtomicU64,
     since: SinceTracker,
-    test_hooks: bool,
 }
 
 impl Subject for PostgresSubject {
     fn describe() -> SubjectDescription {
-        let version = match option_env!("PLUGIN_BUILD_TAG") {
-            Some(tag) => format!("{}+{tag}", env!("CARGO_PKG_VERSION")),
-            None => env!("CARGO_PKG_VERSION").to_string(),
-        };
         SubjectDescription {
             info: SubjectInfo {
                 id: "postgres".into(),
-                name: "Postgres (from the demo-host template)".into(),
-                version,
-                description:
-                    "Three in-process replicas of a counter; a template for plugin authors.".into(),
+                name: "PostgreSQL primary and streaming replica".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                description: "A real PostgreSQL primary and one streaming replica (the Debian \
+                              `postgresql` package), started on loopback ports, with a writer \
+                              inserting rows into the primary."
+                    .into(),
                 api_version: String::new(),
-                environments: vec!["inprocess".into()],
-                prerequisites: Vec::new(),
+                environments: vec!["local".into()],
+                prerequisites: prerequisites(),
             },
-            chapters: vec![
-                Chapter::narrate(
-                    "Welcome",
-                    "Three replicas follow one writer. Watch them agree.",
-                ),
-                Chapter::narrate(
-                    "Partition a replica",
-                    "replica-2 stops receiving writes for a while.",
-                )
-                .on_enter(OnEnter::Chaos {
-                    action: "partition".into(),
-                    params: vec![("duration_ms".into(), ParamValue::Int(1500))],
-                })
-                .blocking(),
-                Chapter::narrate("Detection", "The replicas no longer agree.")
-                    .expect_violation("replicas agree")
-                    .auto_advance(200),
-                Chapter::narrate("Diagnosis", "What does the diagnoser make of it?")
-                    .on_enter(OnEnter::Diagnose)
-                    .expect_diagnosis("replica divergence", Component::ChaosTarget)
-                    .blocking(),
-                Chapter::narrate("Recovery", "Heal the partition; the replica catches up.")
-                    .on_enter(OnEnter::Recover)
-                    .blocking()
-                    .auto_advance(200),
-                Chapter::narrate("Done", "That is the whole demo."),
-            ],
+            chapters: chapters(),
             chaos_actions: vec![
                 ChaosAction {
-                    id: "partition".into(),
-                    name: "Partition a replica".into(),
-                    kind: ChaosKind::Custom("partition".into()),
-                    description:
-                        "replica-2 receives no writes for the given time, then catches up.".into(),
-                    params: vec![duration_param()],
-                    recovery: Recovery::SelfRecovering,
+                    id: REPLICA_LAG.into(),
+                    name: "Pause replay on the replica".into(),
+                    kind: ChaosKind::Custom("replay pause".into()),
+                    description: "SELECT pg_wal_replay_pause() on the replica: it keeps receiving \
+                                  WAL but applies none of it until recovered \
+                                  (pg_wal_replay_resume())."
+                        .into(),
+                    params: vec![],
+                    recovery: Recovery::ExplicitRecover,
                 },
                 ChaosAction {
-                    id: "crash".into(),
-                    name: "Crash a replica".into(),
+                    id: PRIMARY_KILL.into(),
+                    name: "Kill the primary".into(),
                     kind: ChaosKind::ProcessKill,
-                    description: "replica-3 stops answering until recovered.".into(),
+                    description: "SIGKILL to the primary's postmaster and its backends; recovered \
+                                  by starting it again on its port (crash recovery)."
+                        .into(),
                     params: vec![],
                     recovery: Recovery::ExplicitRecover,
                 },
             ],
             diagnosis: DiagnosisContext {
-                system: "A counter replicated to three replicas by a single writer.".into(),
-                components: (1..=3)
-                    .map(|i| ComponentInfo {
-                        name: format!("replica-{i}"),
+                system: "A PostgreSQL primary that accepts every write and streams its \
+                         write-ahead log (WAL) to one hot-standby replica, which replays it."
+                    .into(),
+                components: vec![
+                    ComponentInfo {
+                        name: PRIMARY.into(),
                         kind: ComponentKind::Member,
-                        description: "a replica: holds a copy of the counter".into(),
-                        depends_on: Vec::new(),
-                    })
-                    .collect(),
+                        description: "the primary: the only server that accepts writes; streams \
+                                      its WAL to the replica"
+                            .into(),
+                        depends_on: vec![],
+                    },
+                    ComponentInfo {
+                        name: REPLICA.into(),
+                        kind: ComponentKind::Member,
+                        description: "a hot-standby replica: receives the primary's WAL and \
+                                      replays it; answers reads"
+                            .into(),
+                        depends_on: vec![PRIMARY.into()],
+                    },
+                ],
                 glossary: vec![
                     GlossaryEntry {
-                        term: "replica divergence".into(),
-                        meaning: "a replica's copy of the counter falls behind the others".into(),
-                        class: Some(AnomalyClass::StateDivergence),
+                        term: TERM_SERVER_DOWN.into(),
+                        meaning: "a PostgreSQL server (the primary or the replica) stopped \
+                                  answering"
+                            .into(),
+                        class: Some(AnomalyClass::NodeDown),
                     },
                     GlossaryEntry {
-                        term: "replica crash".into(),
-                        meaning: "a replica stopped answering".into(),
-                        class: Some(AnomalyClass::NodeDown),
+                        term: TERM_LAG.into(),
+                        meaning: "the replica has applied less and less of the WAL the primary \
+                                  wrote: reads on it are older and older"
+                            .into(),
+                        class: Some(AnomalyClass::Lag),
+                    },
+                    GlossaryEntry {
+                        term: "WAL".into(),
+                        meaning: "the write-ahead log: every change, in order, as bytes; \
+                                  positions in it are LSNs"
+                            .into(),
+                        class: None,
                     },
                 ],
             },
-            remedies: vec![
-                Remedy {
-                    id: "resync-replica".into(),
-                    name: "Resync the replica".into(),
-                    description: "Open a fresh replication stream to the lagging replica and copy \
-                                  the writes it missed, as an operator would rebuild a follower."
-                        .into(),
-                    addresses: vec!["replica divergence".into()],
-                    params: vec![],
-                    target: RemedyTarget::Component,
-                    risk: Risk::Low,
-                    undo: String::new(),
-                    verify_within_ms: 2_000,
-                    probe_step: None,
-                },
-                Remedy {
-                    id: "restart-replica".into(),
-                    name: "Restart the replica".into(),
-                    description: "Restart the replica that stopped answering; it rejoins with \
-                                  the writer's current value."
-                        .into(),
-                    addresses: vec!["replica crash".into()],
-                    params: vec![],
-                    target: RemedyTarget::Component,
-                    risk: Risk::Low,
-                    undo: String::new(),
-                    verify_within_ms: 2_000,
-                    probe_step: None,
-                },
-            ],
+            remedies: vec![],
         }
     }
 
     fn create(ctx: InstanceContext) -> PluginResult<Self> {
-        ctx.config.reject_unknown(&["env", "test_hooks", "nodes"])?;
+        ctx.config.reject_unknown(&["env", "bin_dir"])?;
         if let Some(env) = ctx.config.get("env") {
-            if env != "inprocess" {
+            if env != "local" {
                 return Err(PluginError::invalid(format!(
-                    "environment `{env}` is not offered; this plugin runs `inprocess` only"
+                    "environment `{env}` is not offered; this plugin runs `local` only"
                 )));
             }
         }
-        // `nodes=N` plays the same demo on a large cluster (the host's scale tests).
-        let count: u32 = ctx.config.parse_or("nodes", 3)?;
-        if !(3..=MAX_REPLICAS).contains(&count) {
-            return Err(PluginError::invalid(format!(
-                "nodes={count}: the example runs 3 to {MAX_REPLICAS} replicas"
-            )));
-        }
-        let replicas = (1..=count)
-            .map(|i| Replica {
-                id: format!("replica-{i}"),
-                up: true,
-                partitioned_until: None,
-                value: 0,
-            })
-            .collect();
         Ok(PostgresSubject {
             shared: Arc::new(Shared {
-                replicas: Mutex::new(replicas),
-                acknowledged: AtomicU64::new(0),
-                stop: AtomicBool::new(false),
-                faults: Mutex::new(Vec::new()),
-                next_fault: AtomicU64::new(1),
                 log: ctx.log,
+                stop: AtomicBool::new(false),
+                rows: AtomicU64::new(0),
+                write_errors: AtomicU64::new(0),
             }),
+            bin_dir: ctx.config.get("bin_dir").map(str::to_string),
+            cluster: Mutex::new(None),
             writer: Mutex::new(None),
+            monitor: Mutex::new(Monitor::default()),
+            faults: Mutex::new(Vec::new()),
+            next_fault: AtomicU64::new(1),
             since: SinceTracker::default(),
-            test_hooks: ctx.config.parse_or("test_hooks", false)?,
         })
     }
 
     fn setup(&self) -> PluginResult<()> {
-        let mut writer = self.writer.lock().map_err(PluginError::failed)?;
-        if writer.is_none() {
-            self.shared.stop.store(false, Ordering::SeqCst);
-            let shared = Arc::clone(&self.shared);
-            *writer = Some(std::thread::spawn(move || write_loop(&shared)));
-            self.shared.log.info("writer started");
+        let mut slot = lock(&self.cluster);
+        if slot.is_some() {
+            return Ok(());
         }
+        let bins = Bins::find(self.bin_dir.as_deref())?;
+        self.shared
+            .log
+            .info(format!("PostgreSQL from {}", bins.postgres.display()));
+        let log = self.shared.log.clone();
+        let cluster = Arc::new(Cluster::start(bins, &move |line| log.info(line))?);
+        self.shared.stop.store(false, Ordering::SeqCst);
+        let shared = Arc::clone(&self.shared);
+        let port = cluster.primary.port;
+        *lock(&self.writer) = Some(
+            std::thread::Builder::new()
+                .name("pg-writer".into())
+                .spawn(move || write_loop(&shared, port))
+                .map_err(PluginError::failed)?,
+        );
+        *slot = Some(cluster);
         Ok(())
     }
 
     fn teardown(&self) -> PluginResult<()> {
-        let ids: Vec<String> = lock(&self.shared.faults)?
+        let ids: Vec<String> = lock(&self.faults)
             .iter()
             .map(|f| f.fault_id.clone())
             .collect();
+        let mut first_error = None;
         for id in ids {
-            self.recover(&id)?;
+            if let Err(e) = self.recover(&id) {
+                self.shared.log.warn(format!("recovering {id}: {e}"));
+                first_error.get_or_insert(e);
+            }
         }
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.writer.lock().map_err(PluginError::failed)?.take() {
-            let _ = handle.join();
+        self.stop_writer();
+        *lock(&self.monitor) = Monitor::default();
+        // Dropping the last reference stops both servers and removes their directory.
+        if let Some(cluster) = lock(&self.cluster).take() {
+            let dir = cluster.dir.clone();
+            drop(cluster);
+            self.shared
+                .log
+                .info(format!("servers stopped, {} removed", dir.display()));
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn health(&self) -> PluginResult<HealthSnapshot> {
         let now = now_ms();
-        let replicas = lock(&self.shared.replicas)?.clone();
-        let acked = self.shared.acknowledged.load(Ordering::SeqCst);
-        let nodes = replicas
-            .iter()
-            .map(|r| NodeHealth {
-                id: r.id.clone(),
-                role: "replica".into(),
-                address: format!("inprocess://{}", r.id),
-                status: if r.up {
+        let Some(cluster) = lock(&self.cluster).clone() else {
+            return Ok(HealthSnapshot {
+                at_ms: now,
+                ..Default::default()
+            });
+        };
+        let mut mon = lock(&self.monitor);
+        let primary = poll_primary(&mut mon.primary, &cluster.primary);
+        let replica = poll_replica(&mut mon.replica, &cluster.replica);
+
+        let primary_up = primary.is_some();
+        if let Some(r) = &primary {
+            mon.last_primary = r.clone();
+        }
+        let replica_streaming = replica.as_ref().map(|(_, streaming)| *streaming);
+        if let Some((r, _)) = &replica {
+            mon.last_replica = r.clone();
+        }
+
+        // Events on changes only, stamped with the time they were seen.
+        if mon.primary_answering != Some(primary_up) {
+            if mon.primary_answering.is_some() {
+                let (level, text) = if primary_up {
+                    (Level::Info, "the primary answers again".to_string())
+                } else {
+                    (
+                        Level::Error,
+                        format!(
+                            "the primary stopped answering on 127.0.0.1:{} ({})",
+                            cluster.primary.port,
+                            cluster.exited(&cluster.primary).unwrap_or("no answer".into())
+                        ),
+                    )
+                };
+                mon.events.push(Event::new(now, level, text).about(PRIMARY));
+            }
+            mon.primary_answering = Some(primary_up);
+        }
+        if let Some(streaming) = replica_streaming {
+            if mon.replica_streaming != Some(streaming) {
+                if mon.replica_streaming.is_some() {
+                    let (level, text) = if streaming {
+                        (Level::Info, "the replica streams WAL from the primary again")
+                    } else {
+                        (
+                            Level::Warn,
+                            "the replica's WAL receiver has no connection to the primary",
+                        )
+                    };
+                    mon.events.push(Event::new(now, level, text).about(REPLICA));
+                }
+                mon.replica_streaming = Some(streaming);
+            }
+        }
+        let keep = mon.events.len().saturating_sub(20);
+        mon.events.drain(..keep);
+
+        let lag = match (&primary, &replica) {
+            (Some(p), Some((r, _))) => match (p.lsn, r.lsn) {
+                (Some(written), Some(replayed)) => Some((written - replayed).max(0.0)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut replica_metrics = mon.last_replica.metrics.clone();
+        if let Some(lag) = lag {
+            replica_metrics.push(Metric::new("replay lag", lag, "B").worse(Worse::Higher));
+        }
+        let nodes = vec![
+            NodeHealth::new(
+                PRIMARY,
+                "primary",
+                format!("127.0.0.1:{}", cluster.primary.port),
+                if primary_up {
                     NodeStatus::Up
                 } else {
                     NodeStatus::Down
                 },
-                metrics: vec![Metric::new("value", r.value as f64, "")],
-                kind: ComponentKind::Member,
-                depends_on: Vec::new(),
-                // A crashed replica's value is its last one, kept for context.
-                stale: !r.up,
-            })
+            )
+            .kind(ComponentKind::Member)
+            .stale(!primary_up)
+            .metrics_from(mon.last_primary.metrics.clone()),
+            NodeHealth::new(
+                REPLICA,
+                "replica",
+                format!("127.0.0.1:{}", cluster.replica.port),
+                if replica.is_some() {
+                    NodeStatus::Up
+                } else {
+                    NodeStatus::Down
+                },
+            )
+            .kind(ComponentKind::Member)
+            .depends_on([PRIMARY])
+            .stale(replica.is_none())
+            .metrics_from(replica_metrics),
+        ];
+
+        let down: Vec<&str> = [(PRIMARY, primary_up), (REPLICA, replica.is_some())]
+            .into_iter()
+            .filter(|(_, up)| !up)
+            .map(|(id, _)| id)
             .collect();
-        let up: Vec<&Replica> = replicas.iter().filter(|r| r.up).collect();
-        let lagging: Vec<&Replica> = up
-            .iter()
-            .copied()
-            .filter(|r| acked - r.value.min(acked) > TOLERANCE)
-            .collect();
-        let max_lag = up
-            .iter()
-            .map(|r| acked.saturating_sub(r.value))
-            .max()
-            .unwrap_or(0);
-        let down: Vec<&Replica> = replicas.iter().filter(|r| !r.up).collect();
         let mut invariants = vec![
             Invariant {
-                name: "replicas agree".into(),
-                status: if lagging.is_empty() {
-                    InvariantStatus::Ok
-                } else {
-                    InvariantStatus::Violated
-                },
-                detail: if lagging.is_empty() {
-                    format!("all answering replicas within {TOLERANCE} of {acked}")
-                } else {
-                    format!("{} behind the writer by {max_lag}", ids(&lagging))
-                },
-                since_ms: now,
-                class: AnomalyClass::StateDivergence,
-                components: lagging.iter().map(|r| r.id.clone()).collect(),
-                observed: Some(max_lag as f64),
-                bound: Some(TOLERANCE as f64),
-                ..Default::default()
-            },
-            Invariant {
-                name: "replicas up".into(),
+                name: SERVERS_UP.into(),
                 status: if down.is_empty() {
                     InvariantStatus::Ok
                 } else {
                     InvariantStatus::Violated
                 },
                 detail: if down.is_empty() {
-                    format!("{n} of {n} up", n = replicas.len())
+                    "the primary and the replica answer queries".into()
                 } else {
-                    format!("{} down", ids(&down))
+                    format!("{} not answering", down.join(", "))
                 },
                 since_ms: now,
                 class: AnomalyClass::NodeDown,
-                components: down.iter().map(|r| r.id.clone()).collect(),
+                components: down.iter().map(|s| s.to_string()).collect(),
                 observed: Some(down.len() as f64),
                 bound: Some(0.0),
-                ..Default::default()
+                bound_is: BoundIs::Ceiling,
+            },
+            match lag {
+                Some(lag) => Invariant {
+                    name: REPLICATION_LAG.into(),
+                    status: if lag <= LAG_BOUND_BYTES {
+                        InvariantStatus::Ok
+                    } else {
+                        InvariantStatus::Violated
+                    },
+                    detail: format!(
+                        "the replica has replayed all but {} of the primary's WAL (bound {})",
+                        bytes(lag),
+                        bytes(LAG_BOUND_BYTES)
+                    ),
+                    since_ms: now,
+                    class: AnomalyClass::Lag,
+                    components: vec![REPLICA.into()],
+                    observed: Some(lag),
+                    bound: Some(LAG_BOUND_BYTES),
+                    bound_is: BoundIs::Ceiling,
+                },
+                // Not checked: one side does not answer.
+                None => Invariant {
+                    name: REPLICATION_LAG.into(),
+                    status: InvariantStatus::Unknown,
+                    detail: "cannot compare WAL positions: a server does not answer".into(),
+                    since_ms: now,
+                    class: AnomalyClass::Lag,
+                    components: vec![REPLICA.into()],
+                    observed: None,
+                    bound: Some(LAG_BOUND_BYTES),
+                    bound_is: BoundIs::Ceiling,
+                },
             },
         ];
         self.since.stamp(&mut invariants);
+        let events = mon.events.clone();
+        drop(mon);
         Ok(HealthSnapshot {
             at_ms: now,
             nodes,
             metrics: vec![
-                Metric::new("writes", acked as f64, "ops"),
-                Metric::new("max lag", max_lag as f64, "ops"),
+                Metric::counter("rows written", self.shared.rows.load(Ordering::SeqCst) as f64, "rows"),
+                Metric::counter(
+                    "write errors",
+                    self.shared.write_errors.load(Ordering::SeqCst) as f64,
+                    "errors",
+                )
+                .worse(Worse::Higher),
             ],
             invariants,
-            events: vec![],
+            events,
         })
     }
 
-    fn inject(&self, action: &str, params: &Params) -> PluginResult<ActiveFault> {
-        let now = now_ms();
-        let (target, expires_ms) = {
-            let mut replicas = lock(&self.shared.replicas)?;
-            match action {
-                "partition" => {
-                    let until = now + params.u64("duration_ms").unwrap_or(1500);
-                    replicas[1].partitioned_until = Some(until);
-                    (replicas[1].id.clone(), Some(until))
-                }
-                "crash" => {
-                    replicas[2].up = false;
-                    (replicas[2].id.clone(), None)
-                }
-                other => return Err(PluginError::invalid(format!("unknown action `{other}`"))),
+    fn inject(&self, action: &str, _params: &Params) -> PluginResult<ActiveFault> {
+        let cluster = self.cluster()?;
+        let target = match action {
+            REPLICA_LAG => {
+                let mut c = cluster
+                    .replica
+                    .connect(Duration::from_secs(5))
+                    .map_err(PluginError::failed)?;
+                c.query("SELECT pg_wal_replay_pause()")
+                    .map_err(PluginError::failed)?;
+                REPLICA
             }
+            PRIMARY_KILL => {
+                cluster.kill(&cluster.primary)?;
+                PRIMARY
+            }
+            other => return Err(PluginError::invalid(format!("unknown action `{other}`"))),
         };
+        let now = now_ms();
         let fault = ActiveFault {
-            fault_id: format!(
-                "{action}-{}",
-                self.shared.next_fault.fetch_add(1, Ordering::SeqCst)
-            ),
+            fault_id: format!("{action}-{}", self.next_fault.fetch_add(1, Ordering::SeqCst)),
             action_id: action.into(),
-            targets: vec![target.clone()],
-            summary: format!("{action} {target}"),
+            targets: vec![target.into()],
+            summary: format!("{action} on {target}"),
             started_ms: now,
-            expires_ms,
-            undo: format!("{action}:{target}"),
+            expires_ms: None,
+            // The servers die with the host; what a killed host leaves is the directory.
+            undo: cluster.dir.display().to_string(),
         };
         self.shared.log.warn(format!("injected {}", fault.summary));
-        lock(&self.shared.faults)?.push(fault.clone());
+        lock(&self.faults).push(fault.clone());
         Ok(fault)
     }
 
     fn recover(&self, fault_id: &str) -> PluginResult<()> {
         let fault = {
-            let mut faults = lock(&self.shared.faults)?;
+            let mut faults = lock(&self.faults);
             match faults.iter().position(|f| f.fault_id == fault_id) {
                 Some(i) => faults.remove(i),
                 None => return Ok(()),
             }
         };
-        self.recover_leftover(&fault.undo)?;
+        let cluster = self.cluster()?;
+        match fault.action_id.as_str() {
+            REPLICA_LAG => {
+                let mut c = cluster
+                    .replica
+                    .connect(Duration::from_secs(5))
+                    .map_err(PluginError::failed)?;
+                c.query("SELECT pg_wal_replay_resume()")
+                    .map_err(PluginError::failed)?;
+            }
+            PRIMARY_KILL => {
+                if cluster.exited(&cluster.primary).is_some() {
+                    cluster.kill(&cluster.primary)?;
+                    cluster.start_server(&cluster.primary)?;
+                    cluster.wait_answering(&cluster.primary, Duration::from_secs(50))?;
+                }
+            }
+            other => return Err(PluginError::invalid(format!("unknown action `{other}`"))),
+        }
         self.shared.log.info(format!("recovered {}", fault.summary));
         Ok(())
     }
 
-    fn run_step(&self, step: &str) -> PluginResult<String> {
-        match step {
-            "panic" if self.test_hooks => panic!("plugin was asked to panic"),
-            "hang" if self.test_hooks => loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            },
-            other => Err(PluginError::Unsupported(format!("step `{other}`"))),
-        }
-    }
-
-    /// What an operator would do, without knowing a fault was injected: the
-    /// partition or the crash stays recorded as active until the host recovers it.
-    fn remediate(
-        &self,
-        remedy: &str,
-        _params: &Params,
-        target: &str,
-    ) -> PluginResult<RemedyOutcome> {
-        let acked = self.shared.acknowledged.load(Ordering::SeqCst);
-        let mut replicas = lock(&self.shared.replicas)?;
-        let replica = replicas
-            .iter_mut()
-            .find(|r| r.id == target)
-            .ok_or_else(|| PluginError::invalid(format!("no replica `{target}` to {remedy}")))?;
-        let summary = match remedy {
-            "resync-replica" => {
-                // A new stream replaces the one that was cut off.
-                replica.partitioned_until = None;
-                replica.value = acked;
-                format!("{target} resynced at write {acked}")
-            }
-            "restart-replica" => {
-                replica.up = true;
-                replica.value = acked;
-                format!("{target} restarted at write {acked}")
-            }
-            other => return Err(PluginError::invalid(format!("unknown remedy `{other}`"))),
-        };
-        self.shared.log.info(&summary);
-        Ok(RemedyOutcome {
-            summary,
-            undo: String::new(),
-        })
-    }
-
+    /// A host killed with SIGKILL took the servers along (their death signal);
+    /// what it left is the data directory, removed here.
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
-        let (action, target) = undo.split_once(':').ok_or_else(|| {
-            PluginError::invalid(format!("undo record `{undo}` is not action:target"))
-        })?;
-        let acked = self.shared.acknowledged.load(Ordering::SeqCst);
-        let mut replicas = lock(&self.shared.replicas)?;
-        let replica = replicas
-            .iter_mut()
-            .find(|r| r.id == target)
-            .ok_or_else(|| PluginError::invalid(format!("no replica `{target}`")))?;
-        match action {
-            "partition" => replica.partitioned_until = None,
-            "crash" => replica.up = true,
-            other => {
-                return Err(PluginError::invalid(format!(
-                    "unknown action `{other}` in undo record"
-                )))
-            }
+        let path = std::path::Path::new(undo);
+        let ours = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(DIR_PREFIX));
+        if !ours {
+            return Err(PluginError::invalid(format!(
+                "undo record `{undo}` is not a directory of this plugin"
+            )));
         }
-        replica.value = acked;
+        if path.exists() {
+            std::fs::remove_dir_all(path).map_err(PluginError::failed)?;
+            self.shared
+                .log
+                .info(format!("removed {undo}, left by an earlier run"));
+        }
         Ok(())
+    }
+}
+
+impl PostgresSubject {
+    fn cluster(&self) -> PluginResult<Arc<Cluster>> {
+        lock(&self.cluster)
+            .clone()
+            .ok_or_else(|| PluginError::failed("the servers are not running (setup first)"))
+    }
+
+    fn stop_writer(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = lock(&self.writer).take() {
+            let _ = handle.join();
+        }
     }
 }
 
 impl Drop for PostgresSubject {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.stop_writer();
     }
 }
 
-fn write_loop(shared: &Shared) {
+trait WithMetrics {
+    fn metrics_from(self, metrics: Vec<Metric>) -> Self;
+}
+
+impl WithMetrics for NodeHealth {
+    fn metrics_from(mut self, metrics: Vec<Metric>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+}
+
+/// One poll of the primary: its WAL position. `None` when it does not answer.
+fn poll_primary(conn: &mut Option<Conn>, server: &Server) -> Option<Readings> {
+    let rows = query(
+        conn,
+        server,
+        "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming')",
+    )?;
+    let row = rows.first()?;
+    let lsn = num(row.first());
+    let mut metrics = Vec::new();
+    if let Some(lsn) = lsn {
+        metrics.push(Metric::counter("WAL written", lsn, "B"));
+    }
+    if let Some(n) = num(row.get(1)) {
+        metrics.push(Metric::new("streaming replicas", n, ""));
+    }
+    Some(Readings { metrics, lsn })
+}
+
+/// One poll of the replica: WAL received and replayed, and whether its WAL
+/// receiver streams. `None` when it does not answer.
+fn poll_replica(conn: &mut Option<Conn>, server: &Server) -> Option<(Readings, bool)> {
+    let rows = query(
+        conn,
+        server,
+        "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn, pg_last_wal_replay_lsn() - '0/0'::pg_lsn, \
+         (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+    )?;
+    let row = rows.first()?;
+    let received = num(row.first());
+    let replayed = num(row.get(1));
+    let streaming = num(row.get(2)).is_some_and(|n| n > 0.0);
+    let mut metrics = Vec::new();
+    if let Some(v) = received {
+        metrics.push(Metric::counter("WAL received", v, "B"));
+    }
+    if let Some(v) = replayed {
+        metrics.push(Metric::counter("WAL replayed", v, "B"));
+    }
+    Some((
+        Readings {
+            metrics,
+            lsn: replayed,
+        },
+        streaming,
+    ))
+}
+
+/// A query on a kept connection, reconnecting once when there is none.
+fn query(conn: &mut Option<Conn>, server: &Server, sql: &str) -> Option<Vec<Vec<Option<String>>>> {
+    if conn.is_none() {
+        *conn = server.connect(POLL_TIMEOUT).ok();
+    }
+    match conn.as_mut()?.query(sql) {
+        Ok(rows) => Some(rows),
+        Err(_) => {
+            *conn = None;
+            None
+        }
+    }
+}
+
+fn num(v: Option<&Option<String>>) -> Option<f64> {
+    v?.as_deref()?.parse().ok()
+}
+
+fn bytes(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", b / 1024.0)
+    }
+}
+
+/// Inserts a row into the primary every few milliseconds; reconnects after errors.
+fn write_loop(shared: &Shared, port: u16) {
+    let mut conn: Option<Conn> = None;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     while !shared.stop.load(Ordering::SeqCst) {
-        let acked = shared.acknowledged.fetch_add(1, Ordering::SeqCst) + 1;
-        let now = now_ms();
-        if let Ok(mut replicas) = shared.replicas.lock() {
-            for r in replicas.iter_mut().filter(|r| r.up) {
-                match r.partitioned_until {
-                    Some(until) if until > now => {}
-                    Some(_) => {
-                        r.partitioned_until = None;
-                        r.value = acked;
-                    }
-                    None => r.value = acked,
-                }
+        if conn.is_none() {
+            conn = Conn::connect(port, cluster::USER, cluster::DATABASE, POLL_TIMEOUT).ok();
+        }
+        let ok = match conn.as_mut() {
+            Some(c) => {
+                let payload = noise(&mut seed, PAYLOAD_BYTES);
+                c.query(&format!(
+                    "INSERT INTO demo_writes (payload) VALUES ('{payload}')"
+                ))
+                .is_ok()
+            }
+            None => false,
+        };
+        if ok {
+            shared.rows.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(WRITE_INTERVAL);
+        } else {
+            conn = None;
+            shared.write_errors.fetch_add(1, Ordering::SeqCst);
+            // Pacing while the primary is away, not synchronisation.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Hex text that does not compress (xorshift), so the WAL grows by about its length.
+fn noise(seed: &mut u64, len: usize) -> String {
+    let mut s = String::with_capacity(len);
+    while s.len() < len {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        s.push_str(&format!("{:016x}", *seed));
+    }
+    s.truncate(len);
+    s
+}
+
+fn chapters() -> Vec<Chapter> {
+    vec![
+        Chapter::narrate(
+            "Welcome",
+            "A real PostgreSQL primary and a hot-standby replica, started on loopback ports. A \
+             writer inserts a row every 10 ms into the primary; the primary streams its WAL to \
+             the replica, which replays it.",
+        ),
+        Chapter::narrate(
+            "Replication",
+            "The replica's replay position follows the primary's WAL within a few kilobytes. \
+             Both servers are members of one replicated group: the primary is unique by role, \
+             and still a member.",
+        )
+        .auto_advance(1500),
+        Chapter::narrate(
+            "Replica lag: inject",
+            "pg_wal_replay_pause() on the replica: it still receives the WAL but applies none of \
+             it, while the writer keeps writing.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: REPLICA_LAG.into(),
+            params: vec![],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Replica lag: detect",
+            "The replica's replay position stands still while the primary's WAL grows: the lag \
+             passes its bound of 1 MiB.",
+        )
+        .expect_violation(REPLICATION_LAG),
+        Chapter::narrate(
+            "Replica lag: diagnose",
+            "Which server, and is it down or behind?",
+        )
+        .on_enter(OnEnter::Diagnose)
+        .expect_diagnosis(TERM_LAG, Component::Named(REPLICA.into()))
+        .blocking(),
+        Chapter::narrate(
+            "Recovery",
+            "pg_wal_replay_resume(): the replica applies what it received and catches up.",
+        )
+        .on_enter(OnEnter::Recover)
+        .blocking()
+        .auto_advance(1500),
+        Chapter::narrate(
+            "Primary kill: inject",
+            "SIGKILL to the primary's postmaster: a crash, not a shutdown. The replica stays up, \
+             cut off from the only server that accepts writes.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: PRIMARY_KILL.into(),
+            params: vec![],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Primary kill: detect",
+            "The primary stops answering; the writer's inserts fail; the replica's WAL receiver \
+             loses its connection.",
+        )
+        .expect_violation(SERVERS_UP),
+        Chapter::narrate(
+            "Primary kill: diagnose",
+            "The primary is a member whose role nobody shares: is it read as a member down or a \
+             dependency down?",
+        )
+        .on_enter(OnEnter::Diagnose)
+        .expect_diagnosis(TERM_SERVER_DOWN, Component::ChaosTarget)
+        .blocking(),
+        Chapter::narrate(
+            "Recovery",
+            "The primary starts again on its port, replays its WAL (crash recovery), and the \
+             replica reconnects.",
+        )
+        .on_enter(OnEnter::Recover)
+        .blocking(),
+        Chapter::narrate(
+            "Done",
+            "Both faults were real, both were detected by the invariants, and each diagnosis \
+             named its server.",
+        ),
+    ]
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_anomaly_class_and_expected_term_is_in_the_glossary() {
+        let d = PostgresSubject::describe();
+        let classed: Vec<(&str, AnomalyClass)> = d
+            .diagnosis
+            .glossary
+            .iter()
+            .filter_map(|g| Some((g.term.as_str(), g.class?)))
+            .collect();
+        for c in &d.chapters {
+            if let Some(e) = &c.expect_diagnosis {
+                assert!(classed.iter().any(|(t, _)| *t == e.anomaly), "{}", e.anomaly);
             }
         }
-        std::thread::sleep(WRITE_INTERVAL);
+        for class in [AnomalyClass::NodeDown, AnomalyClass::Lag] {
+            assert!(classed.iter().any(|(_, c)| *c == class), "{class:?}");
+        }
+        assert_eq!(d.info.prerequisites, prerequisites());
     }
-}
 
-fn duration_param() -> ParamSpec {
-    ParamSpec {
-        name: "duration_ms".into(),
-        description: "how long the replica receives no writes".into(),
-        kind: ParamKind::DurationMs,
-        default: ParamValue::Int(1500),
-        min: Some(100.0),
-        max: Some(60_000.0),
-        unit: "ms".into(),
+    #[test]
+    fn noise_has_the_asked_length_and_changes() {
+        let mut seed = 1;
+        let a = noise(&mut seed, 100);
+        let b = noise(&mut seed, 100);
+        assert_eq!(a.len(), 100);
+        assert_ne!(a, b);
     }
-}
-
-fn ids(replicas: &[&Replica]) -> String {
-    replicas
-        .iter()
-        .map(|r| r.id.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn lock<T>(m: &Mutex<T>) -> PluginResult<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| PluginError::failed("internal state poisoned by an earlier panic"))
 }
