@@ -36,7 +36,7 @@ pub const REPLICATION_LAG: &str = "replication lag";
 pub const TERM_SERVER_DOWN: &str = "server down";
 pub const TERM_LAG: &str = "replication lag";
 /// The replica may be this far behind the primary's WAL before "replication lag" is violated.
-pub const LAG_BOUND_BYTES: f64 = 1024.0 * 1024.0;
+pub const LAG_BOUND_BYTES: f64 = 512.0 * 1024.0;
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Bytes of text per written row: below the TOAST threshold, so every byte reaches the WAL.
 const PAYLOAD_BYTES: usize = 1800;
@@ -704,9 +704,10 @@ fn chapters() -> Vec<Chapter> {
         Chapter::narrate(
             "Replica lag: detect",
             "The replica's replay position stands still while the primary's WAL grows: the lag \
-             passes its bound of 1 MiB.",
+             passes its bound of 512 KiB and keeps growing.",
         )
-        .expect_violation(REPLICATION_LAG),
+        .expect_violation(REPLICATION_LAG)
+        .auto_advance(8000),
         Chapter::narrate(
             "Replica lag: diagnose",
             "Which server, and is it down or behind?",

@@ -1,0 +1,321 @@
+//! The out-of-tree PostgreSQL plugin (examples/postgres), built outside this
+//! workspace as a third party would build it, played headless by the real
+//! binary with the builtin diagnoser: both faults (a killed primary, a replica
+//! whose replay is paused) detected and diagnosed on the right server, and no
+//! postgres process of the run left behind.
+
+use e2e_tests::procs::{wait_until, ChildGuard};
+use e2e_tests::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const MARKER: &str = "DEMO_HOST_E2E_PG_RUN";
+/// What the plugin names its temporary directory: this prefix, the host's pid, `-`.
+const DIR_PREFIX: &str = "demo-host-postgres-";
+
+/// `cargo build --manifest-path examples/postgres/Cargo.toml --lib --locked`
+/// with a target directory of its own under target/; the library it made.
+fn build_out_of_tree_plugin() -> PathBuf {
+    let manifest = workspace_root().join("examples/postgres/Cargo.toml");
+    let target = fixture_dir().join("postgres-target");
+    cargo_build(
+        &workspace_root(),
+        &[
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--lib",
+            "--locked",
+        ],
+        &target,
+        &[],
+    );
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let lib = target.join(profile).join("libsubject_postgres.so");
+    assert!(lib.exists(), "{} was built", lib.display());
+    lib
+}
+
+/// PATH with Debian's server programs (`/usr/lib/postgresql/<newest>/bin`)
+/// in front: the package does not put `initdb` and `postgres` on PATH, and
+/// the host checks the plugin's prerequisites on PATH.
+fn path_with_postgres() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join("initdb").is_file())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_string_lossy().parse::<u32>().ok())
+    });
+    let mut path: Vec<PathBuf> = dirs.into_iter().rev().take(1).collect();
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(path).unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    /// Start time in clock ticks: with the pid, the process's identity.
+    start: u64,
+    cmd: String,
+}
+
+fn procs() -> (Vec<Proc>, HashMap<u32, Vec<u8>>) {
+    let mut list = Vec::new();
+    let mut envs = HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(start)) = (
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(19).and_then(|s| s.parse().ok()),
+        ) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if f.first() == Some(&"Z") || cmd.trim().is_empty() {
+            continue; // zombies are not leaks
+        }
+        envs.insert(
+            pid,
+            std::fs::read(e.path().join("environ")).unwrap_or_default(),
+        );
+        list.push(Proc {
+            pid,
+            ppid,
+            start,
+            cmd,
+        });
+    }
+    (list, envs)
+}
+
+/// The run's processes: those carrying the marker (the host, the
+/// postmasters, which keep their environment), those whose command line names
+/// the run's data directory, and every descendant of those (postgres backends
+/// write their process title over their environment, so only ancestry finds them).
+fn processes_of_pg_run(run_id: &str, host_pid: u32) -> Vec<Proc> {
+    let needle = format!("{MARKER}={run_id}");
+    let dir = format!("{DIR_PREFIX}{host_pid}-");
+    let (all, envs) = procs();
+    let me = std::process::id();
+    let mut found: Vec<Proc> = all
+        .iter()
+        .filter(|p| p.pid != me)
+        .filter(|p| {
+            p.cmd.contains(&dir)
+                || envs[&p.pid]
+                    .split(|b| *b == 0)
+                    .any(|kv| kv == needle.as_bytes())
+        })
+        .cloned()
+        .collect();
+    loop {
+        let more: Vec<Proc> = all
+            .iter()
+            .filter(|p| found.iter().any(|f| f.pid == p.ppid))
+            .filter(|p| !found.iter().any(|f| f.pid == p.pid))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            return found;
+        }
+        found.extend(more);
+    }
+}
+
+fn still_running(seen: &[Proc]) -> Vec<Proc> {
+    let (now, _) = procs();
+    seen.iter()
+        .filter(|p| now.iter().any(|n| n.pid == p.pid && n.start == p.start))
+        .cloned()
+        .collect()
+}
+
+fn data_dirs_of(host_pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("{DIR_PREFIX}{host_pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn diagnosis_of<'a>(journal: &'a Value, anomaly: &str) -> &'a Value {
+    journal["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["expected"]["anomaly"] == anomaly)
+        .unwrap_or_else(|| panic!("a diagnosis chapter for {anomaly}: {journal:#}"))
+}
+
+fn affected(d: &Value) -> Vec<String> {
+    d["diagnosis"]["affected_components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on_its_server() {
+    let lib = build_out_of_tree_plugin();
+    let state = tempfile::tempdir().unwrap();
+    let journal_path = state.path().join("journal.json");
+    let run_id = format!("pg-{}", std::process::id());
+    let mut cmd = demo_host(state.path());
+    cmd.args([
+        "run",
+        "--headless",
+        "--no-build",
+        "--countdown",
+        "0",
+        "--events-json",
+        "--plugin",
+    ])
+    .arg(&lib)
+    .arg("--journal")
+    .arg(&journal_path)
+    .env(MARKER, &run_id)
+    .env("PATH", path_with_postgres())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    // Killed and reaped when the test fails; the host's own chapter timeout
+    // (60 s) ends a stuck run, so reading its output always ends.
+    let mut host = ChildGuard(cmd.spawn().unwrap());
+    let host_pid = host.0.id();
+    let stdout = BufReader::new(host.0.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let mut during: Vec<Proc> = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // Both servers run while the replica's replay is paused.
+        if during.is_empty() && line.contains("injected replica-lag") {
+            during = processes_of_pg_run(&run_id, host_pid);
+        }
+        lines.push(line);
+    }
+    let status = host.0.wait().unwrap();
+    let seen = during.clone();
+    let cleanup = Reaper(seen.clone());
+
+    let postmasters = during
+        .iter()
+        .filter(|p| p.cmd.contains("postgres") && p.cmd.contains(" -D "))
+        .count();
+    assert_eq!(
+        postmasters, 2,
+        "the run's primary and replica are found while they run: {during:#?}"
+    );
+    assert!(
+        during.len() > 4,
+        "their backends and helpers are found too: {during:#?}"
+    );
+    assert!(
+        status.success(),
+        "exit {status}; last events: {:?}",
+        lines.iter().rev().take(8).collect::<Vec<_>>()
+    );
+
+    let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
+    for invariant in ["replication lag", "servers up"] {
+        let d = journal["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["invariant"] == invariant)
+            .unwrap_or_else(|| panic!("a detection chapter for {invariant}"));
+        assert!(d["detected_ms"].is_u64(), "{invariant} detected: {d}");
+        assert!(journal["invariants"][invariant]["first_violation_ms"].is_u64());
+    }
+
+    // The paused replay: lag, on the replica (not the primary it depends on).
+    let lag = diagnosis_of(&journal, "replication lag");
+    assert_eq!(lag["score"]["anomaly_ok"], true, "{lag:#}");
+    assert_eq!(lag["score"]["component_ok"], true, "{lag:#}");
+    assert_eq!(lag["diagnosis"]["class"], "lag");
+    let on = affected(lag);
+    assert!(
+        on.iter().any(|c| c.starts_with("pg-replica"))
+            && !on.iter().any(|c| c.starts_with("pg-primary")),
+        "lag on the replica only: {on:?}"
+    );
+
+    // The killed primary: a member down (unique by role, still a member), not a dependency.
+    let kill = diagnosis_of(&journal, "server down");
+    assert_eq!(kill["score"]["anomaly_ok"], true, "{kill:#}");
+    assert_eq!(kill["score"]["component_ok"], true, "{kill:#}");
+    assert_eq!(kill["diagnosis"]["class"], "node_down");
+    assert_eq!(kill["chaos_targets"], serde_json::json!(["pg-primary"]));
+    let on = affected(kill);
+    assert!(
+        on.iter().any(|c| c.starts_with("pg-primary"))
+            && !on.iter().any(|c| c.starts_with("pg-replica")),
+        "the primary only: {on:?}"
+    );
+
+    assert!(
+        journal["chaos_windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["ended_ms"].is_u64()),
+        "every fault ended"
+    );
+
+    // Nothing of the run outlives it: not the servers seen during the run, not
+    // anything still marked, and not the data directory.
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(10), || {
+        left = still_running(&seen);
+        left.extend(processes_of_pg_run(&run_id, host_pid));
+        left.is_empty()
+    });
+    assert!(gone, "processes left behind: {left:#?}");
+    assert_eq!(data_dirs_of(host_pid), Vec::<PathBuf>::new());
+    drop(cleanup);
+}
+
+/// Kills whatever of `seen` still runs when dropped (a failed assertion).
+struct Reaper(Vec<Proc>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for p in still_running(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-9", &p.pid.to_string()])
+                .status();
+        }
+    }
+}
