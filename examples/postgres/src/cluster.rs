@@ -194,10 +194,14 @@ impl Cluster {
                 .map_err(|e| fail(&cluster.dir, e))?;
         }
         let mut initdb = cluster.command(&cluster.bins.initdb);
-        initdb
-            .arg("-D")
-            .arg(&cluster.primary.data)
-            .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        initdb.arg("-D").arg(&cluster.primary.data).args([
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         cluster.run_to_end("initdb", initdb, Duration::from_secs(60))?;
         log(format!("initdb done in {}", cluster.dir.display()));
 
@@ -273,7 +277,9 @@ impl Cluster {
             }
             if Instant::now() >= deadline {
                 let _ = self.procs.kill(id);
-                return Err(PluginError::failed(format!("{name} took longer than {limit:?}")));
+                return Err(PluginError::failed(format!(
+                    "{name} took longer than {limit:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -363,7 +369,6 @@ impl Cluster {
         }
         Ok(())
     }
-
 }
 
 impl Drop for Cluster {

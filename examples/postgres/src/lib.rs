@@ -293,7 +293,9 @@ impl Subject for PostgresSubject {
                         format!(
                             "the primary stopped answering on 127.0.0.1:{} ({})",
                             cluster.primary.port,
-                            cluster.exited(&cluster.primary).unwrap_or("no answer".into())
+                            cluster
+                                .exited(&cluster.primary)
+                                .unwrap_or("no answer".into())
                         ),
                     )
                 };
@@ -305,7 +307,10 @@ impl Subject for PostgresSubject {
             if mon.replica_streaming != Some(streaming) {
                 if mon.replica_streaming.is_some() {
                     let (level, text) = if streaming {
-                        (Level::Info, "the replica streams WAL from the primary again")
+                        (
+                            Level::Info,
+                            "the replica streams WAL from the primary again",
+                        )
                     } else {
                         (
                             Level::Warn,
@@ -427,7 +432,11 @@ impl Subject for PostgresSubject {
             at_ms: now,
             nodes,
             metrics: vec![
-                Metric::counter("rows written", self.shared.rows.load(Ordering::SeqCst) as f64, "rows"),
+                Metric::counter(
+                    "rows written",
+                    self.shared.rows.load(Ordering::SeqCst) as f64,
+                    "rows",
+                ),
                 Metric::counter(
                     "write errors",
                     self.shared.write_errors.load(Ordering::SeqCst) as f64,
@@ -460,7 +469,10 @@ impl Subject for PostgresSubject {
         };
         let now = now_ms();
         let fault = ActiveFault {
-            fault_id: format!("{action}-{}", self.next_fault.fetch_add(1, Ordering::SeqCst)),
+            fault_id: format!(
+                "{action}-{}",
+                self.next_fault.fetch_add(1, Ordering::SeqCst)
+            ),
             action_id: action.into(),
             targets: vec![target.into()],
             summary: format!("{action} on {target}"),
@@ -780,7 +792,11 @@ mod tests {
             .collect();
         for c in &d.chapters {
             if let Some(e) = &c.expect_diagnosis {
-                assert!(classed.iter().any(|(t, _)| *t == e.anomaly), "{}", e.anomaly);
+                assert!(
+                    classed.iter().any(|(t, _)| *t == e.anomaly),
+                    "{}",
+                    e.anomaly
+                );
             }
         }
         for class in [AnomalyClass::NodeDown, AnomalyClass::Lag] {

@@ -44,7 +44,12 @@ pub struct Conn {
 
 impl Conn {
     /// Connects to `127.0.0.1:port` as `user` to `database` (trust authentication).
-    pub fn connect(port: u16, user: &str, database: &str, timeout: Duration) -> Result<Conn, PgError> {
+    pub fn connect(
+        port: u16,
+        user: &str,
+        database: &str,
+        timeout: Duration,
+    ) -> Result<Conn, PgError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
@@ -71,7 +76,9 @@ impl Conn {
             let (tag, payload) = conn.read_message()?;
             match tag {
                 b'R' => {
-                    let code = payload.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    let code = payload
+                        .get(..4)
+                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                     if code != Some(0) {
                         return Err(PgError::Protocol(format!(
                             "authentication {code:?} requested; the plugin's servers use trust on loopback"
