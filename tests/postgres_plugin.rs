@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 const MARKER: &str = "DEMO_HOST_E2E_PG_RUN";
@@ -187,12 +188,29 @@ fn affected(d: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on_its_server() {
+/// One headless run of the plugin, finished.
+struct Run {
+    journal: Value,
+    host_pid: u32,
+    run_id: String,
+    /// The run's processes, seen while the replica's replay was paused.
+    during: Vec<Proc>,
+    /// Kills what of `during` still runs if the test fails before it checked.
+    _reaper: Reaper,
+}
+
+/// Runs are played one at a time: two primaries and replicas at once on two
+/// cores would only test the machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Plays every chapter headless with `extra` arguments; asserts the run
+/// passed and that its servers were found while they ran.
+fn play(tag: &str, extra: &[&str]) -> Run {
     let lib = build_out_of_tree_plugin();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let state = tempfile::tempdir().unwrap();
     let journal_path = state.path().join("journal.json");
-    let run_id = format!("pg-{}", std::process::id());
+    let run_id = format!("{tag}-{}", std::process::id());
     let mut cmd = demo_host(state.path());
     cmd.args([
         "run",
@@ -206,6 +224,7 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
     .arg(&lib)
     .arg("--journal")
     .arg(&journal_path)
+    .args(extra)
     .env(MARKER, &run_id)
     .env("PATH", path_with_postgres())
     .stdout(Stdio::piped())
@@ -226,8 +245,7 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
         lines.push(line);
     }
     let status = host.0.wait().unwrap();
-    let seen = during.clone();
-    let cleanup = Reaper(seen.clone());
+    let reaper = Reaper(during.clone());
 
     let postmasters = during
         .iter()
@@ -246,9 +264,34 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
         "exit {status}; last events: {:?}",
         lines.iter().rev().take(8).collect::<Vec<_>>()
     );
-
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
+    Run {
+        journal,
+        host_pid,
+        run_id,
+        during,
+        _reaper: reaper,
+    }
+}
+
+/// Nothing of the run outlives it: not the servers seen during the run, not
+/// anything still marked, and not the data directory.
+fn assert_nothing_left(run: &Run) {
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(10), || {
+        left = still_running(&run.during);
+        left.extend(processes_of_pg_run(&run.run_id, run.host_pid));
+        left.is_empty()
+    });
+    assert!(gone, "processes left behind: {left:#?}");
+    assert_eq!(data_dirs_of(run.host_pid), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on_its_server() {
+    let run = play("diagnose", &[]);
+    let journal = &run.journal;
     for invariant in ["replication lag", "servers up"] {
         let d = journal["detections"]
             .as_array()
@@ -261,7 +304,7 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
     }
 
     // The paused replay: lag, on the replica (not the primary it depends on).
-    let lag = diagnosis_of(&journal, "replication lag");
+    let lag = diagnosis_of(journal, "replication lag");
     assert_eq!(lag["score"]["anomaly_ok"], true, "{lag:#}");
     assert_eq!(lag["score"]["component_ok"], true, "{lag:#}");
     assert_eq!(lag["diagnosis"]["class"], "lag");
@@ -273,7 +316,7 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
     );
 
     // The killed primary: a member down (unique by role, still a member), not a dependency.
-    let kill = diagnosis_of(&journal, "server down");
+    let kill = diagnosis_of(journal, "server down");
     assert_eq!(kill["score"]["anomaly_ok"], true, "{kill:#}");
     assert_eq!(kill["score"]["component_ok"], true, "{kill:#}");
     assert_eq!(kill["diagnosis"]["class"], "node_down");
@@ -293,18 +336,27 @@ fn the_out_of_tree_postgres_plugin_runs_headless_and_every_fault_is_diagnosed_on
             .all(|w| w["ended_ms"].is_u64()),
         "every fault ended"
     );
+    assert_nothing_left(&run);
+}
 
-    // Nothing of the run outlives it: not the servers seen during the run, not
-    // anything still marked, and not the data directory.
-    let mut left = Vec::new();
-    let gone = wait_until(Duration::from_secs(10), || {
-        left = still_running(&seen);
-        left.extend(processes_of_pg_run(&run_id, host_pid));
-        left.is_empty()
-    });
-    assert!(gone, "processes left behind: {left:#?}");
-    assert_eq!(data_dirs_of(host_pid), Vec::<PathBuf>::new());
-    drop(cleanup);
+#[test]
+fn with_remediate_auto_the_proposed_remedies_fix_both_faults_on_their_server() {
+    let run = play("remediate", &["--remediate", "auto"]);
+    let remedies = run.journal["remedies"].as_array().unwrap();
+    for (id, target, invariant) in [
+        ("resume-replay", "pg-replica", "replication lag"),
+        ("restart-server", "pg-primary", "servers up"),
+    ] {
+        let r = remedies
+            .iter()
+            .find(|r| r["remedy_id"] == id)
+            .unwrap_or_else(|| panic!("{id} was proposed and run: {remedies:#?}"));
+        assert_eq!(r["target"], target, "{r:#}");
+        assert_eq!(r["stage"]["stage"], "resolved", "{r:#}");
+        assert!(r["resolved_ms"].is_u64(), "{r:#}");
+        assert_eq!(r["invariants"], serde_json::json!([invariant]), "{r:#}");
+    }
+    assert_nothing_left(&run);
 }
 
 /// Kills whatever of `seen` still runs when dropped (a failed assertion).

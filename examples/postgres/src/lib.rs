@@ -28,6 +28,9 @@ plugin_api::export_subject!(PostgresSubject);
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica";
 pub const PRIMARY_KILL: &str = "primary-kill";
+/// Remedies an operator would apply, proposed by the diagnosis.
+pub const RESUME_REPLAY: &str = "resume-replay";
+pub const RESTART_SERVER: &str = "restart-server";
 pub const REPLICA_LAG: &str = "replica-lag";
 /// Invariants (also the names chapters expect to see violated).
 pub const SERVERS_UP: &str = "servers up";
@@ -182,7 +185,37 @@ impl Subject for PostgresSubject {
                     },
                 ],
             },
-            remedies: vec![],
+            remedies: vec![
+                Remedy {
+                    id: RESUME_REPLAY.into(),
+                    name: "Resume replay on the replica".into(),
+                    description: "SELECT pg_wal_replay_resume() on the lagging replica: it \
+                                  applies the WAL it holds and catches up with the primary."
+                        .into(),
+                    addresses: vec![TERM_LAG.into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Low,
+                    undo: String::new(),
+                    verify_within_ms: 10_000,
+                    probe_step: None,
+                },
+                Remedy {
+                    id: RESTART_SERVER.into(),
+                    name: "Restart the server".into(),
+                    description: "Start the server that stopped answering again on its port and \
+                                  data directory (crash recovery replays its WAL); a replica \
+                                  reconnects to it by itself."
+                        .into(),
+                    addresses: vec![TERM_SERVER_DOWN.into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Medium,
+                    undo: String::new(),
+                    verify_within_ms: 20_000,
+                    probe_step: None,
+                },
+            ],
         }
     }
 
@@ -515,6 +548,56 @@ impl Subject for PostgresSubject {
         }
         self.shared.log.info(format!("recovered {}", fault.summary));
         Ok(())
+    }
+
+    /// What an operator would do, not knowing a fault was injected: the fault
+    /// stays recorded until the host recovers it (which then finds nothing to undo).
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        let cluster = self.cluster()?;
+        let server = match target {
+            PRIMARY => &cluster.primary,
+            REPLICA => &cluster.replica,
+            other => {
+                return Err(PluginError::invalid(format!(
+                    "no server `{other}` to {remedy}"
+                )))
+            }
+        };
+        let summary = match remedy {
+            RESUME_REPLAY => {
+                if target != REPLICA {
+                    return Err(PluginError::invalid(format!(
+                        "{remedy}: {target} replays no WAL; only {REPLICA} does"
+                    )));
+                }
+                let mut c = server
+                    .connect(Duration::from_secs(5))
+                    .map_err(PluginError::failed)?;
+                c.query("SELECT pg_wal_replay_resume()")
+                    .map_err(PluginError::failed)?;
+                format!("replay resumed on {target}")
+            }
+            RESTART_SERVER => match cluster.exited(server) {
+                Some(why) => {
+                    cluster.kill(server)?;
+                    cluster.start_server(server)?;
+                    cluster.wait_answering(server, Duration::from_secs(15))?;
+                    format!("{target} restarted; it had stopped ({why})")
+                }
+                None => format!("{target} runs; nothing to restart"),
+            },
+            other => return Err(PluginError::invalid(format!("unknown remedy `{other}`"))),
+        };
+        self.shared.log.info(&summary);
+        Ok(RemedyOutcome {
+            summary,
+            undo: String::new(),
+        })
     }
 
     /// A host killed with SIGKILL took the servers along (their death signal);
