@@ -162,6 +162,12 @@ impl Cluster {
     /// replica, and wait until it streams. `log` gets progress lines.
     pub fn start(bins: Bins, log: &dyn Fn(String)) -> Result<Cluster, PluginError> {
         let run_as = RunAs::needed()?;
+        for stale in remove_stale_dirs() {
+            log(format!(
+                "removed {}, left by a host that died during setup",
+                stale.display()
+            ));
+        }
         let dir = std::env::temp_dir().join(format!(
             "{DIR_PREFIX}{}-{}",
             std::process::id(),
@@ -378,6 +384,32 @@ impl Drop for Cluster {
     }
 }
 
+/// Removes the directories of hosts that no longer run (one killed while
+/// `setup` ran has no fault on record for leftover recovery to undo); returns them.
+pub fn remove_stale_dirs() -> Vec<PathBuf> {
+    let alive = |pid: i32| {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    };
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: i32 = name
+                .strip_prefix(DIR_PREFIX)?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
+            (pid > 0 && !alive(pid)).then(|| e.path())
+        })
+        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+        .collect()
+}
+
 /// The first column of the first row.
 pub fn first(rows: &[Vec<Option<String>>]) -> Option<String> {
     rows.first()?.first()?.clone()
@@ -403,4 +435,25 @@ fn tail(path: &Path) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_of_dead_hosts_are_removed_and_live_ones_kept() {
+        let tmp = std::env::temp_dir();
+        // No process has this pid (pid_max is at most 2^22).
+        let dead = tmp.join(format!("{DIR_PREFIX}{}-7", i32::MAX));
+        let live = tmp.join(format!("{DIR_PREFIX}{}-stale-test", std::process::id()));
+        for d in [&dead, &live] {
+            std::fs::create_dir_all(d.join("primary")).unwrap();
+        }
+        let removed = remove_stale_dirs();
+        let live_kept = live.exists();
+        let _ = std::fs::remove_dir_all(&live);
+        assert!(removed.contains(&dead) && !dead.exists(), "{removed:?}");
+        assert!(live_kept && !removed.contains(&live));
+    }
 }
