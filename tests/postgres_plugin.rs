@@ -9,7 +9,7 @@ use e2e_tests::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -188,11 +188,33 @@ fn affected(d: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `demo-host run --headless` of the plugin library, its stdout piped (NDJSON events).
+fn host_command(lib: &Path, state: &Path, run_id: &str) -> Command {
+    let mut cmd = demo_host(state);
+    cmd.args([
+        "run",
+        "--headless",
+        "--no-build",
+        "--countdown",
+        "0",
+        "--events-json",
+        "--plugin",
+    ])
+    .arg(lib)
+    .env(MARKER, run_id)
+    .env("PATH", path_with_postgres())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    cmd
+}
+
 /// One headless run of the plugin, finished.
 struct Run {
     journal: Value,
     host_pid: u32,
     run_id: String,
+    /// Its NDJSON events.
+    lines: Vec<String>,
     /// The run's processes, seen while the replica's replay was paused.
     during: Vec<Proc>,
     /// Kills what of `during` still runs if the test fails before it checked.
@@ -206,29 +228,18 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Plays every chapter headless with `extra` arguments; asserts the run
 /// passed and that its servers were found while they ran.
 fn play(tag: &str, extra: &[&str]) -> Run {
+    let state = tempfile::tempdir().unwrap();
+    play_in(tag, state.path(), extra)
+}
+
+/// [`play`] with the host's state (leftover records) in `state`.
+fn play_in(tag: &str, state: &Path, extra: &[&str]) -> Run {
     let lib = build_out_of_tree_plugin();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let state = tempfile::tempdir().unwrap();
-    let journal_path = state.path().join("journal.json");
+    let journal_path = state.join("journal.json");
     let run_id = format!("{tag}-{}", std::process::id());
-    let mut cmd = demo_host(state.path());
-    cmd.args([
-        "run",
-        "--headless",
-        "--no-build",
-        "--countdown",
-        "0",
-        "--events-json",
-        "--plugin",
-    ])
-    .arg(&lib)
-    .arg("--journal")
-    .arg(&journal_path)
-    .args(extra)
-    .env(MARKER, &run_id)
-    .env("PATH", path_with_postgres())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    let mut cmd = host_command(&lib, state, &run_id);
+    cmd.arg("--journal").arg(&journal_path).args(extra);
     // Killed and reaped when the test fails; the host's own chapter timeout
     // (60 s) ends a stuck run, so reading its output always ends.
     let mut host = ChildGuard(cmd.spawn().unwrap());
@@ -253,7 +264,7 @@ fn play(tag: &str, extra: &[&str]) -> Run {
         .count();
     assert_eq!(
         postmasters, 2,
-        "the run's primary and replica are found while they run: {during:#?}"
+        "the run's primary and replica are found while they run: {during:#?}\n{lines:#?}"
     );
     assert!(
         during.len() > 4,
@@ -270,6 +281,7 @@ fn play(tag: &str, extra: &[&str]) -> Run {
         journal,
         host_pid,
         run_id,
+        lines,
         during,
         _reaper: reaper,
     }
@@ -357,6 +369,68 @@ fn with_remediate_auto_the_proposed_remedies_fix_both_faults_on_their_server() {
         assert_eq!(r["invariants"], serde_json::json!([invariant]), "{r:#}");
     }
     assert_nothing_left(&run);
+}
+
+#[test]
+fn a_host_killed_by_sigkill_takes_its_servers_along_and_the_next_run_removes_their_data() {
+    let lib = build_out_of_tree_plugin();
+    let state = tempfile::tempdir().unwrap();
+    let run_id = format!("sigkill-{}", std::process::id());
+    let (during, host_pid, lines) = {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cmd = host_command(&lib, state.path(), &run_id);
+        cmd.arg("--journal").arg(state.path().join("killed.json"));
+        let mut host = ChildGuard(cmd.spawn().unwrap());
+        let host_pid = host.0.id();
+        let stdout = BufReader::new(host.0.stdout.take().unwrap());
+        let mut during = Vec::new();
+        let mut lines = Vec::new();
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if line.contains("injected replica-lag") {
+                during = processes_of_pg_run(&run_id, host_pid);
+                break;
+            }
+            lines.push(line);
+        }
+        // SIGKILL: no teardown, no recover; only the servers' death signal.
+        host.0.kill().unwrap();
+        host.0.wait().unwrap();
+        (during, host_pid, lines)
+    };
+    let reaper = Reaper(during.clone());
+    assert!(
+        during.iter().filter(|p| p.cmd.contains(" -D ")).count() == 2,
+        "the run reached the pause with both servers: {during:#?}\n{lines:#?}"
+    );
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(10), || {
+        left = still_running(&during);
+        left.is_empty()
+    });
+    assert!(gone, "servers outlived the killed host: {left:#?}");
+    drop(reaper);
+
+    // What it left: the data directory, named by the fault's undo record.
+    let dirs = data_dirs_of(host_pid);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let leftovers =
+        std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(
+        leftovers.contains(&*dirs[0].to_string_lossy()),
+        "the fault's undo record names the directory: {leftovers}"
+    );
+
+    // The next run undoes it and plays the demo through.
+    let next = play_in("after-sigkill", state.path(), &["--recover-leftovers"]);
+    assert!(!dirs[0].exists(), "{} was removed", dirs[0].display());
+    let by_leftover_recovery = format!("removed {}, left by an earlier run", dirs[0].display());
+    assert!(
+        next.lines.iter().any(|l| l.contains(&by_leftover_recovery)),
+        "leftover recovery removed it: {:#?}",
+        next.lines
+    );
+    assert_nothing_left(&next);
 }
 
 /// Kills whatever of `seen` still runs when dropped (a failed assertion).

@@ -174,19 +174,20 @@ impl Cluster {
             NEXT_DIR.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+        let [primary_port, replica_port] = free_ports()?;
         let cluster = Cluster {
             procs: Supervisor::new("postgres")?.with_grace(Duration::from_secs(5)),
             bins,
             run_as,
             primary: Server {
                 id: "pg-primary",
-                port: free_port()?,
+                port: primary_port,
                 data: dir.join("primary"),
                 child: Mutex::new(None),
             },
             replica: Server {
                 id: "pg-replica",
-                port: free_port()?,
+                port: replica_port,
                 data: dir.join("replica"),
                 child: Mutex::new(None),
             },
@@ -415,11 +416,16 @@ pub fn first(rows: &[Vec<Option<String>>]) -> Option<String> {
     rows.first()?.first()?.clone()
 }
 
-fn free_port() -> Result<u16, PluginError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| PluginError::failed(format!("no free loopback port: {e}")))
+/// Two loopback ports that were free a moment ago, and not the same one:
+/// both listeners are held until both ports are known.
+fn free_ports() -> Result<[u16; 2], PluginError> {
+    let no_port = |e: std::io::Error| PluginError::failed(format!("no free loopback port: {e}"));
+    let a = TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
+    let b = TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
+    Ok([
+        a.local_addr().map_err(no_port)?.port(),
+        b.local_addr().map_err(no_port)?.port(),
+    ])
 }
 
 fn fail(path: &Path, e: std::io::Error) -> PluginError {
