@@ -228,17 +228,35 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Plays every chapter headless with `extra` arguments; asserts the run
 /// passed and that its servers were found while they ran.
 fn play(tag: &str, extra: &[&str]) -> Run {
+    let lib = build_out_of_tree_plugin();
+    let _one = one_at_a_time();
     let state = tempfile::tempdir().unwrap();
-    play_in(tag, state.path(), extra)
+    play_in(&lib, tag, state.path(), extra)
 }
 
-/// [`play`] with the host's state (leftover records) in `state`.
-fn play_in(tag: &str, state: &Path, extra: &[&str]) -> Run {
-    let lib = build_out_of_tree_plugin();
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+/// Held by a test for as long as its runs and their leftovers exist: a run's
+/// `setup` removes the data directories of dead hosts, another test's too.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The host's chaos line once a fault is injected and recorded for leftover
+/// recovery (the plugin's own "injected …" line comes before the record).
+fn injected(line: &str, action: &str) -> bool {
+    serde_json::from_str::<Value>(line).is_ok_and(|e| {
+        e["source"] == "chaos"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("injected {action}:")))
+    })
+}
+
+/// [`play`] with the host's state (leftover records) in `state`; the caller
+/// holds [`one_at_a_time`].
+fn play_in(lib: &Path, tag: &str, state: &Path, extra: &[&str]) -> Run {
     let journal_path = state.join("journal.json");
     let run_id = format!("{tag}-{}", std::process::id());
-    let mut cmd = host_command(&lib, state, &run_id);
+    let mut cmd = host_command(lib, state, &run_id);
     cmd.arg("--journal").arg(&journal_path).args(extra);
     // Killed and reaped when the test fails; the host's own chapter timeout
     // (60 s) ends a stuck run, so reading its output always ends.
@@ -250,7 +268,7 @@ fn play_in(tag: &str, state: &Path, extra: &[&str]) -> Run {
     for line in stdout.lines() {
         let line = line.unwrap();
         // Both servers run while the replica's replay is paused.
-        if during.is_empty() && line.contains("injected replica-lag") {
+        if during.is_empty() && injected(&line, "replica-lag") {
             during = processes_of_pg_run(&run_id, host_pid);
         }
         lines.push(line);
@@ -376,8 +394,8 @@ fn a_host_killed_by_sigkill_takes_its_servers_along_and_the_next_run_removes_the
     let lib = build_out_of_tree_plugin();
     let state = tempfile::tempdir().unwrap();
     let run_id = format!("sigkill-{}", std::process::id());
+    let _one = one_at_a_time();
     let (during, host_pid, lines) = {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let mut cmd = host_command(&lib, state.path(), &run_id);
         cmd.arg("--journal").arg(state.path().join("killed.json"));
         let mut host = ChildGuard(cmd.spawn().unwrap());
@@ -387,7 +405,7 @@ fn a_host_killed_by_sigkill_takes_its_servers_along_and_the_next_run_removes_the
         let mut lines = Vec::new();
         for line in stdout.lines() {
             let line = line.unwrap();
-            if line.contains("injected replica-lag") {
+            if injected(&line, "replica-lag") {
                 during = processes_of_pg_run(&run_id, host_pid);
                 break;
             }
@@ -422,7 +440,12 @@ fn a_host_killed_by_sigkill_takes_its_servers_along_and_the_next_run_removes_the
     );
 
     // The next run undoes it and plays the demo through.
-    let next = play_in("after-sigkill", state.path(), &["--recover-leftovers"]);
+    let next = play_in(
+        &lib,
+        "after-sigkill",
+        state.path(),
+        &["--recover-leftovers"],
+    );
     assert!(!dirs[0].exists(), "{} was removed", dirs[0].display());
     let by_leftover_recovery = format!("removed {}, left by an earlier run", dirs[0].display());
     assert!(
