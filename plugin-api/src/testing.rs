@@ -22,7 +22,9 @@
 //! ```
 
 use crate::client::{Instance, Module};
-use crate::model::{ActiveFault, HealthSnapshot, Level, ParamValue, SubjectDescription};
+use crate::model::{
+    ActiveFault, HealthSnapshot, Level, ParamValue, RemedyOutcome, SubjectDescription,
+};
 use crate::PluginError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -199,6 +201,21 @@ impl TestInstance {
 
     pub fn run_step(&self, step: &str) -> Result<String, TestingError> {
         Ok(self.inner.run_step(step)?)
+    }
+
+    /// Runs a declared remedy across the ABI, as the host does after approval.
+    pub fn remediate(
+        &self,
+        remedy: &str,
+        params: &[(String, ParamValue)],
+        target: &str,
+    ) -> Result<RemedyOutcome, TestingError> {
+        Ok(self.inner.remediate(remedy, params, target)?)
+    }
+
+    /// Puts back a fault or a remedy's change from its undo record.
+    pub fn recover_leftover(&self, undo: &str) -> Result<(), TestingError> {
+        Ok(self.inner.recover_leftover(undo)?)
     }
 
     /// The plugin's log lines so far.

@@ -35,14 +35,25 @@ pub fn default_plugin_api() -> Option<PathBuf> {
 /// Writes the crate; returns its directory.
 pub fn scaffold(req: &NewPlugin) -> Result<PathBuf> {
     check_name(&req.name)?;
+    let dir = req.parent.join(&req.name);
+    // A relative --plugin-api is taken from here, or else from the new crate.
     let api = req
         .plugin_api
         .canonicalize()
-        .with_context(|| format!("plugin-api not found at {}", req.plugin_api.display()))?;
+        .or_else(|e| match req.plugin_api.is_relative() {
+            true => dir.join(&req.plugin_api).canonicalize(),
+            false => Err(e),
+        })
+        .with_context(|| {
+            format!(
+                "plugin-api not found at {} (from here, or from {})",
+                req.plugin_api.display(),
+                dir.display()
+            )
+        })?;
     if !api.join("Cargo.toml").is_file() {
         bail!("{} holds no Cargo.toml: pass --plugin-api <the plugin-api crate of a demo-host checkout>", api.display());
     }
-    let dir = req.parent.join(&req.name);
     if dir.exists()
         && std::fs::read_dir(&dir)
             .map(|mut d| d.next().is_some())
@@ -54,8 +65,9 @@ pub fn scaffold(req: &NewPlugin) -> Result<PathBuf> {
         );
     }
     let snake = req.name.replace('-', "_");
+    let api_in_manifest = in_same_repository(&dir, &api).unwrap_or(api.clone());
     let files = [
-        ("Cargo.toml", manifest(&req.name, &snake, &api)),
+        ("Cargo.toml", manifest(&req.name, &snake, &api_in_manifest)),
         ("Cargo.lock", WORKSPACE_LOCK.to_string()),
         ("src/lib.rs", source(&req.name)),
         ("tests/loads.rs", test_source(&req.name)),
@@ -71,6 +83,22 @@ pub fn scaffold(req: &NewPlugin) -> Result<PathBuf> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(dir)
+}
+
+/// `api` relative to the new crate `dir` when both are in one git checkout (a
+/// plugin kept beside the host, as examples/ are), so the checkout can move.
+fn in_same_repository(dir: &Path, api: &Path) -> Option<PathBuf> {
+    let parent = dir.parent()?.canonicalize().ok()?;
+    let root = parent.ancestors().find(|a| a.join(".git").exists())?;
+    let api_rest = api.strip_prefix(root).ok()?;
+    let crate_rest = parent.join(dir.file_name()?);
+    let crate_rest = crate_rest.strip_prefix(root).ok()?;
+    let up = crate_rest.components().count();
+    let mut rel = PathBuf::new();
+    for _ in 0..up {
+        rel.push("..");
+    }
+    Some(rel.join(api_rest))
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -186,6 +214,15 @@ fn it_loads_describes_itself_and_runs_a_fault_across_the_abi() {{
             h.invariants.iter().any(|i| i.status == InvariantStatus::Violated)
         }})
         .unwrap();
+    // The declared fix works while the fault is still in effect.
+    subject
+        .remediate("restart-replica", &[], &fault.targets[0])
+        .unwrap();
+    subject
+        .health_until(Duration::from_secs(10), |h| {{
+            h.invariants.iter().all(|i| i.status == InvariantStatus::Ok)
+        }})
+        .unwrap();
     subject.recover(&fault.fault_id).unwrap();
     subject
         .health_until(Duration::from_secs(10), |h| {{
@@ -227,5 +264,21 @@ mod tests {
         assert!(s.contains("export_subject!(PgReplicaSubject)"));
         assert!(s.contains("id: \"pg-replica\".into()"));
         assert!(!s.contains("ExampleSubject") && !s.contains("\"example\""));
+    }
+
+    #[test]
+    fn a_crate_kept_in_the_checkout_names_plugin_api_by_a_relative_path() {
+        let repo = tempfile::tempdir().unwrap();
+        let root = repo.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::create_dir_all(root.join("plugin-api")).unwrap();
+        std::fs::create_dir_all(root.join("examples")).unwrap();
+        let api = root.join("plugin-api");
+        assert_eq!(
+            in_same_repository(&root.join("examples/pg"), &api),
+            Some(PathBuf::from("../../plugin-api"))
+        );
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert_eq!(in_same_repository(&elsewhere.path().join("pg"), &api), None);
     }
 }
