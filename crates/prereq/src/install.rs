@@ -226,7 +226,7 @@ impl Plan {
         let still: Vec<&str> = self
             .missing
             .iter()
-            .filter(|p| find_on_path(&p.binary).is_none())
+            .filter(|p| p.find().is_none())
             .map(|p| p.binary.as_str())
             .collect();
         if still.is_empty() {
@@ -266,6 +266,7 @@ mod tests {
             environments: vec![],
             packages,
             optional: false,
+            search: vec![],
         }
     }
 

@@ -41,6 +41,6 @@ pub fn missing<'a>(declared: &'a [Prerequisite], environment: &str) -> Vec<&'a P
     declared
         .iter()
         .filter(|p| p.applies_to(environment))
-        .filter(|p| find_on_path(&p.binary).is_none())
+        .filter(|p| p.find().is_none())
         .collect()
 }

@@ -18,11 +18,24 @@ pub struct Prerequisite {
     /// Needed only in some setups (a cluster that already runs needs no
     /// launcher): a missing one is a warning, not a stop.
     pub optional: bool,
+    /// Directories looked in after `PATH`, where a package installs the
+    /// binary off it (`/usr/lib/postgresql/*/bin`: one `*` component allowed).
+    pub search: Vec<String>,
 }
 
 impl Prerequisite {
     pub fn applies_to(&self, environment: &str) -> bool {
         self.environments.is_empty() || self.environments.iter().any(|e| e == environment)
+    }
+
+    /// Where the binary is: on `PATH`, else in a `search` directory (the
+    /// newest match of a `*` first).
+    pub fn find(&self) -> Option<std::path::PathBuf> {
+        crate::path::find_on_path(&self.binary).or_else(|| {
+            self.search
+                .iter()
+                .find_map(|dir| crate::path::find_in(dir, &self.binary))
+        })
     }
 
     /// The package that provides it under `manager` (`apt`, `dnf`, `brew`).
@@ -158,12 +171,17 @@ impl Declared {
                         packages.insert(m.to_string(), p.to_string());
                     }
                 }
+                let search = match entry.get("search") {
+                    None => Vec::new(),
+                    Some(v) => string_list(v)
+                        .ok_or_else(|| at("`search` must be a list of directories"))?,
+                };
                 if let Some(unknown) = entry.keys().find(|k| {
-                    !["binary", "why", "environments", "optional"].contains(&k.as_str())
+                    !["binary", "why", "environments", "optional", "search"].contains(&k.as_str())
                         && !MANAGERS.contains(&k.as_str())
                 }) {
                     return Err(at(&format!(
-                        "unknown key `{unknown}` (known: binary, why, environments, optional, {})",
+                        "unknown key `{unknown}` (known: binary, why, environments, optional, search, {})",
                         MANAGERS.join(", ")
                     )));
                 }
@@ -173,6 +191,7 @@ impl Declared {
                     environments,
                     packages,
                     optional,
+                    search,
                 });
             }
         }
