@@ -5,7 +5,7 @@
 use super::config::{EnvKind, PluginConfig};
 use docker_chaos::Engine;
 use plugin_api::{PluginError, PluginResult};
-use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs};
+use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs, RedisPath};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,7 +75,13 @@ impl Env {
                 let args = NodeArgs::new(cfg.mode)
                     .flush_ms(cfg.flush_ms)
                     .redis_timeout_ms(cfg.redis_timeout_ms);
-                let cluster = Cluster::start(&cfg.redis_bin, &bin, Logs::TempDir, 3, args)?;
+                let path = if cfg.fault_proxy {
+                    RedisPath::Proxied
+                } else {
+                    RedisPath::Direct
+                };
+                let cluster =
+                    Cluster::start_with(&cfg.redis_bin, &bin, Logs::TempDir, 3, args, path)?;
                 Ok(Env::Local(cluster))
             }
             EnvKind::Compose => Ok(Env::Compose {
@@ -170,6 +176,31 @@ impl Env {
                 let undo = engine.pause(&c).await.map_err(docker_error)?;
                 Ok(Frozen::Container(undo.to_json()))
             }),
+        }
+    }
+
+    /// The links from the nodes to Redis that network faults act on: one
+    /// proxy route per node, or an error that says why there are none.
+    pub fn links(&self) -> PluginResult<super::net::Links> {
+        match self {
+            Env::Local(l) => {
+                let proxy = l.fault_proxy().ok_or_else(|| {
+                    PluginError::Unsupported(
+                        "network faults need the fault proxy between the nodes and Redis; this local environment was started with fault_proxy=off".into(),
+                    )
+                })?;
+                let routes = (0..l.node_ports().len())
+                    .map(|i| {
+                        l.redis_route(i)?.ok_or_else(|| {
+                            PluginError::failed(format!("node-{} has no proxy route", i + 1))
+                        })
+                    })
+                    .collect::<PluginResult<Vec<String>>>()?;
+                Ok(super::net::Links::in_process(proxy, routes))
+            }
+            Env::Compose { .. } => Err(PluginError::Unsupported(
+                "network faults (redis-latency, partition) are offered in env=local only: the compose project has no fault proxy yet".into(),
+            )),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod env;
 pub mod health;
 pub mod invariants;
 pub mod load;
+pub mod net;
 
 use burst::BurstRecord;
 use config::PluginConfig;
@@ -194,6 +195,16 @@ impl RateLimiterSubject {
             Some(Env::Local(l)) => l.pids(),
             _ => vec![],
         }
+    }
+
+    /// The fault proxy's routes from the nodes to Redis, with their faults
+    /// (empty without a proxy); lets tests check that recovery removed a fault.
+    pub fn redis_routes(&self) -> Vec<fault_proxy::RouteInfo> {
+        lock(&self.env)
+            .as_deref()
+            .and_then(|e| e.links().ok())
+            .map(|l| l.routes())
+            .unwrap_or_default()
     }
 
     fn spawn_task(
