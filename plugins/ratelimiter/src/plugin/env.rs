@@ -17,7 +17,8 @@ pub fn docker_error(e: docker_chaos::ChaosError) -> PluginError {
 }
 
 pub enum Env {
-    Local(Cluster),
+    /// Boxed: the cluster (with its proxy) is far larger than the compose endpoints.
+    Local(Box<Cluster>),
     Compose {
         nodes: Vec<String>,
         redis: String,
@@ -82,7 +83,7 @@ impl Env {
                 };
                 let cluster =
                     Cluster::start_with(&cfg.redis_bin, &bin, Logs::TempDir, 3, args, path)?;
-                Ok(Env::Local(cluster))
+                Ok(Env::Local(Box::new(cluster)))
             }
             EnvKind::Compose => Ok(Env::Compose {
                 nodes: cfg.nodes.clone(),

@@ -296,7 +296,11 @@ pub fn node_cut_off(links: &[NodeLink], redis_reachable: bool, at: u64) -> Invar
     } else {
         (
             InvariantStatus::Violated,
-            format!("{names} answer their clients but their pings to redis fail, while redis answers the plugin and the other nodes"),
+            if cut.len() == 1 {
+                format!("{names} answers its clients but its pings to redis fail, while redis answers the plugin and the other nodes")
+            } else {
+                format!("{names} answer their clients but their pings to redis fail, while redis answers the plugin and the other nodes")
+            },
         )
     };
     let mut i = inv(
