@@ -50,6 +50,10 @@ pub struct NetUndo {
     pub fault: String,
     /// When it removes itself.
     pub until_ms: u64,
+    /// The proxy's HTTP API (compose), from which a later process removes
+    /// the fault; none for the local in-process proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 struct Entry {
@@ -229,7 +233,7 @@ pub fn inject(
             let fault = fault_proxy::Fault::latency(delay, jitter)
                 .direction(fault_proxy::Direction::Downstream)
                 .named(id.clone());
-            links.add_all(&routes, &fault)?;
+            rt.block_on(links.add_all(&routes, &fault))?;
             let targets: Vec<String> = if nodes.len() == links.count() {
                 vec!["redis".into()]
             } else {
@@ -238,8 +242,9 @@ pub fn inject(
             let who = nodes.iter().map(|i| format!("node-{}", i + 1)).collect::<Vec<_>>().join(", ");
             let summary = format!("redis answers {who} {delay} ± {jitter} ms late for {ms} ms (fault proxy)");
             let until = crate::now_ms() + ms;
+            let api = links.api().map(String::from);
             let task = expire(rt, &s.shared, links, routes.clone(), id.clone(), ms);
-            let undo = Undo::RedisLatency(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until });
+            let undo = Undo::RedisLatency(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until, api });
             s.faults.add(id, action, targets, summary, Some(until), undo, Some(task))
         }
         PARTITION => {
@@ -266,12 +271,13 @@ pub fn inject(
             }
             let id = s.faults.next_id(action);
             // Both ways: nothing reaches Redis and nothing comes back; connections stay open.
-            links.add_all(std::slice::from_ref(&route), &fault_proxy::Fault::blackhole().named(id.clone()))?;
+            rt.block_on(links.add_all(std::slice::from_ref(&route), &fault_proxy::Fault::blackhole().named(id.clone())))?;
             let summary = format!("node-{} cut off from redis for {ms} ms (fault proxy blackhole, both directions)", i + 1);
             let until = crate::now_ms() + ms;
             let routes = vec![route];
+            let api = links.api().map(String::from);
             let task = expire(rt, &s.shared, links, routes.clone(), id.clone(), ms);
-            let undo = Undo::Partition(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until });
+            let undo = Undo::Partition(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until, api });
             s.faults.add(id, action, vec![format!("node-{}", i + 1)], summary, Some(until), undo, Some(task))
         }
         other => {
@@ -310,7 +316,7 @@ pub fn recover(
         Undo::NodeKill { node, .. } => env.restart_node(*node, rt),
         Undo::RedisLatency(u) | Undo::Partition(u) => env
             .links()
-            .and_then(|links| links.remove_all(&u.routes, &u.fault)),
+            .and_then(|links| rt.block_on(links.remove_all(&u.routes, &u.fault))),
         Undo::RedisPause { until_ms, .. } if *until_ms <= crate::now_ms() => Ok(()),
         undo => undo_fault(rt, undo),
     };
@@ -355,7 +361,7 @@ fn expire(
     let shared = Arc::clone(shared);
     rt.spawn(async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        if let Err(e) = links.remove_all(&routes, &name) {
+        if let Err(e) = links.remove_all(&routes, &name).await {
             shared.event(
                 Level::Warn,
                 format!("{name} could not be removed when it expired: {e}"),
@@ -368,16 +374,17 @@ fn expire(
 /// Undoes what can be undone from the record alone.
 fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
     match undo {
-        // The local proxy ran inside the host process that injected the fault:
-        // it ended with it, and so did the nodes behind it (they are children
-        // of that process). Nothing of the fault is left anywhere.
-        Undo::RedisLatency(u) | Undo::Partition(u) if u.env == "local" => Ok(()),
-        Undo::RedisLatency(u) | Undo::Partition(u) => Err(PluginError::failed(format!(
-            "{} on {} in env={}: this plugin offers network faults in env=local only",
-            u.fault,
-            u.routes.join(", "),
-            u.env
-        ))),
+        Undo::RedisLatency(u) | Undo::Partition(u) => match &u.api {
+            // The proxy container outlives the host: take the fault off its routes.
+            Some(api) => {
+                let links = super::net::Links::http(api, u.routes.clone())?;
+                rt.block_on(links.remove_all(&u.routes, &u.fault))
+            }
+            // The local proxy ran inside the host process that injected the
+            // fault: it ended with it, and so did the nodes behind it (they are
+            // children of that process). Nothing of the fault is left anywhere.
+            None => Ok(()),
+        },
         Undo::RedisPause { redis, .. } => rt.block_on(async {
             let client = redis::Client::open(redis.as_str()).map_err(PluginError::failed)?;
             let fut = async {

@@ -25,6 +25,7 @@ pub const KEYS: &[&str] = &[
     "node_bin",
     "redis_bin",
     "fault_proxy",
+    "proxy_api",
     "redis_latency_ms",
 ];
 
@@ -69,6 +70,8 @@ pub struct PluginConfig {
     /// in-process fault proxy (`fault_proxy=on`, the default), which the
     /// network chaos actions need; `off` connects the nodes to Redis directly.
     pub fault_proxy: bool,
+    /// Compose: the fault proxy container's HTTP API.
+    pub proxy_api: String,
     /// Above this median round trip from a node to Redis, `redis latency` is violated.
     pub redis_latency_ms: u64,
 }
@@ -156,6 +159,10 @@ impl PluginConfig {
                     )))
                 }
             },
+            proxy_api: c
+                .get_or("proxy_api", "http://127.0.0.1:8474")
+                .trim_end_matches('/')
+                .to_string(),
             redis_latency_ms: ranged("redis_latency_ms", 10, 1, 60_000)?,
         };
         if env == EnvKind::Compose {
@@ -169,6 +176,12 @@ impl PluginConfig {
                     PluginError::invalid(format!("config `nodes`: `{url}` is not a URL ({e})"))
                 })?;
             }
+            reqwest::Url::parse(&cfg.proxy_api).map_err(|e| {
+                PluginError::invalid(format!(
+                    "config `proxy_api={}` is not a URL ({e})",
+                    cfg.proxy_api
+                ))
+            })?;
             redis::Client::open(cfg.redis.as_str()).map_err(|e| {
                 PluginError::invalid(format!(
                     "config `redis={}` is not a Redis URL ({e})",
@@ -242,6 +255,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("redis_latency_ms"));
+        assert!(parse("env=compose proxy_api=nope")
+            .unwrap_err()
+            .to_string()
+            .contains("proxy_api=nope"));
         let c = parse("env=compose nodes=http://127.0.0.1:9001+http://127.0.0.1:9002 redis=redis://127.0.0.1:7000").unwrap();
         assert_eq!(c.nodes.len(), 2);
     }

@@ -24,6 +24,8 @@ pub enum Env {
         redis: String,
         containers: Vec<String>,
         redis_container: String,
+        /// The fault proxy container's HTTP API (`proxy_api=`), unless `fault_proxy=off`.
+        proxy_api: Option<String>,
     },
 }
 
@@ -90,6 +92,7 @@ impl Env {
                 redis: cfg.redis.clone(),
                 containers: cfg.containers.clone(),
                 redis_container: cfg.redis_container.clone(),
+                proxy_api: cfg.fault_proxy.then(|| cfg.proxy_api.clone()),
             }),
         }
     }
@@ -199,9 +202,20 @@ impl Env {
                     .collect::<PluginResult<Vec<String>>>()?;
                 Ok(super::net::Links::in_process(proxy, routes))
             }
-            Env::Compose { .. } => Err(PluginError::Unsupported(
-                "network faults (redis-latency, partition) are offered in env=local only: the compose project has no fault proxy yet".into(),
-            )),
+            Env::Compose {
+                nodes, proxy_api, ..
+            } => {
+                let api = proxy_api.as_deref().ok_or_else(|| {
+                    PluginError::Unsupported(
+                        "network faults need the fault proxy between the nodes and Redis; this compose environment is used with fault_proxy=off".into(),
+                    )
+                })?;
+                // The compose file names the routes after the nodes.
+                let routes = (1..=nodes.len())
+                    .map(|i| format!("redis-node-{i}"))
+                    .collect();
+                super::net::Links::http(api, routes)
+            }
         }
     }
 
