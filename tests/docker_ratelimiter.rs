@@ -35,6 +35,8 @@ struct Cluster {
     project: ComposeProject,
     redis_port: u16,
     node_ports: Vec<u16>,
+    /// The fault proxy's HTTP API.
+    proxy_port: u16,
 }
 
 impl Cluster {
@@ -42,6 +44,7 @@ impl Cluster {
         build_local_images();
         let redis_port = free_port();
         let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let proxy_port = free_port();
         let file = workspace_root().join("compose/ratelimiter/docker-compose.yml");
         let mut env = vec![
             (
@@ -52,7 +55,12 @@ impl Cluster {
                 "RATELIMITER_IMAGE".to_string(),
                 "demo-host/ratelimiter-node:local".to_string(),
             ),
+            (
+                "FAULT_PROXY_IMAGE".to_string(),
+                "demo-host/fault-proxy:local".to_string(),
+            ),
             ("RL_REDIS_PORT".to_string(), redis_port.to_string()),
+            ("RL_PROXY_PORT".to_string(), proxy_port.to_string()),
         ];
         for (i, port) in node_ports.iter().enumerate() {
             env.push((format!("RL_NODE{}_PORT", i + 1), port.to_string()));
@@ -69,6 +77,7 @@ impl Cluster {
             project,
             redis_port,
             node_ports,
+            proxy_port,
         };
         cluster.assert_healthy(Duration::from_secs(60), "after up");
         eprintln!(
@@ -121,10 +130,11 @@ impl Cluster {
             .map(|i| format!("{}-node-{i}", self.project.name))
             .collect();
         format!(
-            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={}",
+            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={},proxy_api=http://127.0.0.1:{}",
             self.redis_port,
             nodes.join("+"),
-            containers.join("+")
+            containers.join("+"),
+            self.proxy_port
         )
     }
 
@@ -277,7 +287,8 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
-    // CLIENT PAUSE WRITE, the burst, a node container killed, the Redis container paused.
+    // CLIENT PAUSE WRITE, the burst, a node container killed, a slow Redis and
+    // a node cut off through the proxy container, the Redis container paused.
     let actions: Vec<&str> = journal["chaos_windows"]
         .as_array()
         .unwrap()
@@ -286,9 +297,23 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .collect();
     assert_eq!(
         actions,
-        ["redis-pause", "burst", "node-kill", "redis-freeze"]
+        [
+            "redis-pause",
+            "burst",
+            "node-kill",
+            "redis-latency",
+            "partition",
+            "redis-freeze"
+        ]
     );
-    for anomaly in ["counter drift", "ghost allowing", "node down", "redis down"] {
+    for anomaly in [
+        "counter drift",
+        "ghost allowing",
+        "node down",
+        "redis latency",
+        "node cut off",
+        "redis down",
+    ] {
         let detected = journal["detections"]
             .as_array()
             .unwrap()
@@ -317,8 +342,14 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .block_on(engine.find(&Selector::project(&cluster.project.name)))
         .unwrap();
     assert!(
-        live.len() == 4 && live.iter().all(|c| c.is_live()),
-        "all four containers run: {live:?}"
+        live.len() == 5 && live.iter().all(|c| c.is_live()),
+        "all five containers run: {live:?}"
+    );
+    // No fault is left on the proxy container's routes.
+    let routes = http_get(cluster.proxy_port, "/routes", PROBE).expect("the proxy answers");
+    assert!(
+        routes.0 == 200 && !routes.1.contains(r#""kind""#),
+        "no fault left on the proxy: {routes:?}"
     );
 
     cluster.down_leaving_nothing();
@@ -442,6 +473,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     // The guard brings the project down if the test fails half way; demo-host does the real work.
     let guard = ComposeProject::new("rlup", &file, Vec::new());
     let (redis_port, node_ports) = (free_port(), [free_port(), free_port(), free_port()]);
+    let proxy_port = free_port();
     let nodes: Vec<String> = node_ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
@@ -450,7 +482,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
         .map(|i| format!("{}-node-{i}", guard.name))
         .collect();
     let config = format!(
-        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={}",
+        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={},proxy_api=http://127.0.0.1:{proxy_port}",
         guard.name,
         nodes.join("+"),
         containers.join("+")
@@ -487,7 +519,11 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     let names = guard
         .compose(&["ps", "-q"])
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count());
-    assert_eq!(names, Ok(4), "redis and three nodes run in the project");
+    assert_eq!(
+        names,
+        Ok(5),
+        "redis, three nodes and the fault proxy run in the project"
+    );
 
     let down = run("down");
     assert!(
