@@ -186,7 +186,11 @@ fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
     let running = rt
         .block_on(engine.find_running(&Selector::project(&name)))
         .unwrap();
-    assert_eq!(running.len(), 4, "redis and three nodes run: {running:?}");
+    assert_eq!(
+        running.len(),
+        5,
+        "redis, three nodes and the fault proxy run: {running:?}"
+    );
 
     // SIGKILL node-2; the record alone (as a later process would read it) restarts it.
     let node2 = rt
@@ -456,6 +460,118 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
     cluster.assert_healthy(Duration::from_secs(30), "after leftover recovery");
     let left = std::fs::read_to_string(&record_path).unwrap();
     assert!(!left.contains("node-kill"), "the record is cleared: {left}");
+
+    drop(session);
+    cluster.down_leaving_nothing();
+}
+
+#[test]
+fn a_node_cut_off_under_a_dead_host_is_healed_by_the_next_start_through_the_proxy_api() {
+    if skip_without_engine(
+        "a_node_cut_off_under_a_dead_host_is_healed_by_the_next_start_through_the_proxy_api",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lib = plugin_library("ratelimiter");
+    let host = demo_host_binary();
+    let cluster = Cluster::up();
+    let config = cluster.plugin_config();
+    let state = tempfile::tempdir().unwrap();
+    let faults_on_proxy = || {
+        http_get(cluster.proxy_port, "/routes", PROBE)
+            .map(|(_, body)| body.matches(r#""kind""#).count())
+            .unwrap_or(usize::MAX)
+    };
+    let node3_reaches_redis = || {
+        http_get(cluster.node_ports[2], "/health", PROBE)
+            .is_some_and(|(_, b)| b.contains(r#""redis_reachable":true"#))
+    };
+
+    // The plugin cuts node-3 off through the proxy container; its host then
+    // dies before recovering: the container keeps the fault.
+    let rt = runtime();
+    let loader = Loader::new();
+    let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
+    let (session, fault) = rt.block_on(async {
+        let session = Session::create(plugin, &config, Timeouts::default(), |_, _| {})
+            .await
+            .unwrap();
+        session.setup().await.unwrap();
+        let fault = session
+            .inject(
+                "partition",
+                vec![
+                    ("node".into(), ParamValue::Int(3)),
+                    ("duration_ms".into(), ParamValue::Int(600_000)),
+                ],
+            )
+            .await
+            .unwrap();
+        (session, fault)
+    });
+    assert_eq!(faults_on_proxy(), 1, "the cut is on the proxy container");
+    assert!(
+        wait_until(Duration::from_secs(10), || !node3_reaches_redis()),
+        "node-3 loses redis"
+    );
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let record = vec![Leftover {
+        subject: "ratelimiter".into(),
+        config: config.clone(),
+        fault,
+        host_pid: dead_pid,
+    }];
+    let record_path = state.path().join("leftover-faults.json");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let spawned = Command::new(&host)
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--recover-leftovers",
+            "--plugin",
+        ])
+        .arg(&lib)
+        .args(["--config", &config, "--journal"])
+        .arg(state.path().join("journal.json"))
+        .env("DEMO_HOST_STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo-host runs");
+    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
+    let mut next = ChildGuard(spawned);
+    let mut said = Vec::new();
+    for l in BufReader::new(next.0.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = l.contains("recovered") || l.contains("could not recover");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    drop(next);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("recovered") && !l.contains("could not")),
+        "the next start recovered the leftover: {said:?}"
+    );
+    assert_eq!(faults_on_proxy(), 0, "the fault is off the proxy container");
+    assert!(
+        wait_until(Duration::from_secs(10), node3_reaches_redis),
+        "node-3 reaches redis again"
+    );
+    let left = std::fs::read_to_string(&record_path).unwrap();
+    assert!(!left.contains("partition"), "the record is cleared: {left}");
 
     drop(session);
     cluster.down_leaving_nothing();
