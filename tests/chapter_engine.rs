@@ -32,6 +32,51 @@ async fn executor(
     (exec, rx)
 }
 
+/// `--remediate auto`: the diagnosis proposes the example's resync, the
+/// policy approves it, and the replica agrees again while its partition is
+/// still in effect; a `never` run proposes the same fix and runs nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proposed_fix_runs_under_the_auto_policy_and_resolves_while_the_fault_is_active() {
+    use demo_host::engine::remedy::{Policy, Stage};
+    for policy in [Policy::Auto, Policy::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = Loader::new().load(&plugin_library("example")).unwrap();
+        let (exec, rx) = executor(plugin, dir.path()).await;
+        let mut opts = options(Duration::from_secs(20), Duration::ZERO);
+        opts.remediate = policy;
+        let j = headless::run(exec, rx, opts).await;
+        assert_eq!(j.outcome, Outcome::Passed, "{policy:?}: {:?}", j.failures);
+        let [run] = j.remedies.as_slice() else {
+            panic!("{policy:?}: one proposal expected, got {:?}", j.remedies);
+        };
+        assert_eq!(run.remedy_id, "resync-replica");
+        assert_eq!(run.target, "replica-2", "the partitioned replica");
+        match policy {
+            Policy::Auto => {
+                assert_eq!(run.stage, Stage::Resolved, "{run:?}");
+                assert_eq!(run.approved_by.as_deref(), Some("policy auto"));
+                let approved = run.approved_ms.unwrap();
+                let window = &j.chaos_windows[0];
+                assert!(
+                    window
+                        .ended_ms
+                        .is_none_or(|end| end > run.resolved_ms.unwrap()),
+                    "resolved while the partition was still in effect: {window:?} {run:?}"
+                );
+                assert!(run.resolved_ms.unwrap() <= approved + run.verify_within_ms);
+                let (from_fault, from_detection, from_approval) = run.times_to_resolve();
+                assert!(from_fault >= from_detection && from_detection >= from_approval);
+            }
+            _ => {
+                assert!(
+                    matches!(&run.stage, Stage::Refused { reason } if reason.contains("never"))
+                );
+                assert!(run.approved_ms.is_none());
+            }
+        }
+    }
+}
+
 fn options(chapter_timeout: Duration, countdown: Duration) -> HeadlessOptions {
     HeadlessOptions {
         poll: Duration::from_millis(50),
@@ -39,6 +84,7 @@ fn options(chapter_timeout: Duration, countdown: Duration) -> HeadlessOptions {
         countdown,
         events_json: false,
         environment: "inprocess".into(),
+        remediate: demo_host::engine::remedy::Policy::Never,
     }
 }
 

@@ -294,9 +294,10 @@ fn a_scaffolded_plugin_builds_outside_the_workspace_tests_itself_across_the_abi_
 }
 
 /// What a plugin crate's manifest declares for the host to read before any
-/// build agrees with what the built plugin says of itself.
+/// build agrees with what the built plugin says of itself: environments and
+/// prerequisites (binary, why, environments, optional).
 #[test]
-fn each_plugins_manifest_names_the_environments_its_description_offers() {
+fn each_plugins_manifest_names_the_environments_and_prerequisites_its_description_offers() {
     let loader = demo_host::plugin::loader::Loader::new();
     for name in ["example", "ratelimiter", "tikv"] {
         let dir = e2e_tests::workspace_root().join("plugins").join(name);
@@ -308,5 +309,63 @@ fn each_plugins_manifest_names_the_environments_its_description_offers() {
             krate.declared.environments, plugin.description.info.environments,
             "{name}: [package.metadata.demo-host] environments vs describe()"
         );
+        let declared: Vec<plugin_api::Prerequisite> = krate
+            .declared
+            .prerequisites
+            .iter()
+            .map(|p| plugin_api::Prerequisite {
+                binary: p.binary.clone(),
+                why: p.why.clone(),
+                environments: p.environments.clone(),
+                optional: p.optional,
+            })
+            .collect();
+        assert_eq!(
+            declared, plugin.description.info.prerequisites,
+            "{name}: [package.metadata.demo-host] prerequisites vs describe()"
+        );
     }
+}
+
+/// `inspect` lists what a presenter may approve: each remedy with what it
+/// fixes, its target, risk and deadline; and each component with its kind.
+#[test]
+fn inspect_lists_the_remedies_components_and_prerequisites() {
+    let state = tempfile::tempdir().unwrap();
+    let out = demo_host(state.path())
+        .args(["inspect", "--no-build"])
+        .arg(plugin_library("example"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no `{id}` row in:\n{text}"))
+            .to_string()
+    };
+    let resync = line("resync-replica ");
+    for want in ["replica divergence", "a component", "low", "2.0s"] {
+        assert!(resync.contains(want), "{resync}");
+    }
+    assert!(line("replica-2 ").contains("member"), "{text}");
+
+    let out = demo_host(state.path())
+        .args(["inspect", "--no-build"])
+        .arg(plugin_library("ratelimiter"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("redis ") && l.contains("dependency")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("redis-server")
+            && l.contains("local")
+            && l.contains("required")),
+        "{text}"
+    );
 }

@@ -66,11 +66,13 @@ pub fn cargo_build(dir: &Path, args: &[&str], target: &Path, envs: &[(&str, &str
 /// not rebuild the cdylibs, and a stale plugin would test yesterday's code.
 pub fn plugin_library(name: &str) -> PathBuf {
     let lib = profile_dir().join(format!("libsubject_{name}.so"));
+    // Its own crate, or plugin-api, which every plugin compiles in.
     let stale = || {
         PluginCrate::read(&workspace_root().join("plugins").join(name))
             .ok()
             .flatten()
             .is_some_and(|krate| krate.is_stale(&lib))
+            || older_than_sources(&lib, &[workspace_root().join("plugin-api")])
     };
     if !lib.exists() || stale() {
         cargo_build(
@@ -136,6 +138,19 @@ pub fn build_example_against(
     version: &str,
     patch_ffi: impl Fn(&str) -> String,
 ) -> PathBuf {
+    build_example_patched(variant, version, |file, text| match file {
+        "ffi.rs" => patch_ffi(text),
+        _ => text.to_string(),
+    })
+}
+
+/// As [`build_example_against`], with `patch(file name, text)` applied to
+/// every file of plugin-api's `src` and of the example's `src`.
+pub fn build_example_patched(
+    variant: &str,
+    version: &str,
+    patch: impl Fn(&str, &str) -> String,
+) -> PathBuf {
     let root = workspace_root();
     let ws = fixture_dir().join(variant);
     let api = ws.join("plugin-api");
@@ -146,9 +161,15 @@ pub fn build_example_against(
     }
     copy_dir(&root.join("plugin-api/src"), &api.join("src"));
     copy_dir(&root.join("plugins/example/src"), &example.join("src"));
-    let ffi = api.join("src/ffi.rs");
-    let text = std::fs::read_to_string(&ffi).expect("read ffi.rs");
-    std::fs::write(&ffi, patch_ffi(&text)).expect("write ffi.rs");
+    for dir in [api.join("src"), example.join("src")] {
+        for entry in std::fs::read_dir(&dir).expect("read fixture src").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                std::fs::write(&path, patch(&name, &text)).expect("write patched file");
+            }
+        }
+    }
     let write = |p: PathBuf, s: String| std::fs::write(p, s).expect("write fixture file");
     write(
         ws.join("Cargo.toml"),

@@ -220,13 +220,154 @@ fn a_plugin_built_against_another_major_plugin_api_is_refused_naming_both_versio
 }
 
 #[test]
+fn a_plugin_built_against_plugin_api_0_1_is_refused_naming_both_versions() {
+    let (loader, _dir) = loader();
+    let lib = build_example_against("api-0.1", "0.1.0", |s| s.to_string());
+    let err = must_fail(&loader, &lib);
+    assert!(
+        matches!(err, LoadError::IncompatibleVersion { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("plugin-api 0.1.0"), "{msg}");
+    assert!(msg.contains("plugin-api 0.2"), "{msg}");
+}
+
+/// Remediation is an optional export beside the root module: a plugin built
+/// by a plugin-api without it (no `demo_host_remediation_v1` symbol) loads,
+/// offers no remedies, and asking it for one is a clear error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_built_without_remediation_loads_and_offers_no_remedies() {
+    let (loader, _dir) = loader();
+    let lib = build_example_patched("api-no-remedies", plugin_api::API_VERSION, |file, s| {
+        let cut = |s: &str, from: &str, to: &str| -> String {
+            let start = s
+                .find(from)
+                .unwrap_or_else(|| panic!("{file}: no `{from}`"));
+            let end = start
+                + s[start..]
+                    .find(to)
+                    .unwrap_or_else(|| panic!("{file}: no `{to}`"));
+            format!("{}{}", &s[..start], &s[end + to.len()..])
+        };
+        match file {
+            // The export macro without the remediation symbol: the plugin as a
+            // plugin-api without remediation built it.
+            "export.rs" => cut(
+                s,
+                "        /// The remediation capability (see `plugin_api::ffi::RemediationMod`).",
+                "        }\n        }\n",
+            ),
+            _ => s.to_string(),
+        }
+    });
+    let plugin = loader
+        .load(&lib)
+        .expect("a plugin without remediation loads");
+    assert!(plugin.description.remedies.is_empty());
+    let session = Session::create(plugin, "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
+    let err = session
+        .remediate("restart-replica", vec![], "replica-3")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Plugin { err: PluginError::Unsupported(m), .. } if m.contains("without remediation")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_examples_remedies_fix_its_faults_while_they_are_still_active() {
+    let (loader, _dir) = loader();
+    let plugin = loader.load(&plugin_library("example")).unwrap();
+    let ids: Vec<&str> = plugin
+        .description
+        .remedies
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ids, ["resync-replica", "restart-replica"]);
+    let session = Session::create(plugin, "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
+    session.setup().await.unwrap();
+    let status = |h: &plugin_api::HealthSnapshot, name: &str| {
+        h.invariants
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.status)
+    };
+    let until = |name: &'static str, want: InvariantStatus| {
+        let session = session.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let h = session.health().await.unwrap();
+                if status(&h, name) == Some(want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} never became {want:?}: {h:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // A crash: restarting the replica brings it back, the fault still recorded as active.
+    let crash = session.inject("crash", vec![]).await.unwrap();
+    until("replicas up", InvariantStatus::Violated).await;
+    let outcome = session
+        .remediate("restart-replica", vec![], &crash.targets[0])
+        .await
+        .unwrap();
+    assert!(outcome.summary.contains("restarted"), "{}", outcome.summary);
+    assert!(outcome.undo.is_empty(), "a restart changes nothing lasting");
+    until("replicas up", InvariantStatus::Ok).await;
+    // A partition of a minute: the resync makes the replica agree long before it ends.
+    let partition = session
+        .inject(
+            "partition",
+            vec![("duration_ms".into(), plugin_api::ParamValue::Int(60_000))],
+        )
+        .await
+        .unwrap();
+    until("replicas agree", InvariantStatus::Violated).await;
+    session
+        .remediate("resync-replica", vec![], &partition.targets[0])
+        .await
+        .unwrap();
+    until("replicas agree", InvariantStatus::Ok).await;
+    // Bad targets and remedies are the plugin's clear errors.
+    let err = session
+        .remediate("restart-replica", vec![], "replica-99")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no replica `replica-99`"), "{err}");
+    let err = session
+        .remediate("reboot-world", vec![], "")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("this subject offers: resync-replica, restart-replica"),
+        "{err}"
+    );
+    session.recover(&crash.fault_id).await.unwrap();
+    session.recover(&partition.fault_id).await.unwrap();
+    session.teardown().await.unwrap();
+}
+
+#[test]
 fn a_plugin_whose_types_differ_in_layout_is_refused() {
     let (loader, _dir) = loader();
     // Same version number, but two fields of a boundary struct in another order: a layout break.
     let lib = build_example_against("api-layout", plugin_api::API_VERSION, |s| {
         let patched = s.replace(
-            "mirror_struct!(Metric => FfiMetric { name: RString, value: f64, unit: RString });",
-            "mirror_struct!(Metric => FfiMetric { name: RString, unit: RString, value: f64 });",
+            "name: RString, value: f64, unit: RString, kind: FfiMetricKind, worse: FfiWorse,",
+            "name: RString, unit: RString, value: f64, kind: FfiMetricKind, worse: FfiWorse,",
         );
         assert_ne!(patched, s, "the patch applies to ffi.rs");
         patched

@@ -31,6 +31,7 @@ fn snapshot(at: u64, i: u64) -> HealthSnapshot {
             metric("denied", i as f64, "checks"),
             metric("pending", (i % 17) as f64, "checks"),
         ],
+        ..Default::default()
     };
     let drift = i % 200 >= 100;
     let inv = |name: &str, violated: bool, class| Invariant {
@@ -55,6 +56,7 @@ fn snapshot(at: u64, i: u64) -> HealthSnapshot {
         },
         observed: Some(if violated { 42.0 } else { 0.0 }),
         bound: Some(10.0),
+        ..Default::default()
     };
     HealthSnapshot {
         at_ms: at,
@@ -95,6 +97,7 @@ fn snapshot(at: u64, i: u64) -> HealthSnapshot {
                 at_ms: at - 1000 * (50 - e),
                 level: if e % 9 == 0 { Level::Warn } else { Level::Info },
                 message: format!("node-{} flushed {} increments to redis", e % 3 + 1, e * 7),
+                component: None,
             })
             .collect(),
     }

@@ -143,6 +143,7 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
         countdown: Duration::from_secs(args.countdown),
         events_json: args.events_json,
         environment: p.environment,
+        remediate: args.remediate,
     };
     let journal = guarded(
         async { Ok(headless::run(p.exec, p.rx, opts).await) },
@@ -210,7 +211,7 @@ pub async fn guarded<T>(
         .into_iter()
         .filter(|l| l.host_pid == std::process::id());
     for l in mine {
-        match exec.recover_and_clear(&l.fault.fault_id).await {
+        match exec.end_own_record(&l).await {
             Ok(()) => eprintln!("recovered {} before exiting", l.fault.summary),
             Err(e) => eprintln!(
                 "could not recover {}: {e}; it stays recorded for leftover recovery",

@@ -3,6 +3,7 @@
 
 use crate::engine::chaos::ChaosWindow;
 use crate::engine::incidents::Incident;
+use crate::engine::remedy::{RemedyRun, Stage};
 use crate::engine::state::{ChapterRecord, Demo, DiagnosisRun, InvariantVerdict};
 use plugin_api::{HealthSnapshot, InvariantStatus, NodeStatus, SubjectInfo};
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,10 @@ pub struct Journal {
     /// Each diagnosis with the window it was given, so it can be replayed offline.
     pub diagnoses: Vec<DiagnosisRun>,
     pub incidents: Vec<Incident>,
+    /// Every proposed remedy: approval or rejection, the run, its verification
+    /// and its times to resolve.
+    #[serde(default)]
+    pub remedies: Vec<RemedyRun>,
     pub failures: Vec<String>,
     pub outcome: Outcome,
 }
@@ -177,6 +182,17 @@ impl Journal {
                 }
             }
         }
+        // A fix that ran and did not resolve its anomaly fails the run.
+        for run in &demo.remediation.runs {
+            if let Stage::Failed { reason } = &run.stage {
+                failures.push(format!(
+                    "chapter {}: remedy {} failed: {reason}",
+                    run.chapter + 1,
+                    run.remedy_id
+                ));
+                worst(Outcome::Error);
+            }
+        }
         if !demo.finished {
             failures.push(format!(
                 "the run stopped in chapter {} of {}",
@@ -198,6 +214,7 @@ impl Journal {
             health_timeline,
             invariants: demo.verdicts.clone(),
             detections,
+            remedies: demo.remediation.runs.clone(),
             diagnoses: demo.diagnoses.clone(),
             incidents: demo.incidents.list.clone(),
             failures,

@@ -843,3 +843,118 @@ fn config_debug_never_shows_the_key() {
         assert!(!shown.contains(KEY) && shown.contains("***"), "{shown}");
     }
 }
+
+// ---------- Remedies ----------
+
+/// The node-down window with a declared remedy, as the engine sends it.
+fn window_with_remedy() -> ObservationWindow {
+    let mut w = window();
+    w.remedies = vec![plugin_api::Remedy {
+        id: "restart-node".into(),
+        name: "Restart the node".into(),
+        description: "restart the node's process".into(),
+        addresses: vec!["node down".into()],
+        params: vec![plugin_api::ParamSpec {
+            name: "grace_ms".into(),
+            description: "how long the old process may take to stop".into(),
+            kind: plugin_api::ParamKind::DurationMs,
+            default: plugin_api::ParamValue::Int(500),
+            min: Some(0.0),
+            max: Some(5000.0),
+            unit: "ms".into(),
+        }],
+        target: plugin_api::RemedyTarget::Component,
+        risk: plugin_api::Risk::Low,
+        undo: String::new(),
+        verify_within_ms: 3000,
+        probe_step: None,
+    }];
+    w
+}
+
+async fn run_window(
+    cfg: &BackendConfig,
+    w: &ObservationWindow,
+) -> Result<Diagnosis, DiagnosisError> {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    diagnose(cfg, w, &opts(), tx).await
+}
+
+/// Both backends: the remedy ids are in the prompt and restricted by the
+/// schema; a declared proposal comes back checked with its parameters; an
+/// undeclared id or a parameter out of range is a schema error, so nothing runs.
+#[tokio::test]
+async fn both_backends_carry_the_declared_remedies_and_check_the_proposal() {
+    let w = window_with_remedy();
+    let mut d = builtin::diagnose(&w);
+    let proposed = d
+        .proposed_remedy
+        .clone()
+        .expect("the builtin proposes the restart");
+    assert_eq!(proposed.id, "restart-node");
+    let good = d.answer_json().to_string();
+    d.proposed_remedy.as_mut().unwrap().id = "reimage-cluster".into();
+    let undeclared = d.answer_json().to_string();
+    d.proposed_remedy = Some(proposed.clone());
+    d.proposed_remedy.as_mut().unwrap().params =
+        vec![("grace_ms".into(), plugin_api::ParamValue::Int(60_000))];
+    let out_of_range = d.answer_json().to_string();
+
+    for backend in ["anthropic", "openai"] {
+        let stream = |text: &str| match backend {
+            "anthropic" => anthropic_stream(text),
+            _ => openai_stream(text, true),
+        };
+        let cfg = |base: &str| match backend {
+            "anthropic" => anthropic(base),
+            _ => openai(base, true),
+        };
+        let server = Server::start(Reply::Sse(stream(&good))).await;
+        let got = run_window(&cfg(&server.base), &w).await.expect("diagnosis");
+        assert_eq!(got.proposed_remedy.as_ref(), Some(&proposed), "{backend}");
+        let req = server.only_request();
+        let schema = match backend {
+            "anthropic" => &req.body["tools"][0]["input_schema"],
+            _ => &req.body["response_format"]["json_schema"]["schema"],
+        };
+        assert_eq!(
+            schema["properties"]["proposed_remedy"]["properties"]["id"]["enum"],
+            json!(["restart-node"]),
+            "{backend}"
+        );
+        assert!(schema["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("proposed_remedy")));
+        let user = match backend {
+            "anthropic" => req.body["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            _ => req.body["messages"][1]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        };
+        assert!(
+            user.contains("\"remedies\"") && user.contains("restart-node"),
+            "{backend}"
+        );
+
+        for (bad, says) in [
+            (&undeclared, "does not declare"),
+            (&out_of_range, "not valid"),
+        ] {
+            let server = Server::start(Reply::Sse(stream(bad))).await;
+            let e = run_window(&cfg(&server.base), &w).await.unwrap_err();
+            assert!(
+                matches!(&e, DiagnosisError::SchemaMismatch(m) if m.contains(says)),
+                "{backend}: {e}"
+            );
+        }
+    }
+    // A subject without remedies gets the schema without the property.
+    assert!(answer_schema()["properties"]
+        .get("proposed_remedy")
+        .is_none());
+}

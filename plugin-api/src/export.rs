@@ -12,7 +12,7 @@ use crate::model::{Level, SubjectDescription};
 use crate::params;
 use crate::subject::{InstanceContext, Logger, Subject};
 use abi_stable::prefix_type::WithMetadata;
-use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_trait::TD_CanDowncast;
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -144,6 +144,50 @@ extern "C" fn describe<S: Subject>() -> RResult<FfiDescription, FfiError> {
     into_ffi_result(description::<S>())
 }
 
+extern "C" fn remedies<S: Subject>() -> RResult<RVec<FfiRemedy>, FfiError> {
+    into_ffi_result(description::<S>().map(|d| d.remedies))
+}
+
+extern "C" fn remediate<S: Subject>(
+    instance: &FfiSubjectBox,
+    remedy: RStr<'_>,
+    given: RVec<FfiParam>,
+    target: RStr<'_>,
+) -> RResult<FfiRemedyOutcome, FfiError> {
+    into_ffi_result(guard(|| {
+        // The instance was made by `create::<S>` of this library, so it unerases to its type.
+        let guarded = instance.obj.downcast_as::<Guarded<S>>().map_err(|_| {
+            PluginError::invalid("remediate was given an instance of another plugin")
+        })?;
+        let given: Vec<(String, crate::model::ParamValue)> = Boundary::from_ffi(given);
+        let spec = guarded
+            .description
+            .remedies
+            .iter()
+            .find(|r| r.id == remedy.as_str())
+            .ok_or_else(|| {
+                let known: Vec<&str> = guarded
+                    .description
+                    .remedies
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect();
+                PluginError::invalid(format!(
+                    "unknown remedy `{remedy}`; this subject offers: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
+        let params = params::validate(&spec.params, &given)?;
+        guarded
+            .inner
+            .remediate(remedy.as_str(), &params, target.as_str())
+    }))
+}
+
 extern "C" fn create<S: Subject>(ctx: FfiInstanceContext) -> RResult<FfiSubjectBox, FfiError> {
     let r = guard(|| {
         let description = description::<S>()?;
@@ -162,7 +206,8 @@ extern "C" fn create<S: Subject>(ctx: FfiInstanceContext) -> RResult<FfiSubjectB
             inner: std::mem::ManuallyDrop::new(instance),
             description,
         };
-        Ok(FfiSubject_TO::from_value(guarded, TD_Opaque))
+        // Downcastable, so `remediate` (a root module field) can reach it.
+        Ok(FfiSubject_TO::from_value(guarded, TD_CanDowncast))
     });
     match r {
         Ok(b) => RResult::ROk(b),
@@ -183,6 +228,18 @@ pub fn module<S: Subject>() -> SubjectModRef {
     SubjectModRef(with_meta.static_as_prefix())
 }
 
+/// The remediation capability for `S`; called by [`crate::export_subject!`].
+pub fn remediation<S: Subject>() -> RemediationExport {
+    let module: &'static RemediationMod = Box::leak(Box::new(RemediationMod {
+        remedies: remedies::<S>,
+        remediate: remediate::<S>,
+    }));
+    RemediationExport {
+        layout: <RemediationMod as abi_stable::StableAbi>::LAYOUT,
+        module,
+    }
+}
+
 /// Exports a [`Subject`] as this library's plugin root module.
 ///
 /// ```ignore
@@ -195,6 +252,18 @@ macro_rules! export_subject {
         #[::abi_stable::export_root_module]
         pub fn __demo_host_root_module() -> $crate::ffi::SubjectModRef {
             $crate::export::module::<$subject>()
+        }
+
+        /// The remediation capability (see `plugin_api::ffi::RemediationMod`).
+        #[no_mangle]
+        pub extern "C" fn demo_host_remediation_v1() -> $crate::ffi::RemediationExport {
+            static EXPORT: ::std::sync::OnceLock<&'static $crate::ffi::RemediationMod> =
+                ::std::sync::OnceLock::new();
+            let module = *EXPORT.get_or_init(|| $crate::export::remediation::<$subject>().module);
+            $crate::ffi::RemediationExport {
+                layout: <$crate::ffi::RemediationMod as ::abi_stable::StableAbi>::LAYOUT,
+                module,
+            }
         }
     };
 }

@@ -106,8 +106,14 @@ mirror_enum!(Recovery => FfiRecovery { SelfRecovering, ExplicitRecover });
 mirror_enum!(ParamKind => FfiParamKind { Integer, Float, DurationMs, Bool, Text });
 mirror_enum!(AnomalyClass => FfiAnomalyClass {
     NodeDown, DependencyDown, StateDivergence, BoundExceeded, LatencySpike,
-    Imbalance, CapacityExhausted, Accounting, Other,
+    Imbalance, CapacityExhausted, Accounting, Lag, QuorumLoss, ErrorBurst, Saturation, Other,
 });
+mirror_enum!(ComponentKind => FfiComponentKind { Member, Dependency, Client, Resource, Other });
+mirror_enum!(MetricKind => FfiMetricKind { Gauge, Counter });
+mirror_enum!(Worse => FfiWorse { Unknown, Higher, Lower });
+mirror_enum!(BoundIs => FfiBoundIs { Ceiling, Floor });
+mirror_enum!(RemedyTarget => FfiRemedyTarget { Component, Cluster });
+mirror_enum!(Risk => FfiRisk { Low, Medium, High });
 
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone)]
@@ -195,6 +201,7 @@ impl Boundary for ChaosKind {
 pub enum FfiComponent {
     Any,
     Named(RString),
+    OneOf(RVec<RString>),
     ChaosTarget,
 }
 
@@ -204,6 +211,7 @@ impl Boundary for Component {
         match self {
             Component::Any => FfiComponent::Any,
             Component::Named(s) => FfiComponent::Named(s.into()),
+            Component::OneOf(v) => FfiComponent::OneOf(v.into_ffi()),
             Component::ChaosTarget => FfiComponent::ChaosTarget,
         }
     }
@@ -211,6 +219,7 @@ impl Boundary for Component {
         match ffi {
             FfiComponent::Any => Component::Any,
             FfiComponent::Named(s) => Component::Named(s.into_string()),
+            FfiComponent::OneOf(v) => Component::OneOf(Boundary::from_ffi(v)),
             FfiComponent::ChaosTarget => Component::ChaosTarget,
         }
     }
@@ -290,9 +299,12 @@ impl Boundary for PluginError {
     }
 }
 
+mirror_struct!(Prerequisite => FfiPrerequisite {
+    binary: RString, why: RString, environments: RVec<RString>, optional: bool,
+});
 mirror_struct!(SubjectInfo => FfiSubjectInfo {
     id: RString, name: RString, version: RString, description: RString,
-    api_version: RString, environments: RVec<RString>,
+    api_version: RString, environments: RVec<RString>, prerequisites: RVec<FfiPrerequisite>,
 });
 mirror_struct!(ExpectedDiagnosis => FfiExpectedDiagnosis { anomaly: RString, component: FfiComponent });
 mirror_struct!(Chapter => FfiChapter {
@@ -308,24 +320,65 @@ mirror_struct!(ChaosAction => FfiChaosAction {
     id: RString, name: RString, kind: FfiChaosKind, description: RString,
     params: RVec<FfiParamSpec>, recovery: FfiRecovery,
 });
-mirror_struct!(ComponentInfo => FfiComponentInfo { name: RString, kind: RString, description: RString });
+mirror_struct!(ComponentInfo => FfiComponentInfo {
+    name: RString, kind: FfiComponentKind, description: RString, depends_on: RVec<RString>,
+});
 mirror_struct!(GlossaryEntry => FfiGlossaryEntry { term: RString, meaning: RString, class: ROption<FfiAnomalyClass> });
 mirror_struct!(DiagnosisContext => FfiDiagnosisContext {
     system: RString, components: RVec<FfiComponentInfo>, glossary: RVec<FfiGlossaryEntry>,
 });
-mirror_struct!(SubjectDescription => FfiDescription {
-    info: FfiSubjectInfo, chapters: RVec<FfiChapter>, chaos_actions: RVec<FfiChaosAction>,
-    diagnosis: FfiDiagnosisContext,
+/// The description without its remedies, which cross through the root
+/// module's optional `remedies` field (see [`SubjectMod`]).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiDescription {
+    pub info: FfiSubjectInfo,
+    pub chapters: RVec<FfiChapter>,
+    pub chaos_actions: RVec<FfiChaosAction>,
+    pub diagnosis: FfiDiagnosisContext,
+}
+
+impl Boundary for SubjectDescription {
+    type Ffi = FfiDescription;
+    fn into_ffi(self) -> FfiDescription {
+        FfiDescription {
+            info: self.info.into_ffi(),
+            chapters: self.chapters.into_ffi(),
+            chaos_actions: self.chaos_actions.into_ffi(),
+            diagnosis: self.diagnosis.into_ffi(),
+        }
+    }
+    fn from_ffi(ffi: FfiDescription) -> SubjectDescription {
+        SubjectDescription {
+            info: Boundary::from_ffi(ffi.info),
+            chapters: Boundary::from_ffi(ffi.chapters),
+            chaos_actions: Boundary::from_ffi(ffi.chaos_actions),
+            diagnosis: Boundary::from_ffi(ffi.diagnosis),
+            remedies: Vec::new(),
+        }
+    }
+}
+mirror_struct!(Remedy => FfiRemedy {
+    id: RString, name: RString, description: RString, addresses: RVec<RString>,
+    params: RVec<FfiParamSpec>, target: FfiRemedyTarget, risk: FfiRisk, undo: RString,
+    verify_within_ms: u64, probe_step: ROption<RString>,
 });
-mirror_struct!(Metric => FfiMetric { name: RString, value: f64, unit: RString });
+mirror_struct!(RemedyOutcome => FfiRemedyOutcome { summary: RString, undo: RString });
+mirror_struct!(Metric => FfiMetric {
+    name: RString, value: f64, unit: RString, kind: FfiMetricKind, worse: FfiWorse,
+});
 mirror_struct!(NodeHealth => FfiNodeHealth {
     id: RString, role: RString, address: RString, status: FfiNodeStatus, metrics: RVec<FfiMetric>,
+    kind: FfiComponentKind, depends_on: RVec<RString>, stale: bool,
 });
 mirror_struct!(Invariant => FfiInvariant {
     name: RString, status: FfiInvariantStatus, detail: RString, since_ms: u64,
     class: FfiAnomalyClass, components: RVec<RString>, observed: ROption<f64>, bound: ROption<f64>,
+    bound_is: FfiBoundIs,
 });
-mirror_struct!(Event => FfiEvent { at_ms: u64, level: FfiLevel, message: RString });
+mirror_struct!(Event => FfiEvent {
+    at_ms: u64, level: FfiLevel, message: RString, component: ROption<RString>,
+});
 mirror_struct!(HealthSnapshot => FfiHealthSnapshot {
     at_ms: u64, nodes: RVec<FfiNodeHealth>, metrics: RVec<FfiMetric>,
     invariants: RVec<FfiInvariant>, events: RVec<FfiEvent>,
@@ -385,6 +438,38 @@ pub struct SubjectMod {
     #[sabi(last_prefix_field)]
     pub create: extern "C" fn(ctx: FfiInstanceContext) -> RResult<FfiSubjectBox, FfiError>,
 }
+
+/// Remediation, an optional capability exported beside the root module.
+///
+/// abi_stable refuses a library whose root module or vtable has fewer fields
+/// than the host expects, so a capability that older plugins lack cannot be
+/// a field there. It is a symbol of its own ([`REMEDIATION_SYMBOL`]): a
+/// plugin without it loads and offers no remedies, and one with it has the
+/// module's layout checked against the host's before it is used.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct RemediationMod {
+    /// The remedies of the description.
+    pub remedies: extern "C" fn() -> RResult<RVec<FfiRemedy>, FfiError>,
+    /// Runs a declared remedy on an instance this plugin created.
+    pub remediate: extern "C" fn(
+        instance: &FfiSubjectBox,
+        remedy: RStr<'_>,
+        params: RVec<FfiParam>,
+        target: RStr<'_>,
+    ) -> RResult<FfiRemedyOutcome, FfiError>,
+}
+
+/// What the remediation symbol returns: the module and its layout, which the
+/// host checks with abi_stable before calling anything in it.
+#[repr(C)]
+pub struct RemediationExport {
+    pub layout: &'static abi_stable::type_layout::TypeLayout,
+    pub module: &'static RemediationMod,
+}
+
+/// The symbol of the remediation capability: `extern "C" fn() -> RemediationExport`.
+pub const REMEDIATION_SYMBOL: &[u8] = b"demo_host_remediation_v1\0";
 
 impl RootModule for SubjectModRef {
     declare_root_module_statics! {SubjectModRef}

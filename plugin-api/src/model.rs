@@ -15,6 +15,10 @@ pub struct SubjectDescription {
     pub chapters: Vec<Chapter>,
     pub chaos_actions: Vec<ChaosAction>,
     pub diagnosis: DiagnosisContext,
+    /// Fixes an operator would apply in production, which the diagnosis may
+    /// propose and the presenter may approve (see [`Remedy`]). Empty: none.
+    #[serde(default)]
+    pub remedies: Vec<Remedy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +33,24 @@ pub struct SubjectInfo {
     pub api_version: String,
     /// Environments the plugin supports (`local`, `compose`, ...); the first is the default.
     pub environments: Vec<String>,
+    /// What the subject needs on the machine: the same list as the crate's
+    /// `[package.metadata.demo-host]`, which the host reads before building.
+    #[serde(default)]
+    pub prerequisites: Vec<Prerequisite>,
+}
+
+/// A program the subject needs on the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prerequisite {
+    /// Looked up on `PATH` (or an absolute path).
+    pub binary: String,
+    pub why: String,
+    /// The environments that need it; empty: every environment.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Only a note when missing (a running system may make it unneeded).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// One narrated step of the demo.
@@ -127,8 +149,10 @@ pub struct ExpectedDiagnosis {
 pub enum Component {
     /// No component check.
     Any,
-    /// A fixed component name.
+    /// A fixed component name, matched by identity (`pg-1` does not match `pg-10`).
     Named(String),
+    /// Any one of these components (a fault that two names describe equally well).
+    OneOf(Vec<String>),
     /// Whatever the most recent chaos action reported as its target
     /// (a store chosen at random, say). Used for scoring only, never shown to the diagnoser.
     ChaosTarget,
@@ -269,21 +293,103 @@ impl HealthSnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One component's health: a process, a container, or a logical part such as
+/// a queue or a consumer group (`kind` says which).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct NodeHealth {
     pub id: String,
+    /// Shown beside the id; the diagnoser never infers anything from it.
     pub role: String,
     pub address: String,
     pub status: NodeStatus,
     pub metrics: Vec<Metric>,
+    /// What this component is to the system; the diagnoser reasons with this.
+    #[serde(default)]
+    pub kind: ComponentKind,
+    /// Ids of the components this one needs to work (its database, its leader).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The metrics are the last ones read before the component stopped
+    /// answering, kept for context: not current readings, never zeros.
+    #[serde(default)]
+    pub stale: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl NodeHealth {
+    /// A member with no metrics; add them with [`NodeHealth::metric`].
+    pub fn new(
+        id: impl Into<String>,
+        role: impl Into<String>,
+        address: impl Into<String>,
+        status: NodeStatus,
+    ) -> Self {
+        NodeHealth {
+            id: id.into(),
+            role: role.into(),
+            address: address.into(),
+            status,
+            ..NodeHealth::default()
+        }
+    }
+
+    pub fn kind(mut self, kind: ComponentKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn depends_on(mut self, ids: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.depends_on = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.metrics.push(metric);
+        self
+    }
+
+    pub fn stale(mut self, stale: bool) -> Self {
+        self.stale = stale;
+        self
+    }
+}
+
+/// What a component is to the system. The builtin diagnoser tells "a member
+/// failed" from "what every member needs failed" with this, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentKind {
+    /// One of several peers doing the same job: a replica, a Raft member
+    /// (leader included), a rate limiter node, a broker, a backend.
+    #[default]
+    Member,
+    /// Something members share and need: a database, a coordinator, a cache.
+    Dependency,
+    /// What drives load into the system: a load generator, a client pool.
+    Client,
+    /// A logical part that is not a process: a queue, a topic, a consumer group, a shard.
+    Resource,
+    Other,
+}
+
+impl ComponentKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ComponentKind::Member => "member",
+            ComponentKind::Dependency => "dependency",
+            ComponentKind::Client => "client",
+            ComponentKind::Resource => "resource",
+            ComponentKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     Up,
     Degraded,
     Down,
+    #[default]
     Unknown,
 }
 
@@ -292,20 +398,62 @@ pub struct Metric {
     pub name: String,
     pub value: f64,
     pub unit: String,
+    /// A gauge is read as it is; a counter only grows and is read as a rate.
+    #[serde(default)]
+    pub kind: MetricKind,
+    /// Which way is bad news, so a drop in hit ratio reads like a rise in latency.
+    #[serde(default)]
+    pub worse: Worse,
 }
 
 impl Metric {
+    /// A gauge whose bad direction is not said.
     pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
         Metric {
             name: name.into(),
             value,
             unit: unit.into(),
+            kind: MetricKind::Gauge,
+            worse: Worse::Unknown,
         }
+    }
+
+    /// A monotonically growing count (requests served, bytes sent).
+    pub fn counter(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
+        Metric {
+            kind: MetricKind::Counter,
+            ..Metric::new(name, value, unit)
+        }
+    }
+
+    pub fn worse(mut self, worse: Worse) -> Self {
+        self.worse = worse;
+        self
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    #[default]
+    Gauge,
+    Counter,
+}
+
+/// Which direction of a metric or bound is bad news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Worse {
+    #[default]
+    Unknown,
+    /// Latency, errors, lag.
+    Higher,
+    /// Free disk, hit ratio, throughput.
+    Lower,
+}
+
 /// A checked property of the subject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Invariant {
     pub name: String,
     pub status: InvariantStatus,
@@ -320,18 +468,49 @@ pub struct Invariant {
     /// The observed quantity and the bound it is checked against, when numeric.
     pub observed: Option<f64>,
     pub bound: Option<f64>,
+    /// Whether `bound` is a ceiling (latency ≤ 50 ms) or a floor (free disk ≥ 10 %).
+    #[serde(default)]
+    pub bound_is: BoundIs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The side of its bound an observed value must stay on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundIs {
+    /// `observed ≤ bound` holds.
+    #[default]
+    Ceiling,
+    /// `observed ≥ bound` holds.
+    Floor,
+}
+
+impl BoundIs {
+    /// How far `observed` is past `bound`, in multiples of the bound's size
+    /// (0 when inside). The same for ceilings and floors, so "well past its
+    /// bound" means the same for "lag ≤ 5 s" and "hit ratio ≥ 0.85".
+    pub fn excess(self, observed: f64, bound: f64) -> f64 {
+        let scale = bound.abs().max(f64::EPSILON);
+        let past = match self {
+            BoundIs::Ceiling => observed - bound,
+            BoundIs::Floor => bound - observed,
+        };
+        (past / scale).max(0.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum InvariantStatus {
     Ok,
     Violated,
+    #[default]
     Unknown,
 }
 
 /// Generic anomaly classes the host's diagnoser reasons with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyClass {
     /// A member of the cluster stopped answering.
@@ -350,11 +529,20 @@ pub enum AnomalyClass {
     CapacityExhausted,
     /// Operations were lost or double counted (conservation).
     Accounting,
+    /// Work or data waits longer and longer: replication lag, consumer lag, a backlog.
+    Lag,
+    /// A group lost its quorum or its leader and cannot decide.
+    QuorumLoss,
+    /// Errors came in a burst (failed requests, refused connections).
+    ErrorBurst,
+    /// A component has more work than it can do: queues fill, requests are shed.
+    Saturation,
+    #[default]
     Other,
 }
 
 impl AnomalyClass {
-    pub const ALL: [AnomalyClass; 9] = [
+    pub const ALL: [AnomalyClass; 13] = [
         AnomalyClass::NodeDown,
         AnomalyClass::DependencyDown,
         AnomalyClass::StateDivergence,
@@ -363,6 +551,10 @@ impl AnomalyClass {
         AnomalyClass::Imbalance,
         AnomalyClass::CapacityExhausted,
         AnomalyClass::Accounting,
+        AnomalyClass::Lag,
+        AnomalyClass::QuorumLoss,
+        AnomalyClass::ErrorBurst,
+        AnomalyClass::Saturation,
         AnomalyClass::Other,
     ];
 
@@ -376,6 +568,10 @@ impl AnomalyClass {
             AnomalyClass::Imbalance => "imbalance",
             AnomalyClass::CapacityExhausted => "capacity exhausted",
             AnomalyClass::Accounting => "accounting mismatch",
+            AnomalyClass::Lag => "lag",
+            AnomalyClass::QuorumLoss => "quorum loss",
+            AnomalyClass::ErrorBurst => "error burst",
+            AnomalyClass::Saturation => "saturation",
             AnomalyClass::Other => "other",
         }
     }
@@ -386,6 +582,25 @@ pub struct Event {
     pub at_ms: u64,
     pub level: Level,
     pub message: String,
+    /// The component the event is about, when it is about one (its node id).
+    #[serde(default)]
+    pub component: Option<String>,
+}
+
+impl Event {
+    pub fn new(at_ms: u64, level: Level, message: impl Into<String>) -> Self {
+        Event {
+            at_ms,
+            level,
+            message: message.into(),
+            component: None,
+        }
+    }
+
+    pub fn about(mut self, component: impl Into<String>) -> Self {
+        self.component = Some(component.into());
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -406,11 +621,17 @@ pub struct DiagnosisContext {
     pub glossary: Vec<GlossaryEntry>,
 }
 
+/// A component the subject always has, described for the diagnoser: the
+/// dependencies and logical parts worth a sentence. Nodes that come and go are
+/// described by their [`NodeHealth::kind`] in each snapshot instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentInfo {
     pub name: String,
-    pub kind: String,
+    pub kind: ComponentKind,
     pub description: String,
+    /// Names of the components this one needs.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,6 +640,69 @@ pub struct GlossaryEntry {
     pub meaning: String,
     /// When the term names an anomaly: the generic class it is an instance of.
     pub class: Option<AnomalyClass>,
+}
+
+/// A fix an operator would apply in production, without knowing that a fault
+/// was injected: failing over to a standby, switching to a safer mode,
+/// restarting a process. It is not a chaos action's `recover`, which is the
+/// demo's undo. The host proposes it from a diagnosis, runs it only after
+/// approval, and judges it by the invariants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remedy {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The anomalies it fixes: glossary terms of the subject.
+    pub addresses: Vec<String>,
+    pub params: Vec<ParamSpec>,
+    pub target: RemedyTarget,
+    pub risk: Risk,
+    /// How the change is put back at teardown ("" when it changes nothing
+    /// lasting, e.g. a restart).
+    pub undo: String,
+    /// The invariants must all be ok again this long after the remedy returned.
+    pub verify_within_ms: u64,
+    /// A step (`run_step` id) that must succeed once the invariants are ok,
+    /// for what invariants alone cannot show (a probe burst, say).
+    pub probe_step: Option<String>,
+}
+
+/// What a remedy acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemedyTarget {
+    /// One component, named when the remedy runs.
+    Component,
+    /// The whole cluster.
+    Cluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+impl Risk {
+    pub fn label(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
+/// What running a remedy did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemedyOutcome {
+    /// One line for the presenter ("promoted redis-standby; 3 nodes repointed").
+    pub summary: String,
+    /// An opaque record from which `recover_leftover` puts the change back
+    /// (teardown, or the next start after a killed host); "" when nothing lasts.
+    pub undo: String,
 }
 
 /// Unix time in milliseconds, the clock every timestamp in the model uses.

@@ -43,6 +43,7 @@ mod tests {
             components: vec![],
             observed: None,
             bound: None,
+            ..Default::default()
         }
     }
 

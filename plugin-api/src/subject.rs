@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::error::PluginResult;
-use crate::model::{ActiveFault, HealthSnapshot, Level, SubjectDescription};
+use crate::model::{ActiveFault, HealthSnapshot, Level, RemedyOutcome, SubjectDescription};
 use crate::params::Params;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +43,23 @@ pub trait Subject: Send + Sync + Sized + 'static {
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
         let _ = undo;
         Err(crate::PluginError::Unsupported("leftover recovery".into()))
+    }
+
+    /// Runs one of the remedies of [`SubjectDescription::remedies`] on `target`
+    /// (a component id, or "" for a cluster-wide remedy). `params` are already
+    /// validated. It must work while the fault is still active, as an operator's
+    /// fix would. What it changes for good is undone through the returned
+    /// [`RemedyOutcome::undo`] record, passed to `recover_leftover` at teardown.
+    fn remediate(
+        &self,
+        remedy: &str,
+        params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        let _ = (params, target);
+        Err(crate::PluginError::Unsupported(format!(
+            "remedy `{remedy}`"
+        )))
     }
 }
 

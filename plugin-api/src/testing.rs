@@ -107,10 +107,12 @@ pub fn build(manifest_dir: &Path) -> Result<PathBuf, TestingError> {
 
 /// Loads a plugin library through [`Module::open`] and describes it.
 pub fn load(library: &Path) -> Result<Loaded, TestingError> {
-    let (module, _) = Module::open(library).map_err(|(_, e)| TestingError::Load {
-        path: library.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let module = Module::open(library)
+        .map_err(|(_, e)| TestingError::Load {
+            path: library.to_path_buf(),
+            detail: e.to_string(),
+        })?
+        .module;
     let description = module.describe()?;
     Ok(Loaded {
         library: library.to_path_buf(),

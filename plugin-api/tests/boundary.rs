@@ -44,8 +44,30 @@ fn level() -> impl Strategy<Value = Level> {
     ]
 }
 
+fn component_kind() -> impl Strategy<Value = ComponentKind> {
+    prop_oneof![
+        Just(ComponentKind::Member),
+        Just(ComponentKind::Dependency),
+        Just(ComponentKind::Client),
+        Just(ComponentKind::Resource),
+        Just(ComponentKind::Other)
+    ]
+}
+
 fn metric() -> impl Strategy<Value = Metric> {
-    (text(), float(), text()).prop_map(|(name, value, unit)| Metric { name, value, unit })
+    let kind = prop_oneof![Just(MetricKind::Gauge), Just(MetricKind::Counter)];
+    let worse = prop_oneof![
+        Just(Worse::Unknown),
+        Just(Worse::Higher),
+        Just(Worse::Lower)
+    ];
+    (text(), float(), text(), kind, worse).prop_map(|(name, value, unit, kind, worse)| Metric {
+        name,
+        value,
+        unit,
+        kind,
+        worse,
+    })
 }
 
 fn snapshot() -> impl Strategy<Value = HealthSnapshot> {
@@ -55,15 +77,22 @@ fn snapshot() -> impl Strategy<Value = HealthSnapshot> {
         Just(NodeStatus::Down),
         Just(NodeStatus::Unknown)
     ];
-    let node = (text(), text(), text(), status, small_vec(metric())).prop_map(
-        |(id, role, address, status, metrics)| NodeHealth {
-            id,
-            role,
-            address,
-            status,
-            metrics,
-        },
-    );
+    let node = (
+        (text(), text(), text(), status, small_vec(metric())),
+        (component_kind(), small_vec(text()), any::<bool>()),
+    )
+        .prop_map(
+            |((id, role, address, status, metrics), (kind, depends_on, stale))| NodeHealth {
+                id,
+                role,
+                address,
+                status,
+                metrics,
+                kind,
+                depends_on,
+                stale,
+            },
+        );
     let inv_status = prop_oneof![
         Just(InvariantStatus::Ok),
         Just(InvariantStatus::Violated),
@@ -75,25 +104,32 @@ fn snapshot() -> impl Strategy<Value = HealthSnapshot> {
             small_vec(text()),
             proptest::option::of(float()),
             proptest::option::of(float()),
+            prop_oneof![Just(BoundIs::Ceiling), Just(BoundIs::Floor)],
         ),
     )
         .prop_map(
-            |((name, status, detail, since_ms, class), (components, observed, bound))| Invariant {
-                name,
-                status,
-                detail,
-                since_ms,
-                class,
-                components,
-                observed,
-                bound,
+            |((name, status, detail, since_ms, class), (components, observed, bound, bound_is))| {
+                Invariant {
+                    name,
+                    status,
+                    detail,
+                    since_ms,
+                    class,
+                    components,
+                    observed,
+                    bound,
+                    bound_is,
+                }
             },
         );
-    let event = (any::<u64>(), level(), text()).prop_map(|(at_ms, level, message)| Event {
-        at_ms,
-        level,
-        message,
-    });
+    let event = (any::<u64>(), level(), text(), proptest::option::of(text())).prop_map(
+        |(at_ms, level, message, component)| Event {
+            at_ms,
+            level,
+            message,
+            component,
+        },
+    );
     (
         any::<u64>(),
         small_vec(node),
@@ -217,21 +253,39 @@ fn action() -> impl Strategy<Value = ChaosAction> {
 }
 
 fn description() -> impl Strategy<Value = SubjectDescription> {
-    let info = (text(), text(), text(), text(), text(), small_vec(text())).prop_map(
-        |(id, name, version, description, api_version, environments)| SubjectInfo {
-            id,
-            name,
-            version,
-            description,
-            api_version,
+    let prerequisite = (text(), text(), small_vec(text()), any::<bool>()).prop_map(
+        |(binary, why, environments, optional)| Prerequisite {
+            binary,
+            why,
             environments,
+            optional,
         },
     );
-    let comp = (text(), text(), text()).prop_map(|(name, kind, description)| ComponentInfo {
-        name,
-        kind,
-        description,
-    });
+    let info = (
+        (text(), text(), text(), text(), text()),
+        (small_vec(text()), small_vec(prerequisite)),
+    )
+        .prop_map(
+            |((id, name, version, description, api_version), (environments, prerequisites))| {
+                SubjectInfo {
+                    id,
+                    name,
+                    version,
+                    description,
+                    api_version,
+                    environments,
+                    prerequisites,
+                }
+            },
+        );
+    let comp = (text(), component_kind(), text(), small_vec(text())).prop_map(
+        |(name, kind, description, depends_on)| ComponentInfo {
+            name,
+            kind,
+            description,
+            depends_on,
+        },
+    );
     let entry =
         (text(), text(), proptest::option::of(class())).prop_map(|(term, meaning, class)| {
             GlossaryEntry {
@@ -254,8 +308,37 @@ fn description() -> impl Strategy<Value = SubjectDescription> {
             chapters,
             chaos_actions,
             diagnosis,
+            remedies: Vec::new(),
         },
     )
+}
+
+fn remedy() -> impl Strategy<Value = Remedy> {
+    let target = prop_oneof![Just(RemedyTarget::Component), Just(RemedyTarget::Cluster)];
+    let risk = prop_oneof![Just(Risk::Low), Just(Risk::Medium), Just(Risk::High)];
+    (
+        (text(), text(), text(), small_vec(text()), target, risk),
+        (text(), any::<u64>(), proptest::option::of(text())),
+    )
+        .prop_map(
+            |(
+                (id, name, description, addresses, target, risk),
+                (undo, verify_within_ms, probe_step),
+            )| {
+                Remedy {
+                    id,
+                    name,
+                    description,
+                    addresses,
+                    params: Vec::new(),
+                    target,
+                    risk,
+                    undo,
+                    verify_within_ms,
+                    probe_step,
+                }
+            },
+        )
 }
 
 fn fault() -> impl Strategy<Value = ActiveFault> {
@@ -297,6 +380,13 @@ proptest! {
     #[test]
     fn descriptions_round_trip(d in description()) {
         prop_assert_eq!(format!("{:?}", roundtrip(&d)), format!("{d:?}"));
+    }
+
+    #[test]
+    fn remedies_and_their_outcomes_round_trip(r in remedy(), summary in text(), undo in text()) {
+        prop_assert_eq!(roundtrip(&r), r);
+        let outcome = RemedyOutcome { summary, undo };
+        prop_assert_eq!(roundtrip(&outcome), outcome);
     }
 
     #[test]

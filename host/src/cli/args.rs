@@ -198,6 +198,10 @@ pub struct RunArgs {
     /// Undo faults recorded by an earlier run that did not live to recover them, without asking.
     #[arg(long)]
     pub recover_leftovers: bool,
+    /// Headless: which fixes a diagnosis proposes run without a presenter: never (only
+    /// proposed), low-risk, or auto (all). Interactive runs ask the presenter (a / c).
+    #[arg(long, value_enum, default_value_t = crate::engine::remedy::Policy::Never, env = "DEMO_HOST_REMEDIATE")]
+    pub remediate: crate::engine::remedy::Policy,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,11 @@
-//! `demo-host inspect`: a plugin's info, chapters and chaos actions.
+//! `demo-host inspect`: a plugin's info, chapters, chaos actions, remedies,
+//! components and prerequisites.
 
 use super::table;
 use crate::text::printable;
-use plugin_api::{ChaosAction, Chapter, Component, OnEnter, Recovery, SubjectDescription};
+use plugin_api::{
+    ChaosAction, Chapter, Component, OnEnter, Recovery, Remedy, RemedyTarget, SubjectDescription,
+};
 
 /// What the description broke of the host's limits (it is shown cut to them),
 /// one `warning:` line each.
@@ -49,17 +52,86 @@ pub fn render_text(d: &SubjectDescription) -> String {
         &["id", "name", "kind", "recovery", "parameters"],
         &rows,
     ));
-    out.push_str("\n\nComponents: ");
-    out.push_str(&printable(
-        &d.diagnosis
-            .components
+    out.push_str("\n\nRemedies\n");
+    if d.remedies.is_empty() {
+        out.push_str("none (the diagnosis only recommends)");
+    } else {
+        let rows: Vec<Vec<String>> = d.remedies.iter().map(remedy_row).collect();
+        out.push_str(&table::render(
+            &["id", "name", "fixes", "target", "risk", "verify", "undo"],
+            &rows,
+        ));
+    }
+    out.push_str("\n\nComponents\n");
+    let rows: Vec<Vec<String>> = d
+        .diagnosis
+        .components
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.kind.label().to_string(),
+                if c.depends_on.is_empty() {
+                    "-".into()
+                } else {
+                    c.depends_on.join(", ")
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(&["name", "kind", "depends on"], &rows));
+    if !d.info.prerequisites.is_empty() {
+        out.push_str("\n\nPrerequisites\n");
+        let rows: Vec<Vec<String>> = d
+            .info
+            .prerequisites
             .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    ));
+            .map(|p| {
+                vec![
+                    p.binary.clone(),
+                    if p.environments.is_empty() {
+                        "all".into()
+                    } else {
+                        p.environments.join(", ")
+                    },
+                    if p.optional { "optional" } else { "required" }.into(),
+                    p.why.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table::render(
+            &["binary", "environments", "", "why"],
+            &rows,
+        ));
+    }
     out.push('\n');
     out
+}
+
+fn remedy_row(r: &Remedy) -> Vec<String> {
+    vec![
+        r.id.clone(),
+        r.name.clone(),
+        r.addresses.join(", "),
+        match r.target {
+            RemedyTarget::Component => "a component".into(),
+            RemedyTarget::Cluster => "the cluster".into(),
+        },
+        r.risk.label().into(),
+        format!(
+            "{:.1}s{}",
+            r.verify_within_ms as f64 / 1000.0,
+            r.probe_step
+                .as_ref()
+                .map(|p| format!(" + probe {p}"))
+                .unwrap_or_default()
+        ),
+        if r.undo.is_empty() {
+            "-".into()
+        } else {
+            r.undo.clone()
+        },
+    ]
 }
 
 fn on_enter(c: &Chapter) -> String {
@@ -104,6 +176,7 @@ fn expects(c: &Chapter) -> String {
         let component = match &e.component {
             Component::Any => String::new(),
             Component::Named(n) => format!(" on {n}"),
+            Component::OneOf(names) => format!(" on one of {}", names.join(", ")),
             Component::ChaosTarget => " on the chaos target".into(),
         };
         parts.push(format!("diagnosis: {}{component}", e.anomaly));

@@ -5,7 +5,7 @@ use super::config::{Secret, ENV_ANTHROPIC_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, status_error, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
-use super::report::{answer_schema, ANSWER_NAME};
+use super::report::ANSWER_NAME;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Value};
 
@@ -21,7 +21,7 @@ pub fn request_body(model: &str, prompt: &Prompt) -> Value {
         "tools": [{
             "name": ANSWER_NAME,
             "description": "Report the structured diagnosis of the observation window.",
-            "input_schema": answer_schema(),
+            "input_schema": prompt.schema.clone(),
         }],
         "tool_choice": {"type": "tool", "name": ANSWER_NAME},
         "stream": true,

@@ -123,6 +123,7 @@ mod tests {
             address: address.into(),
             status: NodeStatus::Up,
             metrics: vec![],
+            ..Default::default()
         };
         ObservationWindow {
             subject: "s".into(),
@@ -135,6 +136,7 @@ mod tests {
             invariant_changes: vec![],
             events: vec![],
             anomaly_started_ms: None,
+            remedies: vec![],
         }
     }
 

@@ -13,6 +13,7 @@ mod http;
 pub mod mask;
 mod openai;
 pub mod prompt;
+pub mod remedy;
 mod report;
 mod score;
 pub mod sse;
@@ -26,10 +27,10 @@ pub use config::{
 pub use error::DiagnosisError;
 pub use prompt::{build_prompt, Prompt};
 pub use report::{
-    answer_schema, parse_answer, Alternative, Diagnosis, Evidence, MetricReading, Severity,
-    TimelineEntry, ANSWER_NAME, NO_ANOMALY,
+    answer_schema, answer_schema_for, parse_answer, Alternative, Diagnosis, Evidence,
+    MetricReading, Severity, TimelineEntry, ANSWER_NAME, NO_ANOMALY,
 };
-pub use score::{normalize, score, Score};
+pub use score::{names_component, normalize, score, Score};
 pub use window::{changes_between, InvariantChange, ObservationWindow};
 
 /// The request bodies the model backends send, for contract tests and `--dry-run` style inspection.
@@ -74,7 +75,13 @@ pub async fn diagnose(
                 let raw =
                     anthropic::ask(base_url, model, api_key, &prompt, &mut |c| relay.push(c)).await;
                 relay.flush();
-                finish(raw?, masker.as_ref(), cfg.label(), findings)
+                finish(
+                    raw?,
+                    masker.as_ref(),
+                    cfg.label(),
+                    findings,
+                    &window.remedies,
+                )
             }
             BackendConfig::OpenAi {
                 base_url,
@@ -89,7 +96,13 @@ pub async fn diagnose(
                 })
                 .await;
                 relay.flush();
-                finish(raw?, masker.as_ref(), cfg.label(), findings)
+                finish(
+                    raw?,
+                    masker.as_ref(),
+                    cfg.label(),
+                    findings,
+                    &window.remedies,
+                )
             }
         }
     };
@@ -150,6 +163,7 @@ fn finish(
     masker: Option<&Masker>,
     backend: String,
     findings: Vec<String>,
+    remedies: &[plugin_api::Remedy],
 ) -> Result<Diagnosis, DiagnosisError> {
     let mut value = match raw {
         RawAnswer::Json(v) => v,
@@ -158,7 +172,7 @@ fn finish(
     if let Some(m) = masker {
         m.unmask_value(&mut value);
     }
-    report::parse_answer_value(value, backend, findings)
+    report::parse_answer_value(value, backend, findings, remedies)
 }
 
 /// What the subject's own invariant checks found in the window, stated

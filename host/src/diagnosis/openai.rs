@@ -6,7 +6,7 @@ use super::config::{Secret, ENV_OPENAI_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
-use super::report::{answer_schema, ANSWER_NAME};
+use super::report::ANSWER_NAME;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ pub fn request_body(model: &str, prompt: &Prompt) -> Value {
         "stream": true,
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": ANSWER_NAME, "schema": answer_schema(), "strict": true},
+            "json_schema": {"name": ANSWER_NAME, "schema": prompt.schema.clone(), "strict": true},
         },
     })
 }

@@ -9,6 +9,8 @@ use plugin_api::{AnomalyClass, HealthSnapshot};
 pub struct Prompt {
     pub system: String,
     pub user: String,
+    /// The answer's JSON schema: with the subject's remedy ids when it declares any.
+    pub schema: serde_json::Value,
 }
 
 /// What each generic class means, in words that fit any subject.
@@ -24,6 +26,18 @@ fn class_meaning(class: AnomalyClass) -> &'static str {
         AnomalyClass::Imbalance => "work or data is unevenly spread",
         AnomalyClass::CapacityExhausted => "a resource such as disk or memory is nearly used up",
         AnomalyClass::Accounting => "operations were lost or counted twice",
+        AnomalyClass::Lag => {
+            "work or data waits longer and longer (replication lag, consumer lag, a backlog)"
+        }
+        AnomalyClass::QuorumLoss => {
+            "a replicated group lost its quorum or its leader and cannot decide"
+        }
+        AnomalyClass::ErrorBurst => {
+            "errors arrived in a burst (failed requests, refused connections)"
+        }
+        AnomalyClass::Saturation => {
+            "a component has more work than it can do: queues fill, requests are shed"
+        }
         AnomalyClass::Other => "none of the above",
     }
 }
@@ -50,6 +64,8 @@ the later symptoms.\n\
 matches, use the class name. If nothing is wrong, answer \"{NO_ANOMALY}\" with class null \
 and severity none.\n\
 6. Name the affected components exactly as the window names them.\n\
+When the window lists remedies (fixes the subject declares), propose the one that would fix \
+the anomaly while it lasts, on the component it needs, or null when none fits; never invent one.\n\
 7. Cite evidence with its time and values. Confidence is between 0 and 1; keep it low \
 when the evidence is thin, brief or contradictory.\n\n\
 Answer only with the {tool} JSON object described by the schema.",
@@ -162,6 +178,7 @@ pub fn build_prompt(window: &ObservationWindow) -> Prompt {
     Prompt {
         system: system_prompt(),
         user,
+        schema: super::report::answer_schema_for(&window.remedies),
     }
 }
 
@@ -187,6 +204,7 @@ mod tests {
                     components: vec![],
                     observed: None,
                     bound: None,
+                    ..Default::default()
                 }],
                 ..Default::default()
             })

@@ -2,7 +2,8 @@
 //! check that turns a model's JSON into a [`Diagnosis`] or an error.
 
 use super::error::DiagnosisError;
-use plugin_api::AnomalyClass;
+use super::remedy::{ModelRemedy, ProposedRemedy};
+use plugin_api::{AnomalyClass, Remedy};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -35,6 +36,9 @@ pub struct Diagnosis {
     pub backend: String,
     /// What the invariant checks found, independent of any conclusion.
     pub rule_findings: Vec<String>,
+    /// One of the subject's declared remedies, when one fits.
+    #[serde(default)]
+    pub proposed_remedy: Option<ProposedRemedy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,10 +125,27 @@ struct ModelAnswer {
     recommended_action: String,
     confidence: f64,
     narrative: String,
+    /// Asked for only when the subject declares remedies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proposed_remedy: Option<ModelRemedy>,
 }
 
 /// Name of the tool / JSON schema a model answers with.
 pub const ANSWER_NAME: &str = "report_diagnosis";
+
+/// The JSON schema of a model's answer for a subject that declares
+/// `remedies`: with a nullable `proposed_remedy` restricted to their ids, or
+/// without that property when there are none.
+pub fn answer_schema_for(remedies: &[Remedy]) -> Value {
+    let mut schema = answer_schema();
+    if !remedies.is_empty() {
+        schema["properties"]["proposed_remedy"] = super::remedy::schema(remedies);
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.push(Value::from("proposed_remedy"));
+        }
+    }
+    schema
+}
 
 /// The JSON schema of a model's answer. Strict-mode compatible: every object
 /// lists all its properties as required and forbids others; optional values are nullable.
@@ -176,6 +197,10 @@ pub fn class_key(class: AnomalyClass) -> &'static str {
         AnomalyClass::Imbalance => "imbalance",
         AnomalyClass::CapacityExhausted => "capacity_exhausted",
         AnomalyClass::Accounting => "accounting",
+        AnomalyClass::Lag => "lag",
+        AnomalyClass::QuorumLoss => "quorum_loss",
+        AnomalyClass::ErrorBurst => "error_burst",
+        AnomalyClass::Saturation => "saturation",
         AnomalyClass::Other => "other",
     }
 }
@@ -187,7 +212,7 @@ pub fn parse_answer(
     backend: String,
     rule_findings: Vec<String>,
 ) -> Result<Diagnosis, DiagnosisError> {
-    parse_answer_value(answer_value(text)?, backend, rule_findings)
+    parse_answer_value(answer_value(text)?, backend, rule_findings, &[])
 }
 
 /// The answer text as JSON, or the error saying it is not.
@@ -202,6 +227,7 @@ pub fn parse_answer_value(
     value: Value,
     backend: String,
     rule_findings: Vec<String>,
+    remedies: &[Remedy],
 ) -> Result<Diagnosis, DiagnosisError> {
     let a: ModelAnswer = serde_json::from_value(value).map_err(|e| {
         DiagnosisError::SchemaMismatch(format!("the answer does not match the schema: {e}"))
@@ -217,6 +243,10 @@ pub fn parse_answer_value(
             "the answer names no anomaly".into(),
         ));
     }
+    let proposed_remedy = a
+        .proposed_remedy
+        .map(|m| super::remedy::check(m, remedies))
+        .transpose()?;
     Ok(Diagnosis {
         anomaly: a.anomaly,
         class: a.class,
@@ -232,6 +262,7 @@ pub fn parse_answer_value(
         narrative: a.narrative,
         backend,
         rule_findings,
+        proposed_remedy,
     })
 }
 
@@ -262,6 +293,10 @@ impl Diagnosis {
             recommended_action: self.recommended_action.clone(),
             confidence: self.confidence,
             narrative: self.narrative.clone(),
+            proposed_remedy: self
+                .proposed_remedy
+                .as_ref()
+                .map(ModelRemedy::from_proposed),
         };
         serde_json::to_value(a).unwrap_or(Value::Null)
     }

@@ -28,24 +28,37 @@ pub fn normalize(s: &str) -> String {
         .to_lowercase()
 }
 
+/// Whether the diagnosed component `got` names `want`: the same id, or `want`
+/// as a whole token in it ("pg-1 (primary)"), never a longer id ("pg-10").
+pub fn names_component(got: &str, want: &str) -> bool {
+    let (got, want) = (normalize(got), normalize(want));
+    if want.is_empty() {
+        return false;
+    }
+    let part_of_id = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
+    got.match_indices(&want).any(|(at, _)| {
+        let before = got[..at].chars().next_back();
+        let after = got[at + want.len()..].chars().next();
+        !before.is_some_and(part_of_id) && !after.is_some_and(part_of_id)
+    })
+}
+
 /// The anomaly matches when it contains the expected term (case and spacing
-/// ignored); a component matches when an affected component contains it.
+/// ignored); a component matches when an affected component names it as a
+/// whole id (see [`names_component`]).
 pub fn score(d: &Diagnosis, expected: &ExpectedDiagnosis, chaos_targets: &[String]) -> Score {
     let want = normalize(&expected.anomaly);
     let got = normalize(&d.anomaly);
     let anomaly_ok = !want.is_empty() && got.contains(&want);
     let names_any = |wanted: &[String]| {
-        d.affected_components.iter().any(|c| {
-            let c = normalize(c);
-            wanted.iter().any(|w| {
-                let w = normalize(w);
-                !w.is_empty() && c.contains(&w)
-            })
-        })
+        d.affected_components
+            .iter()
+            .any(|c| wanted.iter().any(|w| names_component(c, w)))
     };
     let (component_ok, component_want) = match &expected.component {
         Component::Any => (true, "any component".to_string()),
         Component::Named(name) => (names_any(std::slice::from_ref(name)), format!("`{name}`")),
+        Component::OneOf(names) => (names_any(names), format!("one of {}", names.join(", "))),
         Component::ChaosTarget => (
             names_any(chaos_targets),
             format!("the chaos target ({})", chaos_targets.join(", ")),

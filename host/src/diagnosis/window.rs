@@ -18,6 +18,9 @@ pub struct ObservationWindow {
     pub events: Vec<Event>,
     /// When the anomaly was first seen (unix ms), if the engine saw one.
     pub anomaly_started_ms: Option<u64>,
+    /// The fixes the subject declares, one of which a diagnosis may propose.
+    #[serde(default)]
+    pub remedies: Vec<plugin_api::Remedy>,
 }
 
 /// One invariant changing status between two polls.
@@ -60,6 +63,7 @@ impl ObservationWindow {
             invariant_changes,
             events,
             anomaly_started_ms,
+            remedies: Vec::new(),
         }
     }
 
@@ -124,6 +128,7 @@ mod tests {
             at_ms: 5,
             level: Level::Warn,
             message: m.into(),
+            component: None,
         };
         let snap = HealthSnapshot {
             at_ms: 5,

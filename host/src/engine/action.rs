@@ -2,7 +2,7 @@
 
 use crate::diagnosis::{Diagnosis, DiagnosisError, ObservationWindow};
 use crate::plugin::session::CallError;
-use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue};
+use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue, RemedyOutcome};
 use std::path::PathBuf;
 
 /// Errors stay typed across the channel: the engine can tell a panic or a
@@ -30,6 +30,23 @@ pub enum Action {
         keep: bool,
     },
     ScrollLog(i32),
+    /// The presenter approves the proposed fix (twice for a high-risk one).
+    ApproveRemedy,
+    RejectRemedy,
+    /// Refuses every remedy for the rest of the run.
+    KillSwitch,
+    /// `remediate` answered; `record` is its leftover record when it changed something lasting.
+    Remediated {
+        record: Option<String>,
+        result: Result<RemedyOutcome, CallError>,
+    },
+    /// A remedy's probe step answered.
+    Probed(Result<String, CallError>),
+    /// A remedy's lasting change was put back (or not).
+    RemedyUndone {
+        record: String,
+        result: Result<(), CallError>,
+    },
     /// Scrolls the health table of a large cluster (worst nodes come first).
     ScrollHealth(i32),
     /// Escape: closes the topmost overlay.
@@ -75,6 +92,21 @@ pub enum Effect {
         id: String,
     },
     Diagnose(Box<ObservationWindow>),
+    /// Run an approved remedy.
+    Remediate {
+        remedy: String,
+        params: Vec<(String, ParamValue)>,
+        target: String,
+    },
+    /// Run a remedy's probe step.
+    Probe {
+        step: String,
+    },
+    /// Put back what a remedy changed, and clear its leftover record.
+    UndoRemedy {
+        record: String,
+        undo: String,
+    },
     /// Find the plugins on the search path for the picker.
     Discover,
     /// Swap to another plugin file (or reload this one when it is the same path).

@@ -127,6 +127,7 @@ pub fn observation_window(demo: &Demo) -> ObservationWindow {
         }
     }
     window.redact_mentions(&needles);
+    window.remedies = demo.subject.remedies.clone();
     // Snapshots carry the plugin's recent events, some older than the window itself.
     let start = window.snapshots.first().map_or(from, |s| s.at_ms.min(from));
     window.events.retain(|e| e.at_ms >= start);
@@ -146,6 +147,7 @@ pub(super) fn chunk(demo: &mut Demo, text: String) {
 pub(super) fn finish_diagnosis(
     demo: &mut Demo,
     result: Result<diagnosis::Diagnosis, diagnosis::DiagnosisError>,
+    fx: &mut Vec<Effect>,
 ) {
     let now = demo.now_ms;
     let chapter = demo.diagnosis_chapter;
@@ -193,6 +195,7 @@ pub(super) fn finish_diagnosis(
                     window: *window,
                 });
             }
+            super::remedy::propose(demo, &d, fx);
             demo.diagnosis = DiagnosisPanel::Done {
                 diagnosis: Box::new(d),
                 score,

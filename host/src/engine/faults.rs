@@ -57,6 +57,7 @@ pub(super) fn quit(demo: &mut Demo, fx: &mut Vec<Effect>) {
         );
     }
     fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
+    super::remedy::undo_all(demo, fx);
     exit_if_clean(demo, fx);
 }
 
@@ -167,8 +168,15 @@ pub(super) fn recovered(
     exit_if_clean(demo, fx);
 }
 
-fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
-    if demo.ui.quitting && demo.chaos.active.is_empty() && demo.chaos.in_flight == 0 {
+/// Exits once no fault is active, no inject or remedy call is in flight, and
+/// every lasting change a remedy made has been put back.
+pub(super) fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
+    if demo.ui.quitting
+        && demo.chaos.active.is_empty()
+        && demo.chaos.in_flight == 0
+        && !demo.remediation.in_flight()
+        && demo.remediation.undoing == 0
+    {
         fx.push(Effect::Exit);
     }
 }

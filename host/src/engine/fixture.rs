@@ -15,6 +15,7 @@ pub fn description() -> SubjectDescription {
             description: "three nodes and a shared store".into(),
             api_version: API_VERSION.into(),
             environments: vec!["local".into()],
+            prerequisites: Vec::new(),
         },
         chapters: vec![
             Chapter::narrate("Welcome", "Three nodes share one store."),
@@ -49,6 +50,23 @@ pub fn description() -> SubjectDescription {
                 class: Some(AnomalyClass::StateDivergence),
             }],
         },
+        remedies: vec![remedy("resync", Risk::Medium, RemedyTarget::Cluster)],
+    }
+}
+
+/// A remedy for "view drift" that changes something lasting (its undo is not empty).
+pub fn remedy(id: &str, risk: Risk, target: RemedyTarget) -> Remedy {
+    Remedy {
+        id: id.into(),
+        name: format!("{id} the store"),
+        description: "bring the store's view back in line".into(),
+        addresses: vec!["view drift".into()],
+        params: vec![],
+        target,
+        risk,
+        undo: "put the store's old sync mode back".into(),
+        verify_within_ms: 2000,
+        probe_step: None,
     }
 }
 
@@ -76,6 +94,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
         address: format!("127.0.0.1:80{i:02}"),
         status,
         metrics: vec![Metric::new("rps", 40.0 + i as f64, "/s")],
+        ..Default::default()
     };
     HealthSnapshot {
         at_ms: at,
@@ -93,6 +112,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
             NodeHealth {
                 id: "store".into(),
                 role: "store".into(),
+                kind: ComponentKind::Dependency,
                 address: "127.0.0.1:6379".into(),
                 status: if drift {
                     NodeStatus::Degraded
@@ -100,6 +120,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                     NodeStatus::Up
                 },
                 metrics: vec![],
+                ..Default::default()
             },
         ],
         metrics: vec![
@@ -128,6 +149,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                 components: if drift { vec!["store".into()] } else { vec![] },
                 observed: Some(if drift { 42.0 } else { 0.0 }),
                 bound: Some(5.0),
+                ..Default::default()
             },
             Invariant {
                 name: "nodes up".into(),
@@ -150,6 +172,7 @@ pub fn snapshot(at: u64, drift: bool, node3_down: bool) -> HealthSnapshot {
                 },
                 observed: None,
                 bound: None,
+                ..Default::default()
             },
         ],
         events: vec![],

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum IncidentState {
     Open,
     Diagnosed,
+    /// An approved remedy is running or being verified.
+    Remediating,
+    /// A remedy ran and the violation did not clear in time.
+    RemedyFailed,
     Resolved,
 }
 
@@ -25,6 +29,13 @@ pub struct Incident {
     pub detail: String,
     /// The anomaly named by the diagnosis attached to this incident.
     pub diagnosis: Option<String>,
+    /// The remedy approved for it, who approved it and when.
+    #[serde(default)]
+    pub remedy: Option<String>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    #[serde(default)]
+    pub approved_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -102,6 +113,9 @@ impl Incidents {
             state: IncidentState::Open,
             detail: inv.detail.clone(),
             diagnosis: None,
+            remedy: None,
+            approved_by: None,
+            approved_ms: None,
         });
         Some(self.next_id)
     }
@@ -123,6 +137,29 @@ impl Incidents {
                 last.diagnosis = Some(anomaly.to_string());
             }
         }
+    }
+
+    /// An approved remedy started on the unresolved incidents.
+    pub fn remediating(&mut self, remedy: &str, by: &str, at_ms: u64) {
+        for i in self.unresolved() {
+            i.state = IncidentState::Remediating;
+            i.remedy = Some(remedy.to_string());
+            i.approved_by = Some(by.to_string());
+            i.approved_ms = Some(at_ms);
+        }
+    }
+
+    /// The remedy did not clear them: they stay open, marked so.
+    pub fn remedy_failed(&mut self) {
+        for i in self.unresolved() {
+            i.state = IncidentState::RemedyFailed;
+        }
+    }
+
+    fn unresolved(&mut self) -> impl Iterator<Item = &mut Incident> {
+        self.list
+            .iter_mut()
+            .filter(|i| i.state != IncidentState::Resolved)
     }
 
     pub fn open_count(&self) -> usize {
@@ -148,6 +185,7 @@ mod tests {
             components: comps.iter().map(|c| c.to_string()).collect(),
             observed: None,
             bound: None,
+            ..Default::default()
         }
     }
 

@@ -12,6 +12,7 @@ pub mod incidents;
 mod input;
 pub mod log;
 mod observe;
+pub mod remedy;
 pub mod state;
 pub mod timeline;
 pub mod update;
@@ -20,6 +21,8 @@ pub mod update;
 pub mod fixture;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod remedy_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,6 @@
 //! Random sequences of presenter actions and runtime answers: the engine never
-//! panics, and after any of them quitting recovers every fault it injected.
+//! panics, and after any of them quitting recovers every fault it injected
+//! and puts back every lasting change a remedy made.
 //!
 //! A small simulated runtime answers the engine's effects in any order, with
 //! successes and failures, while the presenter presses keys and time passes;
@@ -40,6 +41,9 @@ fn moves() -> impl Strategy<Value = Vec<Move>> {
         (-2i32..3).prop_map(Action::PickerMove),
         Just(Action::PickerChoose),
         Just(Action::Reload),
+        Just(Action::ApproveRemedy),
+        Just(Action::RejectRemedy),
+        Just(Action::KillSwitch),
     ];
     let one = prop_oneof![
         3 => press.prop_map(|a| Move::Press(Box::new(a))),
@@ -145,6 +149,37 @@ impl Sim {
                 ))
             }),
             Effect::Discover => Action::OpenPicker(vec![("other".into(), "/x.so".into())]),
+            Effect::Remediate { .. } => {
+                if ok {
+                    self.injected += 1;
+                    let record = format!("remedy-{}", self.injected);
+                    self.world.insert(record.clone());
+                    Action::Remediated {
+                        record: Some(record.clone()),
+                        result: Ok(plugin_api::RemedyOutcome {
+                            summary: "resynced".into(),
+                            undo: record,
+                        }),
+                    }
+                } else {
+                    Action::Remediated {
+                        record: None,
+                        result: Err(failed("remediate", "no")),
+                    }
+                }
+            }
+            Effect::Probe { .. } => Action::Probed(Ok("fine".into())),
+            Effect::UndoRemedy { record, .. } => {
+                let result = if ok {
+                    self.world.remove(&record);
+                    Ok(())
+                } else {
+                    // Stays recorded for the next start, as a fault would.
+                    self.left_over.insert(record.clone());
+                    Err(failed("recover_leftover", "no"))
+                };
+                Action::RemedyUndone { record, result }
+            }
             Effect::Swap(_) | Effect::Reload | Effect::Exit => return,
         };
         self.apply(action);
@@ -212,6 +247,10 @@ proptest! {
         prop_assert!(
             !sim.pending.iter().any(|e| matches!(e, Effect::Inject { .. })),
             "exit with an inject call in flight"
+        );
+        prop_assert!(
+            !sim.pending.iter().any(|e| matches!(e, Effect::Remediate { .. })),
+            "exit with a remedy call in flight"
         );
     }
 }

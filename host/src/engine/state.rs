@@ -121,6 +121,7 @@ pub struct Demo {
     pub health_error: Option<crate::plugin::session::CallError>,
     pub verdicts: BTreeMap<String, InvariantVerdict>,
     pub incidents: Incidents,
+    pub remediation: super::remedy::Remediation,
     pub log: EventLog,
     pub diagnosis: DiagnosisPanel,
     /// Every finished diagnosis, for the journal.
@@ -156,6 +157,7 @@ impl Demo {
             health_error: None,
             verdicts: BTreeMap::new(),
             incidents: Incidents::default(),
+            remediation: Default::default(),
             log: EventLog::default(),
             diagnosis: DiagnosisPanel::Idle,
             diagnoses: Vec::new(),

@@ -455,11 +455,13 @@ fn the_diagnosis_window_never_mentions_the_injected_fault() {
             at_ms: T0 + 3060,
             level: plugin_api::Level::Warn,
             message: "injected pause-7: store paused".into(),
+            component: None,
         },
         plugin_api::Event {
             at_ms: T0 + 3150,
             level: plugin_api::Level::Warn,
             message: "flush to the store timed out".into(),
+            component: None,
         },
     ];
     update(&mut demo, T0 + 3200, Action::HealthPolled(Ok(s)));

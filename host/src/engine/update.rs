@@ -4,7 +4,7 @@
 
 use super::action::{Action, Effect};
 use super::state::Demo;
-use super::{chapters, diagnose, faults, input, observe};
+use super::{chapters, diagnose, faults, input, observe, remedy};
 
 pub use super::chapters::{enter, HEADLESS_DWELL_MS};
 pub use super::diagnose::observation_window;
@@ -13,7 +13,10 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
     demo.now_ms = now_ms;
     let mut fx = Vec::new();
     match action {
-        Action::Tick => chapters::tick(demo, &mut fx),
+        Action::Tick => {
+            chapters::tick(demo, &mut fx);
+            remedy::verify(demo, &mut fx);
+        }
         Action::Next => chapters::next(demo, &mut fx),
         Action::Prev => chapters::prev(demo),
         Action::Quit => faults::quit(demo, &mut fx),
@@ -34,7 +37,10 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::ScrollLog(delta) => input::scroll_log(demo, delta),
         Action::ScrollHealth(delta) => input::scroll_health(demo, delta),
         Action::Back => input::back(demo),
-        Action::HealthPolled(Ok(snapshot)) => observe::observe(demo, snapshot),
+        Action::HealthPolled(Ok(snapshot)) => {
+            observe::observe(demo, snapshot);
+            remedy::verify(demo, &mut fx);
+        }
         Action::HealthPolled(Err(e)) => observe::poll_failed(demo, e),
         Action::StepDone { chapter, result } => chapters::step_done(demo, chapter, result),
         Action::Injected {
@@ -46,7 +52,13 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             faults::recovered(demo, fault_id, result, &mut fx)
         }
         Action::DiagnosisChunk(text) => diagnose::chunk(demo, text),
-        Action::DiagnosisDone(result) => diagnose::finish_diagnosis(demo, result),
+        Action::DiagnosisDone(result) => diagnose::finish_diagnosis(demo, result, &mut fx),
+        Action::ApproveRemedy => remedy::approve(demo, &mut fx),
+        Action::RejectRemedy => remedy::reject(demo),
+        Action::KillSwitch => remedy::kill_switch(demo),
+        Action::Remediated { record, result } => remedy::remediated(demo, record, result, &mut fx),
+        Action::Probed(result) => remedy::probed(demo, result),
+        Action::RemedyUndone { record, result } => remedy::undone(demo, record, result, &mut fx),
         Action::Log {
             at_ms,
             level,

@@ -45,6 +45,7 @@ pub async fn command(args: &EvalArgs) -> Result<i32> {
         mask: false,
         // A campaign needs a clean subject: undo what an earlier host left in effect.
         recover_leftovers: true,
+        remediate: crate::engine::remedy::Policy::Never,
     };
     let p = app::prepare(&run).await?;
     let current = Arc::new(Mutex::new(p.exec.clone()));
@@ -220,6 +221,7 @@ fn trial_options(args: &EvalArgs, environment: &str) -> HeadlessOptions {
         countdown: Duration::ZERO,
         events_json: false,
         environment: environment.to_string(),
+        remediate: crate::engine::remedy::Policy::Never,
     }
 }
 

@@ -143,7 +143,7 @@ impl Loader {
             return Ok(again);
         }
         let copy = copy_into_memory(path, &hash, bytes.len())?;
-        let module = open(path, &copy)?;
+        let (module, remediation_error) = open(path, &copy)?;
         let mut description = module.describe().map_err(|mut err| {
             sanitize::error(&path.display().to_string(), &mut err);
             LoadError::Describe {
@@ -155,6 +155,12 @@ impl Loader {
         let name = crate::text::prefix(&id, 64);
         let mut warnings = sanitize::description(name, &mut description);
         warnings.extend(super::vocabulary::check(name, &description));
+        if let Some(e) = remediation_error {
+            warnings.push(sanitize::Warning {
+                kind: sanitize::Kind::Remediation,
+                message: format!("{name}: {e}; it loads and offers no remedies (rebuild it against plugin-api {})", plugin_api::API_VERSION),
+            });
+        }
         let plugin = LoadedPlugin {
             source: path.to_path_buf(),
             copy,
@@ -234,9 +240,13 @@ fn content_hash(bytes: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-fn open(source: &Path, copy: &Path) -> Result<Module, LoadError> {
+/// The module, and why its remediation capability was not taken (if so).
+fn open(
+    source: &Path,
+    copy: &Path,
+) -> Result<(Module, Option<plugin_api::client::RemediationMismatch>), LoadError> {
     Module::open(copy)
-        .map(|(module, _)| module)
+        .map(|o| (o.module, o.remediation_error))
         .map_err(|(version, e)| map_error(source, version.as_deref(), e))
 }
 

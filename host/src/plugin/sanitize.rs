@@ -30,6 +30,8 @@ pub const MAX_PARAMS: usize = 32;
 pub const MAX_GLOSSARY: usize = 256;
 pub const MAX_COMPONENTS: usize = 256;
 pub const MAX_ENVIRONMENTS: usize = 16;
+pub const MAX_REMEDIES: usize = 64;
+pub const MAX_PREREQUISITES: usize = 32;
 /// Ids, names, roles, addresses, units, titles: one line on screen.
 pub const MAX_NAME_BYTES: usize = 256;
 /// Narration, descriptions, details, messages, errors: a paragraph.
@@ -49,6 +51,8 @@ pub enum Kind {
     EmptyName,
     /// A chapter expects an anomaly the glossary cannot name (`vocabulary`).
     Vocabulary,
+    /// The plugin's remediation module does not match the host's: no remedies.
+    Remediation,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +92,15 @@ pub fn snapshot(plugin: &str, s: &mut HealthSnapshot) -> Vec<Warning> {
         c.name(&mut n.id, "node id");
         c.name(&mut n.role, "node role");
         c.name(&mut n.address, "node address");
+        c.cap(
+            &mut n.depends_on,
+            MAX_ITEMS,
+            "dependencies of one node",
+            Keep::First,
+        );
+        for d in &mut n.depends_on {
+            c.name(d, "node dependency");
+        }
         c.cap(
             &mut n.metrics,
             MAX_NODE_METRICS,
@@ -129,6 +142,9 @@ pub fn snapshot(plugin: &str, s: &mut HealthSnapshot) -> Vec<Warning> {
     c.cap(&mut s.events, MAX_EVENTS, "events", Keep::Last);
     for e in &mut s.events {
         c.text(&mut e.message, "event message");
+        if let Some(component) = &mut e.component {
+            c.name(component, "event component");
+        }
     }
     c.found
 }
@@ -155,6 +171,25 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
     );
     for e in &mut i.environments {
         c.name(e, "environment");
+    }
+    c.cap(
+        &mut i.prerequisites,
+        MAX_PREREQUISITES,
+        "prerequisites",
+        Keep::First,
+    );
+    for p in &mut i.prerequisites {
+        c.name(&mut p.binary, "prerequisite binary");
+        c.text(&mut p.why, "prerequisite reason");
+        c.cap(
+            &mut p.environments,
+            MAX_ENVIRONMENTS,
+            "environments of a prerequisite",
+            Keep::First,
+        );
+        for e in &mut p.environments {
+            c.name(e, "environment");
+        }
     }
     c.cap(&mut d.chapters, MAX_CHAPTERS, "chapters", Keep::First);
     for ch in &mut d.chapters {
@@ -226,7 +261,9 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
     );
     for comp in &mut dx.components {
         c.name(&mut comp.name, "component name");
-        c.name(&mut comp.kind, "component kind");
+        for dep in &mut comp.depends_on {
+            c.name(dep, "component dependency");
+        }
         c.text(&mut comp.description, "component description");
     }
     c.cap(
@@ -239,6 +276,40 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
         c.name(&mut g.term, "glossary term");
         c.text(&mut g.meaning, "glossary meaning");
     }
+    c.cap(&mut d.remedies, MAX_REMEDIES, "remedies", Keep::First);
+    for r in &mut d.remedies {
+        c.name(&mut r.id, "remedy id");
+        c.name(&mut r.name, "remedy name");
+        c.text(&mut r.description, "remedy description");
+        c.text(&mut r.undo, "remedy undo");
+        c.cap(
+            &mut r.addresses,
+            MAX_ITEMS,
+            "anomalies one remedy addresses",
+            Keep::First,
+        );
+        for a in &mut r.addresses {
+            c.name(a, "anomaly a remedy addresses");
+        }
+        c.cap(
+            &mut r.params,
+            MAX_PARAMS,
+            "parameters of one remedy",
+            Keep::First,
+        );
+        for p in &mut r.params {
+            c.name(&mut p.name, "parameter name");
+            c.text(&mut p.description, "parameter description");
+            c.name(&mut p.unit, "parameter unit");
+            c.value(&mut p.default);
+            p.min = c.finite(p.min, &p.name, "minimum");
+            p.max = c.finite(p.max, &p.name, "maximum");
+        }
+        if let Some(step) = &mut r.probe_step {
+            c.name(step, "remedy probe step");
+        }
+    }
+    c.unique(d.remedies.iter_mut().map(|r| &mut r.id), "remedies", "id");
     c.found
 }
 
@@ -450,6 +521,7 @@ mod tests {
             address: "a".into(),
             status: NodeStatus::Up,
             metrics: vec![Metric::new("ops", 1.0, "/s")],
+            ..Default::default()
         }
     }
 
@@ -463,6 +535,7 @@ mod tests {
             components: vec![],
             observed: Some(f64::INFINITY),
             bound: Some(1.0),
+            ..Default::default()
         }
     }
 
@@ -478,6 +551,7 @@ mod tests {
                     at_ms: i,
                     level: Level::Info,
                     message: "x".repeat(if i == 5 { 10 * 1024 * 1024 } else { 3 }),
+                    component: None,
                 })
                 .collect(),
         };
@@ -512,6 +586,37 @@ mod tests {
     }
 
     #[test]
+    fn a_description_flooded_with_remedies_is_cut_and_their_ids_kept_unique() {
+        let remedy = |i: usize| plugin_api::Remedy {
+            id: if i < 2 {
+                "same".into()
+            } else {
+                format!("r{i}")
+            },
+            name: "n".repeat(10_000),
+            description: String::new(),
+            addresses: vec!["t".into(); 1000],
+            params: vec![],
+            target: plugin_api::RemedyTarget::Cluster,
+            risk: plugin_api::Risk::Low,
+            undo: String::new(),
+            verify_within_ms: 1,
+            probe_step: None,
+        };
+        let mut d = crate::engine::fixture::description();
+        d.remedies = (0..1000).map(remedy).collect();
+        let found = description("hostile", &mut d);
+        assert_eq!(d.remedies.len(), MAX_REMEDIES);
+        assert_eq!(d.remedies[0].id, "same");
+        assert_eq!(d.remedies[1].id, "same#2", "duplicates told apart");
+        assert!(d.remedies.iter().all(|r| r.name.len() <= MAX_NAME_BYTES));
+        assert!(d.remedies.iter().all(|r| r.addresses.len() <= MAX_ITEMS));
+        let kinds: Vec<Kind> = found.iter().map(|w| w.kind).collect();
+        assert!(kinds.contains(&Kind::TooMany("remedies")), "{found:#?}");
+        assert!(kinds.contains(&Kind::DuplicateId), "{found:#?}");
+    }
+
+    #[test]
     fn long_strings_are_cut_on_a_character_boundary() {
         let mut s = HealthSnapshot {
             nodes: vec![node(&"→".repeat(1000))],
@@ -519,6 +624,7 @@ mod tests {
                 at_ms: 1,
                 level: Level::Warn,
                 message: "y".repeat(100 * 1024 * 1024),
+                component: None,
             }],
             ..HealthSnapshot::default()
         };

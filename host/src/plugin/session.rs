@@ -17,7 +17,7 @@
 use super::loader::LoadedPlugin;
 use super::sanitize::{self, Warned};
 use plugin_api::client::Instance;
-use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue, PluginError};
+use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue, PluginError, RemedyOutcome};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub struct Timeouts {
     pub recover: Duration,
     pub step: Duration,
     pub teardown: Duration,
+    /// A remedy may restart a process or promote a standby.
+    pub remedy: Duration,
 }
 
 impl Default for Timeouts {
@@ -45,6 +47,7 @@ impl Default for Timeouts {
             recover: Duration::from_secs(60),
             step: Duration::from_secs(60),
             teardown: Duration::from_secs(60),
+            remedy: Duration::from_secs(60),
         }
     }
 }
@@ -60,6 +63,7 @@ impl Timeouts {
             recover: d,
             step: d,
             teardown: d,
+            remedy: d,
         }
     }
 }
@@ -237,6 +241,24 @@ impl Session {
             i.recover_leftover(&undo)
         })
         .await
+    }
+
+    /// Runs a declared remedy (the plugin validates its id and parameters).
+    pub async fn remediate(
+        &self,
+        remedy: &str,
+        params: Vec<(String, ParamValue)>,
+        target: &str,
+    ) -> Result<RemedyOutcome, CallError> {
+        let (remedy, target) = (remedy.to_string(), target.to_string());
+        let mut outcome = self
+            .call("remediate", self.timeouts.remedy, move |i| {
+                i.remediate(&remedy, &params, &target)
+            })
+            .await?;
+        self.warned
+            .add(sanitize::message(self.subject_id(), &mut outcome.summary));
+        Ok(outcome)
     }
 
     /// Calls `health` on the current thread (benchmarks measure the ABI itself).

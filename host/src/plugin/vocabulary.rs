@@ -20,6 +20,7 @@ pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
         .filter(|g| g.class.is_some())
         .map(|g| normalize(&g.term))
         .collect();
+    let mut warnings = remedies_unreachable(plugin, d, &terms);
     let missing: Vec<String> = d
         .chapters
         .iter()
@@ -30,15 +31,38 @@ pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
                 .then(|| format!("chapter {} (\"{}\") expects `{want}`", i + 1, c.title))
         })
         .collect();
-    if missing.is_empty() {
+    if !missing.is_empty() {
+        warnings.push(Warning {
+            kind: Kind::Vocabulary,
+            message: format!(
+                "plugin {plugin}: {}, but no glossary entry with a class has that term, so no diagnosis can match it; \
+                 add a GlossaryEntry {{ term, meaning, class: Some(AnomalyClass::…) }} for it (plugin-api/README.md, Diagnosis)",
+                missing.join("; ")
+            ),
+        });
+    }
+    warnings
+}
+
+/// A remedy is proposed when a diagnosis names an anomaly it addresses, and
+/// diagnoses name glossary terms with a class: one addressing only other
+/// words is never proposed.
+fn remedies_unreachable(plugin: &str, d: &SubjectDescription, terms: &[String]) -> Vec<Warning> {
+    let never: Vec<&str> = d
+        .remedies
+        .iter()
+        .filter(|r| !r.addresses.iter().any(|a| terms.contains(&normalize(a))))
+        .map(|r| r.id.as_str())
+        .collect();
+    if never.is_empty() {
         return Vec::new();
     }
     vec![Warning {
-        kind: Kind::Vocabulary,
+        kind: Kind::Remediation,
         message: format!(
-            "plugin {plugin}: {}, but no glossary entry with a class has that term, so no diagnosis can match it; \
-             add a GlossaryEntry {{ term, meaning, class: Some(AnomalyClass::…) }} for it (plugin-api/README.md, Diagnosis)",
-            missing.join("; ")
+            "plugin {plugin}: remedy {} addresses no glossary term with a class, so no diagnosis will propose it; \
+             list in `addresses` the glossary terms of the anomalies it fixes (plugin-api/README.md, Remedies)",
+            never.join(", ")
         ),
     }]
 }
@@ -47,6 +71,25 @@ pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
 mod tests {
     use super::*;
     use plugin_api::{AnomalyClass, Chapter, Component, GlossaryEntry};
+
+    #[test]
+    fn a_remedy_that_addresses_no_classed_term_is_named() {
+        let mut d = crate::engine::fixture::description();
+        let mut stray = crate::engine::fixture::remedy(
+            "reboot",
+            plugin_api::Risk::Low,
+            plugin_api::RemedyTarget::Cluster,
+        );
+        stray.addresses = vec!["gremlins".into()];
+        d.remedies.push(stray);
+        let w = check("fx", &d);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].message.contains("remedy reboot") && !w[0].message.contains("resync"),
+            "{}",
+            w[0].message
+        );
+    }
 
     fn description(glossary: Vec<GlossaryEntry>) -> SubjectDescription {
         SubjectDescription {
@@ -57,6 +100,7 @@ mod tests {
                 description: String::new(),
                 api_version: String::new(),
                 environments: vec![],
+                prerequisites: Vec::new(),
             },
             chapters: vec![
                 Chapter::narrate("Intro", "…"),
@@ -67,6 +111,7 @@ mod tests {
                 glossary,
                 ..Default::default()
             },
+            remedies: Vec::new(),
         }
     }
 

@@ -4,7 +4,14 @@ use crate::diagnosis::{self, BackendConfig, DiagnoseOptions};
 use crate::engine::{Action, Effect};
 use crate::leftovers::{Leftover, Leftovers};
 use crate::plugin::session::{CallError, Session};
-use plugin_api::Level;
+use plugin_api::{ActiveFault, Level, RemedyOutcome};
+
+/// Leftover records of remedies carry this prefix in their ids.
+pub const REMEDY_RECORD: &str = "remedy:";
+
+pub fn is_remedy_record(action_id: &str) -> bool {
+    action_id.starts_with(REMEDY_RECORD)
+}
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedSender};
@@ -40,6 +47,53 @@ impl Executor {
         self.session.recover_leftover(&leftover.fault.undo).await?;
         self.clear_record(&leftover.fault.fault_id);
         Ok(())
+    }
+
+    /// Ends a record this host left: a remedy's change is put back with its
+    /// undo record, a fault is recovered by its id (the error exit).
+    pub async fn end_own_record(&self, leftover: &Leftover) -> Result<(), CallError> {
+        if is_remedy_record(&leftover.fault.action_id) {
+            self.undo_leftover_and_clear(leftover).await
+        } else {
+            self.recover_and_clear(&leftover.fault.fault_id).await
+        }
+    }
+
+    /// Records a remedy's lasting change like a fault, so a killed host's
+    /// next start puts it back through `recover_leftover`.
+    fn record_remedy(&self, remedy: &str, target: &str, outcome: &RemedyOutcome) -> Option<String> {
+        if outcome.undo.is_empty() {
+            return None;
+        }
+        let now = plugin_api::now_ms();
+        let record = ActiveFault {
+            fault_id: format!("{REMEDY_RECORD}{remedy}-{now}"),
+            action_id: format!("{REMEDY_RECORD}{remedy}"),
+            targets: if target.is_empty() {
+                vec![]
+            } else {
+                vec![target.to_string()]
+            },
+            summary: format!("remedy {remedy}: {}", outcome.summary),
+            started_ms: now,
+            expires_ms: None,
+            undo: outcome.undo.clone(),
+        };
+        if let Err(e) =
+            self.leftovers
+                .record(self.session.subject_id(), &self.session.config, &record)
+        {
+            let _ = self.tx.send(Action::Log {
+                at_ms: now,
+                level: Level::Warn,
+                source: "host",
+                message: format!(
+                    "could not record remedy {remedy} for leftover recovery at {}: {e}",
+                    self.leftovers.path().display()
+                ),
+            });
+        }
+        Some(record.fault_id)
     }
 
     /// A record that cannot be cleared is only a warning: the next start
@@ -129,6 +183,37 @@ impl Executor {
                     let result = diagnosis::diagnose(&cfg, &window, &opts, chunk_tx).await;
                     let _ = forward.await;
                     let _ = tx.send(Action::DiagnosisDone(result));
+                });
+            }
+            Effect::Remediate {
+                remedy,
+                params,
+                target,
+            } => {
+                let exec = self.clone();
+                tokio::spawn(async move {
+                    let result = exec.session.remediate(&remedy, params, &target).await;
+                    let record = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|o| exec.record_remedy(&remedy, &target, o));
+                    let _ = tx.send(Action::Remediated { record, result });
+                });
+            }
+            Effect::Probe { step } => {
+                tokio::spawn(async move {
+                    let result = session.run_step(&step).await;
+                    let _ = tx.send(Action::Probed(result));
+                });
+            }
+            Effect::UndoRemedy { record, undo } => {
+                let exec = self.clone();
+                tokio::spawn(async move {
+                    let result = exec.session.recover_leftover(&undo).await;
+                    if result.is_ok() {
+                        exec.clear_record(&record);
+                    }
+                    let _ = tx.send(Action::RemedyUndone { record, result });
                 });
             }
             Effect::Discover => {

@@ -23,6 +23,8 @@ pub struct HeadlessOptions {
     /// NDJSON events on stdout (progress lines then go to stderr).
     pub events_json: bool,
     pub environment: String,
+    /// Which proposed remedies run without a presenter.
+    pub remediate: crate::engine::remedy::Policy,
 }
 
 /// How long teardown may take at the end of a run before the host gives up on it.
@@ -68,6 +70,7 @@ async fn play(
         opts.countdown.as_millis() as u64,
         started,
     );
+    demo.remediation.policy = opts.remediate;
     let mut failures = Vec::new();
     let mut timeline = Vec::new();
     let diagnoser = exec.diagnoser.label();

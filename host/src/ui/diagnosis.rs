@@ -1,13 +1,76 @@
 //! The AI diagnosis panel: rule findings and the backend's conclusion, apart.
 
 use super::format;
+use crate::engine::remedy::Stage;
 use crate::engine::state::DiagnosisPanel;
 use crate::engine::Demo;
+use plugin_api::Risk;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
+
+/// The "proposed fix" block: the remedy, its risk, where it stands, and the keys.
+fn proposed_fix(demo: &Demo) -> Vec<Line<'static>> {
+    let Some(run) = demo.remediation.latest() else {
+        return Vec::new();
+    };
+    let risk_color = match run.risk {
+        Risk::Low => Color::Green,
+        Risk::Medium => Color::Yellow,
+        Risk::High => Color::Red,
+    };
+    let target = if run.target.is_empty() {
+        "the cluster".to_string()
+    } else {
+        run.target.clone()
+    };
+    let mut head = vec![
+        Span::styled("proposed fix: ", format::dim()),
+        Span::styled(
+            format!("{} on {target}", run.name),
+            Style::new().add_modifier(ratatui::style::Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(" · {} risk", run.risk.label()),
+            Style::new().fg(risk_color),
+        ),
+    ];
+    let (state, color) = match &run.stage {
+        Stage::Proposed if demo.remediation.kill_switch => {
+            ("refused: kill switch".into(), Color::Red)
+        }
+        Stage::Proposed => ("a: approve · c: reject".to_string(), Color::Cyan),
+        Stage::Confirming => ("high risk: a again to run · c: reject".into(), Color::Red),
+        Stage::Running => ("running…".into(), Color::Yellow),
+        Stage::Verifying { deadline_ms } => (
+            format!(
+                "verifying: invariants must be ok within {:.1}s",
+                deadline_ms.saturating_sub(demo.now_ms) as f64 / 1000.0
+            ),
+            Color::Yellow,
+        ),
+        Stage::Probing => ("probing…".into(), Color::Yellow),
+        Stage::Resolved => {
+            let after = run
+                .times_to_resolve()
+                .2
+                .map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_default();
+            (
+                format!("✔ resolved{after}: every invariant ok"),
+                Color::Green,
+            )
+        }
+        Stage::Failed { reason } => (format!("✘ remedy failed: {reason}"), Color::Red),
+        Stage::Rejected => ("rejected".into(), Color::DarkGray),
+        Stage::Refused { reason } => (format!("not run: {reason}"), Color::DarkGray),
+    };
+    head.push(Span::raw(" · "));
+    head.push(Span::styled(state, Style::new().fg(color)));
+    vec![Line::from(head)]
+}
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -75,6 +138,7 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             }
             l.push(Line::from(format!("cause: {}", d.likely_cause)));
             l.push(Line::from(format!("action: {}", d.recommended_action)));
+            l.extend(proposed_fix(demo));
             if let Some(s) = score {
                 let (mark, color) = if s.anomaly_ok && s.component_ok {
                     ("✔ matches the chapter's expectation", Color::Green)

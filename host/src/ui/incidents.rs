@@ -19,6 +19,8 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
         let (state, style) = match i.state {
             IncidentState::Open => ("open", Style::new().fg(Color::Red)),
             IncidentState::Diagnosed => ("diagnosed", Style::new().fg(Color::Magenta)),
+            IncidentState::Remediating => ("remediating", Style::new().fg(Color::Yellow)),
+            IncidentState::RemedyFailed => ("fix failed", Style::new().fg(Color::Red)),
             IncidentState::Resolved => ("resolved", Style::new().fg(Color::Green)),
         };
         Row::new(vec![

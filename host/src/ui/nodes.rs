@@ -252,6 +252,7 @@ mod tests {
             address: String::new(),
             status,
             metrics: vec![],
+            ..Default::default()
         }
     }
 

@@ -13,6 +13,9 @@ const HELP: &[(&str, &str)] = &[
     ("backspace, ←", "previous chapter"),
     ("d", "diagnose now"),
     ("x", "recover all active chaos now"),
+    ("a", "approve the proposed fix (high risk: twice)"),
+    ("c", "reject the proposed fix"),
+    ("K", "kill switch: refuse every fix in this run"),
     ("s", "switch subject (hot swap)"),
     ("r", "reload the current plugin from disk"),
     ("/", "filter the event log (enter keeps, esc clears)"),
@@ -80,7 +83,10 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
 }
 
 fn popup(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16) {
-    let height = (lines.len() as u16 + 2).min(area.height);
+    // Wrapped lines take more than one row: count them, so nothing is cut.
+    let inner = usize::from(width.min(area.width).saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let height = (rows as u16).saturating_add(2).min(area.height);
     let [row] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(area);

@@ -105,7 +105,9 @@ fn diagnosed() {
         "likely_cause": "the store stopped taking writes while nodes kept counting",
         "severity": "high", "recommended_action": "restore writes to the store", "confidence": 0.86,
         "narrative": "Local views ran ahead of the store.", "backend": "builtin",
-        "rule_findings": ["views agree violated: store is 42 behind the nodes"]
+        "rule_findings": ["views agree violated: store is 42 behind the nodes"],
+        "proposed_remedy": {"id": "resync", "target": "", "params": [],
+            "rationale": "resync the store addresses view drift, on the cluster"}
     }))
     .expect("a diagnosis");
     update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));
@@ -182,6 +184,7 @@ fn cluster_of(n: usize) -> Demo {
                 _ => plugin_api::NodeStatus::Up,
             },
             metrics: vec![plugin_api::Metric::new("value", i as f64, "")],
+            ..Default::default()
         })
         .chain((1..=2).map(|i| plugin_api::NodeHealth {
             id: format!("coord-{i}"),
@@ -189,6 +192,7 @@ fn cluster_of(n: usize) -> Demo {
             address: format!("10.1.0.{i}:2379"),
             status: plugin_api::NodeStatus::Up,
             metrics: vec![],
+            ..Default::default()
         }))
         .collect();
     update(&mut demo, t, Action::HealthPolled(Ok(s)));

@@ -63,6 +63,7 @@ impl Subject for ExampleSubject {
                     "Three in-process replicas of a counter; a template for plugin authors.".into(),
                 api_version: String::new(),
                 environments: vec!["inprocess".into()],
+                prerequisites: Vec::new(),
             },
             chapters: vec![
                 Chapter::narrate(
@@ -115,8 +116,9 @@ impl Subject for ExampleSubject {
                 components: (1..=3)
                     .map(|i| ComponentInfo {
                         name: format!("replica-{i}"),
-                        kind: "replica".into(),
-                        description: "holds a copy of the counter".into(),
+                        kind: ComponentKind::Member,
+                        description: "a replica: holds a copy of the counter".into(),
+                        depends_on: Vec::new(),
                     })
                     .collect(),
                 glossary: vec![
@@ -132,6 +134,36 @@ impl Subject for ExampleSubject {
                     },
                 ],
             },
+            remedies: vec![
+                Remedy {
+                    id: "resync-replica".into(),
+                    name: "Resync the replica".into(),
+                    description: "Open a fresh replication stream to the lagging replica and copy \
+                                  the writes it missed, as an operator would rebuild a follower."
+                        .into(),
+                    addresses: vec!["replica divergence".into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Low,
+                    undo: String::new(),
+                    verify_within_ms: 2_000,
+                    probe_step: None,
+                },
+                Remedy {
+                    id: "restart-replica".into(),
+                    name: "Restart the replica".into(),
+                    description: "Restart the replica that stopped answering; it rejoins with \
+                                  the writer's current value."
+                        .into(),
+                    addresses: vec!["replica crash".into()],
+                    params: vec![],
+                    target: RemedyTarget::Component,
+                    risk: Risk::Low,
+                    undo: String::new(),
+                    verify_within_ms: 2_000,
+                    probe_step: None,
+                },
+            ],
         }
     }
 
@@ -216,6 +248,10 @@ impl Subject for ExampleSubject {
                     NodeStatus::Down
                 },
                 metrics: vec![Metric::new("value", r.value as f64, "")],
+                kind: ComponentKind::Member,
+                depends_on: Vec::new(),
+                // A crashed replica's value is its last one, kept for context.
+                stale: !r.up,
             })
             .collect();
         let up: Vec<&Replica> = replicas.iter().filter(|r| r.up).collect();
@@ -248,6 +284,7 @@ impl Subject for ExampleSubject {
                 components: lagging.iter().map(|r| r.id.clone()).collect(),
                 observed: Some(max_lag as f64),
                 bound: Some(TOLERANCE as f64),
+                ..Default::default()
             },
             Invariant {
                 name: "replicas up".into(),
@@ -266,6 +303,7 @@ impl Subject for ExampleSubject {
                 components: down.iter().map(|r| r.id.clone()).collect(),
                 observed: Some(down.len() as f64),
                 bound: Some(0.0),
+                ..Default::default()
             },
         ];
         self.since.stamp(&mut invariants);
@@ -336,6 +374,41 @@ impl Subject for ExampleSubject {
             },
             other => Err(PluginError::Unsupported(format!("step `{other}`"))),
         }
+    }
+
+    /// What an operator would do, without knowing a fault was injected: the
+    /// partition or the crash stays recorded as active until the host recovers it.
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        let acked = self.shared.acknowledged.load(Ordering::SeqCst);
+        let mut replicas = lock(&self.shared.replicas)?;
+        let replica = replicas
+            .iter_mut()
+            .find(|r| r.id == target)
+            .ok_or_else(|| PluginError::invalid(format!("no replica `{target}` to {remedy}")))?;
+        let summary = match remedy {
+            "resync-replica" => {
+                // A new stream replaces the one that was cut off.
+                replica.partitioned_until = None;
+                replica.value = acked;
+                format!("{target} resynced at write {acked}")
+            }
+            "restart-replica" => {
+                replica.up = true;
+                replica.value = acked;
+                format!("{target} restarted at write {acked}")
+            }
+            other => return Err(PluginError::invalid(format!("unknown remedy `{other}`"))),
+        };
+        self.shared.log.info(&summary);
+        Ok(RemedyOutcome {
+            summary,
+            undo: String::new(),
+        })
     }
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {

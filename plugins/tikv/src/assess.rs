@@ -2,7 +2,9 @@
 //! Pure: no I/O, so every verdict is tested on PD's JSON directly.
 
 use crate::pd::{MemberHealth, RegionsInfo, StoreInfo, StoresInfo};
-use plugin_api::{AnomalyClass, Invariant, InvariantStatus, Metric, NodeHealth, NodeStatus};
+use plugin_api::{
+    AnomalyClass, ComponentKind, Invariant, InvariantStatus, Metric, NodeHealth, NodeStatus,
+};
 
 /// Invariant names, shared with the chapters and the glossary.
 pub const STORE_DOWN: &str = "store down";
@@ -94,6 +96,7 @@ fn invariant(name: &str, class: AnomalyClass, at_ms: u64) -> Invariant {
         components: Vec::new(),
         observed: None,
         bound: None,
+        ..Default::default()
     }
 }
 
@@ -193,6 +196,8 @@ fn store_nodes(obs: &Observation) -> Vec<NodeHealth> {
             NodeHealth {
                 id: store_node_id(s.store.id),
                 role: "tikv".into(),
+                kind: ComponentKind::Member,
+                depends_on: vec!["pd".into()],
                 address: s.store.address.clone(),
                 status: if known {
                     node_status(&s.store.state_name)
@@ -200,6 +205,7 @@ fn store_nodes(obs: &Observation) -> Vec<NodeHealth> {
                     NodeStatus::Unknown
                 },
                 metrics,
+                ..Default::default()
             }
         })
         .collect()
@@ -212,6 +218,7 @@ fn pd_nodes(obs: &Observation) -> Vec<NodeHealth> {
             .map(|m| NodeHealth {
                 id: m.name.clone(),
                 role: "pd".into(),
+                kind: ComponentKind::Dependency,
                 address: m
                     .client_urls
                     .first()
@@ -223,14 +230,17 @@ fn pd_nodes(obs: &Observation) -> Vec<NodeHealth> {
                     NodeStatus::Down
                 },
                 metrics: Vec::new(),
+                ..Default::default()
             })
             .collect(),
         _ => vec![NodeHealth {
             id: "pd".into(),
             role: "pd".into(),
+            kind: ComponentKind::Dependency,
             address: obs.pd_url.clone(),
             status: NodeStatus::Down,
             metrics: Vec::new(),
+            ..Default::default()
         }],
     }
 }

@@ -123,6 +123,7 @@ impl TikvSubject {
                         before.unwrap_or_default(),
                         s.store.state_name
                     ),
+                    component: None,
                 });
             }
         }
@@ -351,6 +352,21 @@ fn describe() -> SubjectDescription {
                 .into(),
             api_version: String::new(),
             environments: vec!["compose".into(), "local".into()],
+            // The same list as `[package.metadata.demo-host]` (a test checks).
+            prerequisites: vec![
+                Prerequisite {
+                    binary: "docker-compose".into(),
+                    why: "env=compose starts PD and the stores as a Compose project when no PD answers".into(),
+                    environments: vec!["compose".into()],
+                    optional: true,
+                },
+                Prerequisite {
+                    binary: "tiup".into(),
+                    why: "env=local starts `tiup playground` when no PD answers (install: see docs/tikv.md)".into(),
+                    environments: vec!["local".into()],
+                    optional: true,
+                },
+            ],
         },
         chapters: chapters(),
         chaos_actions: vec![ChaosAction {
@@ -373,6 +389,7 @@ fn describe() -> SubjectDescription {
             recovery: Recovery::ExplicitRecover,
         }],
         diagnosis: diagnosis_context(),
+        remedies: Vec::new(),
     }
 }
 
@@ -437,10 +454,11 @@ fn glossary(term: &str, meaning: &str, class: Option<AnomalyClass>) -> GlossaryE
 }
 
 fn diagnosis_context() -> DiagnosisContext {
-    let component = |name: &str, kind: &str, description: &str| ComponentInfo {
+    let component = |name: &str, kind: ComponentKind, description: &str| ComponentInfo {
         name: name.into(),
-        kind: kind.into(),
+        kind,
         description: description.into(),
+        depends_on: Vec::new(),
     };
     DiagnosisContext {
         system: "TiKV, a distributed transactional key-value store. PD (placement driver) keeps the cluster map, \
@@ -448,9 +466,12 @@ fn diagnosis_context() -> DiagnosisContext {
                  replicas of regions (three replicas per region)."
             .into(),
         components: vec![
-            component("pd", "placement driver", "cluster metadata, store heartbeats, leader scheduling"),
-            component("store-<id>", "tikv store", "a TiKV server holding region replicas; named by PD store id"),
-            component("go-ycsb", "load generator", "YCSB workload A against TiKV"),
+            component("pd", ComponentKind::Dependency, "placement driver: cluster metadata, store heartbeats, leader scheduling"),
+            ComponentInfo {
+                depends_on: vec!["pd".into()],
+                ..component("store-<id>", ComponentKind::Member, "a TiKV store holding region replicas; named by PD store id")
+            },
+            component("go-ycsb", ComponentKind::Client, "load generator: YCSB workload A against TiKV"),
         ],
         glossary: vec![
             glossary(

@@ -2,7 +2,10 @@
 //! nodes that left `up`, metrics before against during the anomaly, warnings.
 
 use crate::diagnosis::window::ObservationWindow;
-use plugin_api::{AnomalyClass, HealthSnapshot, InvariantStatus, Level, NodeHealth, NodeStatus};
+use plugin_api::{
+    AnomalyClass, BoundIs, ComponentKind, HealthSnapshot, InvariantStatus, Level, NodeHealth,
+    NodeStatus,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Warnings this long before the anomaly start still count as its precursors.
@@ -25,13 +28,19 @@ pub(super) struct InvariantRecord {
     pub(super) components: Vec<String>,
     pub(super) observed: Option<f64>,
     pub(super) bound: Option<f64>,
+    pub(super) bound_is: BoundIs,
 }
 
 impl InvariantRecord {
+    /// Half the bound's size past it or more, for ceilings and floors alike
+    /// ("lag ≤ 5 s" at 7.5 s, "hit ratio ≥ 0.8" at 0.4).
     pub(super) fn exceeds_clearly(&self) -> bool {
         match (self.observed, self.bound) {
-            (Some(o), Some(b)) if b.abs() < f64::EPSILON => o > 0.0,
-            (Some(o), Some(b)) => o >= 1.5 * b,
+            (Some(o), Some(b)) if b.abs() < f64::EPSILON => match self.bound_is {
+                BoundIs::Ceiling => o > 0.0,
+                BoundIs::Floor => o < 0.0,
+            },
+            (Some(o), Some(b)) => self.bound_is.excess(o, b) >= 0.5,
             _ => false,
         }
     }
@@ -58,7 +67,7 @@ pub(super) struct NodeChange {
     pub(super) at_ms: u64,
     pub(super) from: NodeStatus,
     pub(super) to: NodeStatus,
-    /// No other node shares its role: a dependency the members share.
+    /// The plugin says it is a dependency the members share.
     pub(super) shared_dependency: bool,
 }
 
@@ -139,7 +148,7 @@ pub(super) struct Facts {
     pub(super) nodes: Vec<NodeHealth>,
     pub(super) metric_deltas: Vec<MetricDelta>,
     pub(super) warnings: Vec<(u64, Level, String)>,
-    /// Nodes that share their role with another node.
+    /// Components of kind member (see [`ComponentKind`]).
     pub(super) member_count: usize,
 }
 
@@ -154,21 +163,23 @@ impl Facts {
             .min()
             .unwrap_or(0);
         let nodes = latest_nodes(&window.snapshots);
-        // How many nodes share a role at once (a node may be renamed between polls).
-        let mut role_counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for snap in &window.snapshots {
-            let mut here: BTreeMap<&str, usize> = BTreeMap::new();
-            for n in &snap.nodes {
-                *here.entry(n.role.as_str()).or_default() += 1;
-            }
-            for (role, count) in here {
-                let max = role_counts.entry(role).or_default();
-                *max = (*max).max(count);
-            }
-        }
-        let has_group = role_counts.values().any(|c| *c >= 2);
-        let shared = |n: &NodeHealth| has_group && role_counts.get(n.role.as_str()) == Some(&1);
-        let member_count = nodes.iter().filter(|n| !shared(n)).count();
+        // What a component is comes from the plugin, never from its role or
+        // name: a Raft leader is unique by role and still a member.
+        let declared: BTreeMap<&str, ComponentKind> = window
+            .context
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
+        let kind_of = |n: &NodeHealth| match (n.kind, declared.get(n.id.as_str())) {
+            (ComponentKind::Member, Some(k)) => *k,
+            (k, _) => k,
+        };
+        let shared = |n: &NodeHealth| kind_of(n) == ComponentKind::Dependency;
+        let member_count = nodes
+            .iter()
+            .filter(|n| kind_of(n) == ComponentKind::Member)
+            .count();
         let changes = node_changes(&window.snapshots);
         let invariants = invariant_records(window);
         // Where "before" ends: as the engine saw it, else the first sign of trouble.
@@ -337,6 +348,7 @@ fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
                         components: inv.components.clone(),
                         observed: inv.observed,
                         bound: inv.bound,
+                        bound_is: inv.bound_is,
                     });
                     records.len() - 1
                 }
@@ -354,6 +366,7 @@ fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
                     r.components = inv.components.clone();
                     r.observed = inv.observed;
                     r.bound = inv.bound;
+                    r.bound_is = inv.bound_is;
                 }
                 InvariantStatus::Unknown => r.ever_unknown = true,
                 InvariantStatus::Ok => {}
@@ -378,6 +391,7 @@ fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
                     components: c.components.clone(),
                     observed: None,
                     bound: None,
+                    bound_is: BoundIs::Ceiling,
                 });
                 records.len() - 1
             }

@@ -33,6 +33,7 @@ pub(super) fn invariant(
         },
         observed: Some(if violated { 10.0 } else { 0.0 }),
         bound: Some(3.0),
+        ..Default::default()
     }
 }
 
@@ -43,6 +44,7 @@ pub(super) fn node(id: &str) -> NodeHealth {
         address: String::new(),
         status: NodeStatus::Up,
         metrics: vec![],
+        ..Default::default()
     }
 }
 

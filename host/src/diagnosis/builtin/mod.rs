@@ -28,10 +28,16 @@ pub fn diagnose(window: &ObservationWindow) -> Diagnosis {
     let best = hypotheses
         .first()
         .filter(|h| h.support() >= MIN_SUPPORT && h.score() > 0.0);
-    match best {
+    let mut d = match best {
         Some(best) => writeup::anomaly(window, &facts, best, &hypotheses),
         None => writeup::healthy(window, &facts, &hypotheses),
+    };
+    if d.class.is_some() && !window.remedies.is_empty() {
+        let ids: Vec<String> = facts.nodes.iter().map(|n| n.id.clone()).collect();
+        d.proposed_remedy =
+            super::remedy::choose(&window.remedies, &d.anomaly, &d.affected_components, &ids);
     }
+    d
 }
 
 fn round2(x: f64) -> f64 {

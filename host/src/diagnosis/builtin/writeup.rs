@@ -52,12 +52,16 @@ fn severity(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> Severity {
                 Severity::High
             }
         }
+        AnomalyClass::QuorumLoss => Severity::Critical,
         AnomalyClass::BoundExceeded
         | AnomalyClass::Accounting
-        | AnomalyClass::CapacityExhausted => Severity::High,
-        AnomalyClass::StateDivergence | AnomalyClass::LatencySpike | AnomalyClass::Other => {
-            Severity::Medium
-        }
+        | AnomalyClass::CapacityExhausted
+        | AnomalyClass::ErrorBurst => Severity::High,
+        AnomalyClass::StateDivergence
+        | AnomalyClass::LatencySpike
+        | AnomalyClass::Lag
+        | AnomalyClass::Saturation
+        | AnomalyClass::Other => Severity::Medium,
         AnomalyClass::Imbalance => Severity::Low,
     };
     if best.brief || best.resolved {
@@ -77,6 +81,10 @@ fn recommended_action(class: AnomalyClass, components: &str) -> String {
         AnomalyClass::Imbalance => format!("Rebalance work or data away from {components}."),
         AnomalyClass::CapacityExhausted => format!("Free or add capacity on {components} before it runs out."),
         AnomalyClass::Accounting => format!("Reconcile the counts on {components}: find operations that were lost or counted twice."),
+        AnomalyClass::Lag => format!("Find what holds {components} back (a slow link, a stalled apply or consumer, too much write load) and let it catch up before relying on its data."),
+        AnomalyClass::QuorumLoss => format!("Restore enough members of {components} to regain a quorum and a leader; do not force a new one while the old may still be alive."),
+        AnomalyClass::ErrorBurst => format!("Look at what {components} returns errors for and when they began; roll back or isolate the change or the member that causes them."),
+        AnomalyClass::Saturation => format!("Shed or spread the load on {components}, or add capacity, before its queues overflow."),
         AnomalyClass::Other => format!("Inspect {components} and the violated invariants."),
     }
 }
@@ -297,6 +305,7 @@ pub(super) fn anomaly(
         narrative,
         backend: "builtin".into(),
         rule_findings: Vec::new(),
+        proposed_remedy: None,
     }
 }
 
@@ -359,6 +368,7 @@ pub(super) fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothes
         narrative,
         backend: "builtin".into(),
         rule_findings: Vec::new(),
+        proposed_remedy: None,
     }
 }
 

@@ -26,10 +26,17 @@ pub fn description() -> SubjectDescription {
             description: "Three ratelimiter-node processes share per-key counts through Redis; in the default cached mode they count locally and flush in batches (limitador's redis_cached design).".into(),
             api_version: String::new(),
             environments: vec!["local".into(), "compose".into()],
+            // The same list as `[package.metadata.demo-host]` (a test checks).
+            prerequisites: vec![
+                prerequisite("redis-server", "the local environment runs Redis as a process", "local", false),
+                prerequisite("docker", "the compose environment runs the cluster in containers", "compose", false),
+                prerequisite("docker-compose", "the compose environment is a Compose project", "compose", false),
+            ],
         },
         chapters: chapters(),
         chaos_actions: chaos_actions(),
         diagnosis: diagnosis(),
+        remedies: Vec::new(),
     }
 }
 
@@ -331,15 +338,18 @@ fn diagnosis() -> DiagnosisContext {
     let mut components: Vec<ComponentInfo> = (1..=3)
         .map(|i| ComponentInfo {
             name: format!("node-{i}"),
-            kind: "rate limiter node".into(),
-            description: "answers POST /check; in cached mode counts locally and flushes increments to Redis in batches".into(),
+            kind: ComponentKind::Member,
+            description: "a rate limiter node: answers POST /check; in cached mode counts locally and flushes increments to Redis in batches".into(),
+            depends_on: vec!["redis".into()],
         })
         .collect();
     components.push(ComponentInfo {
         name: "redis".into(),
-        kind: "store".into(),
-        description: "holds the limits, the shared per-window counters and the node registry"
-            .into(),
+        kind: ComponentKind::Dependency,
+        description:
+            "the store: holds the limits, the shared per-window counters and the node registry"
+                .into(),
+        depends_on: Vec::new(),
     });
     let term = |term: &str, meaning: &str, class: Option<AnomalyClass>| GlossaryEntry {
         term: term.into(),
@@ -482,5 +492,14 @@ mod tests {
             let names: Vec<&str> = a.params.iter().map(|p| p.name.as_str()).collect();
             assert_eq!(names, params, "{id}");
         }
+    }
+}
+
+fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
+    Prerequisite {
+        binary: binary.into(),
+        why: why.into(),
+        environments: vec![environment.into()],
+        optional,
     }
 }

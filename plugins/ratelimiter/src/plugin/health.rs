@@ -11,7 +11,9 @@ use crate::wire::scrape::{quantile, Scrape};
 use crate::wire::Mode;
 use crate::wire::{keys, CountersView, HealthView};
 use futures::future::join_all;
-use plugin_api::{Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus};
+use plugin_api::{
+    ComponentKind, Event, HealthSnapshot, Invariant, Level, Metric, NodeHealth, NodeStatus,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -413,6 +415,9 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
                 address: url.clone(),
                 status: NodeStatus::Unknown,
                 metrics: vec![],
+                kind: ComponentKind::Member,
+                depends_on: vec!["redis".into()],
+                stale: false,
             })
             .collect();
         return HealthSnapshot {
@@ -449,6 +454,7 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
     nodes.push(NodeHealth {
         id: "redis".into(),
         role: "store".into(),
+        kind: ComponentKind::Dependency,
         address: shared.redis_url(),
         status: if obs.redis.reachable {
             NodeStatus::Up
@@ -456,6 +462,7 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
             NodeStatus::Down
         },
         metrics: redis_metrics,
+        ..Default::default()
     });
     let mut metrics = Vec::new();
     if let (Some(first), Some(last)) = (st.samples.front(), st.samples.back()) {
@@ -555,6 +562,9 @@ fn node_health(n: &NodeObs, redis_rtt: Option<f64>) -> NodeHealth {
         address: n.url.clone(),
         status,
         metrics,
+        kind: ComponentKind::Member,
+        depends_on: vec!["redis".into()],
+        stale: false,
     }
 }
 
@@ -563,5 +573,6 @@ pub fn event(level: Level, message: String) -> Event {
         at_ms: crate::now_ms(),
         level,
         message,
+        component: None,
     }
 }

@@ -130,6 +130,7 @@ fn inv(
         components: vec![],
         observed: None,
         bound: None,
+        ..Default::default()
     }
 }
 
