@@ -377,6 +377,15 @@ fn diagnosis() -> DiagnosisContext {
     }
 }
 
+fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
+    Prerequisite {
+        binary: binary.into(),
+        why: why.into(),
+        environments: vec![environment.into()],
+        optional,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,14 +501,5 @@ mod tests {
             let names: Vec<&str> = a.params.iter().map(|p| p.name.as_str()).collect();
             assert_eq!(names, params, "{id}");
         }
-    }
-}
-
-fn prerequisite(binary: &str, why: &str, environment: &str, optional: bool) -> Prerequisite {
-    Prerequisite {
-        binary: binary.into(),
-        why: why.into(),
-        environments: vec![environment.into()],
-        optional,
     }
 }
