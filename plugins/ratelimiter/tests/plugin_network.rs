@@ -129,6 +129,13 @@ fn one_node_cut_off_is_named_alone_its_drift_is_its_own_and_recovery_heals_it() 
     let snap = s.0.health().unwrap();
     let node2 = snap.nodes.iter().find(|n| n.id == "node-2").unwrap();
     assert_eq!(node2.status, NodeStatus::Degraded);
+    assert!(
+        snap.events.iter().any(|e| e.level == Level::Warn
+            && e.component.as_deref() == Some("node-2")
+            && e.message.contains("cannot reach redis")),
+        "an event about node-2: {:?}",
+        snap.events
+    );
     // In cached mode it keeps admitting on its local view: the drift is
     // node-2's, not Redis's. (On a loaded machine another node's flush may
     // stall past its 50 ms limit for a poll and be named with Redis then, so

@@ -302,6 +302,7 @@ fn record(shared: &Shared, obs: Observation) {
         .filter(|e| watched.contains(&e.key))
         .collect();
     let mut events = Vec::new();
+    let mut node_events: Vec<(Level, String, String)> = Vec::new();
     {
         let mut st = shared.poll();
         st.node_up.resize(obs.nodes.len(), None);
@@ -340,16 +341,21 @@ fn record(shared: &Shared, obs: Observation) {
         for (l, was) in links.iter().zip(st.cut_before.iter_mut()) {
             let now = cut.contains(&l.id);
             if now != *was {
-                events.push(if now {
+                node_events.push(if now {
                     (
                         Level::Warn,
                         format!(
                             "{} cannot reach redis (its pings fail) while redis answers the plugin",
                             l.id
                         ),
+                        l.id.clone(),
                     )
                 } else {
-                    (Level::Info, format!("{} reaches redis again", l.id))
+                    (
+                        Level::Info,
+                        format!("{} reaches redis again", l.id),
+                        l.id.clone(),
+                    )
                 });
                 *was = now;
             }
@@ -395,6 +401,9 @@ fn record(shared: &Shared, obs: Observation) {
     }
     for (level, msg) in events {
         shared.event(level, msg);
+    }
+    for (level, msg, node) in node_events {
+        shared.event_on(level, msg, Some(node));
     }
 }
 

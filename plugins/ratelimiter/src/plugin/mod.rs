@@ -121,9 +121,16 @@ impl Shared {
         }
     }
     pub fn event(&self, level: Level, message: String) {
+        self.event_on(level, message, None);
+    }
+    /// An event about one component (a node, or `redis`).
+    pub fn event_on(&self, level: Level, message: String, component: Option<String>) {
         self.log.log(level, &message);
         let mut ev = lock(&self.events);
-        ev.push_back(health::event(level, message));
+        ev.push_back(Event {
+            component,
+            ..health::event(level, message)
+        });
         while ev.len() > MAX_EVENTS {
             ev.pop_front();
         }
