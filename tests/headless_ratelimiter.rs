@@ -257,8 +257,8 @@ fn sigterm_during_chaos_recovers_and_leaves_nothing_behind() {
     let running = processes_of_run(MARKER, &run_id);
     let count = |what: &str| running.iter().filter(|(_, cmd)| cmd.contains(what)).count();
     assert!(
-        count("redis-server") == 1 && count("ratelimiter-node") == 3,
-        "the marker finds the run's children: {running:?}"
+        count("redis-server") == 2 && count("ratelimiter-node") == 3,
+        "the marker finds the run's children (redis, its standby, three nodes): {running:?}"
     );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -278,6 +278,63 @@ fn sigterm_during_chaos_recovers_and_leaves_nothing_behind() {
     assert!(
         !leftovers.contains("fault_id"),
         "nothing left recorded: {leftovers}"
+    );
+    assert_no_orphans(&run_id);
+}
+
+/// `--remediate auto` on the whole demo: each anomaly's diagnosis proposes the
+/// plugin's fix, which runs while the fault is still in effect and is verified
+/// by the invariants; the recovery chapters put the fixes back, so every later
+/// chapter still sees its fault; nothing is left recorded or running.
+#[test]
+fn the_whole_demo_with_every_fix_run_by_policy_passes() {
+    let state = tempfile::tempdir().unwrap();
+    let journal_path = state.path().join("journal.json");
+    let run_id = format!("fix-{}", std::process::id());
+    let status = command(&run_id, state.path(), &journal_path)
+        .args(["--remediate", "auto"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    assert!(status.success(), "{:#}", journal["failures"]);
+    assert_eq!(journal["outcome"], "passed");
+    let remedies = journal["remedies"].as_array().unwrap();
+    for (fix, anomaly) in [
+        ("failover-redis", "counter drift"),
+        ("strict-mode", "ghost allowing"),
+        ("restart-node", "node down"),
+        ("failover-redis", "redis down"),
+    ] {
+        let run = remedies
+            .iter()
+            .find(|r| {
+                r["remedy_id"] == fix && r["rationale"].as_str().unwrap_or("").contains(anomaly)
+            })
+            .unwrap_or_else(|| panic!("{fix} proposed for {anomaly}: {remedies:#?}"));
+        assert_eq!(run["stage"]["stage"], "resolved", "{run:#}");
+        assert_eq!(run["approved_by"], "policy auto");
+        // Resolved while its fault was in effect: before the fault's window ended.
+        let resolved = run["resolved_ms"].as_u64().unwrap();
+        let window = journal["chaos_windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|w| w["started_ms"].as_u64().unwrap() <= run["approved_ms"].as_u64().unwrap())
+            .expect("the fault it fixed");
+        assert!(
+            window["ended_ms"]
+                .as_u64()
+                .is_none_or(|end| resolved <= end),
+            "{fix} resolved {anomaly} while the fault lasted: {window:#} {run:#}"
+        );
+    }
+    let leftovers =
+        std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(
+        !leftovers.contains("fault_id"),
+        "every fault and fix put back: {leftovers}"
     );
     assert_no_orphans(&run_id);
 }

@@ -150,7 +150,9 @@ pub async fn run_headless(args: &RunArgs) -> Result<i32> {
         &current,
     )
     .await?;
-    let text = serde_json::to_string_pretty(&journal)?;
+    // Compact: a large cluster's observation windows would double in size
+    // indented (`jq .` reads it for a person).
+    let text = serde_json::to_string(&journal)?;
     std::fs::write(&args.journal, text)
         .with_context(|| format!("writing the journal to {}", args.journal.display()))?;
     eprintln!("journal written to {}", args.journal.display());
@@ -205,11 +207,15 @@ pub async fn guarded<T>(
     };
     crate::runtime::terminal::restore();
     let exec = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mine = exec
+    let mut mine: Vec<_> = exec
         .leftovers
         .all()
         .into_iter()
-        .filter(|l| l.host_pid == std::process::id());
+        .filter(|l| l.host_pid == std::process::id())
+        .collect();
+    // Faults first: putting back a remedy's change (failing back to a store)
+    // needs what the fault held to answer again.
+    mine.sort_by_key(|l| crate::leftovers::is_remedy_record(&l.fault.action_id));
     for l in mine {
         match exec.end_own_record(&l).await {
             Ok(()) => eprintln!("recovered {} before exiting", l.fault.summary),

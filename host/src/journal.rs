@@ -58,6 +58,38 @@ impl From<&HealthSnapshot> for HealthPoint {
     }
 }
 
+/// Records the health timeline of a run: each point keeps its poll's
+/// invariants and metrics, but only the nodes whose status changed since the
+/// previous point (every node in the first; a node gone from the snapshot is
+/// recorded as unknown), so a large cluster's journal grows with what
+/// changes, not with its size.
+#[derive(Debug, Default)]
+pub struct TimelineRecorder {
+    last: BTreeMap<String, NodeStatus>,
+    points: Vec<HealthPoint>,
+}
+
+impl TimelineRecorder {
+    pub fn push(&mut self, s: &HealthSnapshot) {
+        let mut point = HealthPoint::from(s);
+        let current = std::mem::take(&mut point.nodes);
+        for (id, status) in &current {
+            if self.last.get(id) != Some(status) {
+                point.nodes.insert(id.clone(), *status);
+            }
+        }
+        for id in self.last.keys().filter(|id| !current.contains_key(*id)) {
+            point.nodes.insert(id.clone(), NodeStatus::Unknown);
+        }
+        self.last = current;
+        self.points.push(point);
+    }
+
+    pub fn into_points(self) -> Vec<HealthPoint> {
+        self.points
+    }
+}
+
 /// The time from a fault taking effect to the host seeing the expected violation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
@@ -79,6 +111,11 @@ pub struct Journal {
     pub chapters: Vec<ChapterRecord>,
     pub chaos_windows: Vec<ChaosWindow>,
     pub health_timeline: Vec<HealthPoint>,
+    /// The timeline's points name only the nodes whose status changed (see
+    /// [`TimelineRecorder`]); false in journals of hosts before 0.2, whose
+    /// points name every node.
+    #[serde(default)]
+    pub node_changes_only: bool,
     pub invariants: BTreeMap<String, InvariantVerdict>,
     pub detections: Vec<Detection>,
     /// Each diagnosis with the window it was given, so it can be replayed offline.
@@ -93,6 +130,47 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Each node's status at every point of the timeline (`None` before it
+    /// appeared), in the order the nodes first appear; for either format.
+    pub fn node_series(&self) -> Vec<(String, Vec<(u64, Option<NodeStatus>)>)> {
+        let mut order: Vec<String> = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut now: Vec<Option<NodeStatus>> = Vec::new();
+        let mut series: Vec<Vec<(u64, Option<NodeStatus>)>> = Vec::new();
+        for p in &self.health_timeline {
+            if !self.node_changes_only {
+                now.iter_mut().for_each(|s| *s = None);
+            }
+            for (id, status) in &p.nodes {
+                let i = *index.entry(id.clone()).or_insert_with(|| {
+                    order.push(id.clone());
+                    now.push(None);
+                    series.push(Vec::new());
+                    order.len() - 1
+                });
+                now[i] = Some(*status);
+            }
+            for (i, s) in now.iter().enumerate() {
+                series[i].push((p.at_ms, *s));
+            }
+        }
+        // Points before a node appeared say nothing of it.
+        let total = self.health_timeline.len();
+        order
+            .into_iter()
+            .zip(series)
+            .map(|(id, mut s)| {
+                let missing = total - s.len();
+                let lead = self.health_timeline[..missing]
+                    .iter()
+                    .map(|p| (p.at_ms, None));
+                let mut full: Vec<_> = lead.collect();
+                full.append(&mut s);
+                (id, full)
+            })
+            .collect()
+    }
+
     /// Builds the journal from the final state; `failures` are the runtime's own
     /// (setup errors, chapter timeouts) and force an `error` outcome.
     pub fn from_demo(
@@ -212,6 +290,7 @@ impl Journal {
             chapters: demo.chapters.clone(),
             chaos_windows: demo.chaos.windows.clone(),
             health_timeline,
+            node_changes_only: true,
             invariants: demo.verdicts.clone(),
             detections,
             remedies: demo.remediation.runs.clone(),
@@ -423,6 +502,64 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn poll(at: u64, statuses: &[(&str, NodeStatus)]) -> HealthSnapshot {
+        HealthSnapshot {
+            at_ms: at,
+            nodes: statuses
+                .iter()
+                .map(|(id, s)| plugin_api::NodeHealth::new(*id, "m", "", *s))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_timeline_keeps_node_changes_only_and_reads_back_as_every_status() {
+        use NodeStatus::*;
+        let polls = [
+            poll(1, &[("a", Up), ("b", Up)]),
+            poll(2, &[("a", Up), ("b", Up)]),
+            poll(3, &[("a", Down), ("b", Up), ("c", Up)]),
+            poll(4, &[("a", Up), ("c", Up)]),
+        ];
+        let mut rec = TimelineRecorder::default();
+        polls.iter().for_each(|p| rec.push(p));
+        let points = rec.into_points();
+        let named: Vec<usize> = points.iter().map(|p| p.nodes.len()).collect();
+        assert_eq!(
+            named,
+            [2, 0, 2, 2],
+            "first all, then what changed (b gone: unknown)"
+        );
+        let series = |changes_only: bool, points: Vec<HealthPoint>| {
+            let mut j: Journal = serde_json::from_value(serde_json::json!({
+                "host_version": "0", "subject": {"id": "s", "name": "s", "version": "0",
+                    "description": "", "api_version": "0.2.0", "environments": []},
+                "environment": "e", "diagnoser": "builtin", "started_ms": 0, "ended_ms": 5,
+                "chapters": [], "chaos_windows": [], "health_timeline": [], "invariants": {},
+                "detections": [], "diagnoses": [], "incidents": [], "failures": [],
+                "outcome": "passed"
+            }))
+            .expect("a journal");
+            j.health_timeline = points;
+            j.node_changes_only = changes_only;
+            j.node_series()
+        };
+        let full: Vec<HealthPoint> = polls.iter().map(HealthPoint::from).collect();
+        let from_changes = series(true, points);
+        let mut expected = series(false, full);
+        // The full format has no point for a node that left; the recorder says unknown.
+        expected[1].1[3].1 = Some(Unknown);
+        assert_eq!(from_changes, expected);
+        assert_eq!(
+            from_changes[2],
+            (
+                "c".to_string(),
+                vec![(1, None), (2, None), (3, Some(Up)), (4, Some(Up))]
+            )
+        );
+    }
 
     fn scenario_text() -> String {
         let path = concat!(

@@ -53,12 +53,17 @@ impl Leftovers {
         self.read()
     }
 
-    /// Faults recorded for `subject` by a host process that is no longer running.
+    /// Faults recorded for `subject` by a host process that is no longer
+    /// running, faults before remedies' changes: putting a change back (failing
+    /// back to a store) needs what the fault held to answer again.
     pub fn orphaned(&self, subject: &str) -> Vec<Leftover> {
-        self.all()
+        let mut found: Vec<Leftover> = self
+            .all()
             .into_iter()
             .filter(|l| l.subject == subject && !process_alive(l.host_pid))
-            .collect()
+            .collect();
+        found.sort_by_key(|l| is_remedy_record(&l.fault.action_id));
+        found
     }
 
     pub fn record(&self, subject: &str, config: &str, fault: &ActiveFault) -> std::io::Result<()> {
@@ -105,6 +110,15 @@ impl Leftovers {
 
 fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Records of remedies' lasting changes carry this prefix in their action ids.
+pub const REMEDY_RECORD: &str = "remedy:";
+
+/// Whether a record is a remedy's change (put back with `recover_leftover`)
+/// rather than a fault.
+pub fn is_remedy_record(action_id: &str) -> bool {
+    action_id.starts_with(REMEDY_RECORD)
 }
 
 #[cfg(test)]

@@ -140,6 +140,60 @@ fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals(
     assert_eq!(std::fs::read_to_string(&again).unwrap(), md);
 }
 
+/// `--remediate auto`: every trial's diagnosis proposes the example's resync,
+/// which runs and is verified while the partition is in effect; the report
+/// gives the success rate and time to resolve, each trial as its journal says.
+#[test]
+fn a_campaign_with_fixes_reports_remediation_success_and_time_to_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("eval");
+    let run = run_bounded(
+        demo_host(&dir.path().join("state"))
+            .args(["eval", "--plugin"])
+            .arg(example_plugin())
+            .args([
+                "--trials",
+                "3",
+                "--seed",
+                "5",
+                "--remediate",
+                "auto",
+                "--out",
+            ])
+            .arg(&out),
+        Duration::from_secs(600),
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "eval failed:\n{stderr}");
+    let report = read_report(&out);
+    assert_consistent_with_journals(&report, &out);
+    assert_eq!(report.campaign.remediate, "auto");
+    for t in &report.trials {
+        let r = t.remediation.as_ref().expect("a fix ran in each trial");
+        assert_eq!(r.remedy, "resync-replica");
+        assert!(r.succeeded, "{t:?}");
+        let fault_ms = t.fault_duration_ms.unwrap_or(u64::MAX);
+        assert!(
+            r.time_to_resolve_ms.is_some_and(|ms| ms < fault_ms),
+            "resolved before the partition ended: {t:?}"
+        );
+    }
+    let fixed = report
+        .overall
+        .remediation
+        .as_ref()
+        .expect("remediation figures");
+    assert_eq!((fixed.k, fixed.n), (3, 3));
+    let resolve = report
+        .overall
+        .time_to_resolve_ms
+        .as_ref()
+        .expect("time to resolve");
+    assert_eq!(resolve.n, 3);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("fixes run: **auto**"), "{md}");
+}
+
 #[test]
 fn ctrl_c_mid_campaign_recovers_and_writes_a_partial_report() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -264,6 +264,7 @@ fn campaign_report_opens_in_chromium_with_charts_and_tables() {
             complete: true,
             planned_trials: 3,
             notes: vec![],
+            remediate: "never".into(),
         },
         trials,
     );

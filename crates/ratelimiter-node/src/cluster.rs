@@ -209,6 +209,8 @@ pub struct Cluster {
     redis: Mutex<Option<ChildId>>,
     nodes: Mutex<Vec<NodeSlot>>,
     proxy: Option<RedisProxy>,
+    /// A replica of Redis to fail over to: its child and port.
+    standby: Mutex<Option<(ChildId, u16)>>,
 }
 
 impl Cluster {
@@ -277,6 +279,7 @@ impl Cluster {
             redis: Mutex::new(None),
             nodes: Mutex::new(Vec::new()),
             proxy: None,
+            standby: Mutex::new(None),
         };
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -428,6 +431,46 @@ impl Cluster {
             })
     }
 
+    /// Starts a standby Redis on a free port, a replica of this cluster's
+    /// Redis (`--replicaof`); waits until it has synced. Returns its URL.
+    pub fn start_standby(&self) -> Result<String, ClusterError> {
+        let mut last = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_ports(1)?[0];
+            let mut cmd = Command::new(&self.redis_bin);
+            cmd.args(redis_server_args(port)).args([
+                "--replicaof",
+                "127.0.0.1",
+                &self.redis_port.to_string(),
+            ]);
+            if let Some(dir) = &self.dir {
+                cmd.arg("--dir").arg(dir);
+            }
+            let id = self
+                .procs
+                .spawn("redis-standby", cmd, self.output("redis-standby.log"))?;
+            match self.ready(id, || replica_synced(port)) {
+                Ok(()) => {
+                    *lock(&self.standby) = Some((id, port));
+                    return Ok(standby_url(port));
+                }
+                Err(()) => {
+                    let _ = self.procs.kill(id);
+                    last = Some(ClusterError::NotReady(format!(
+                        "the standby redis-server did not sync on port {port}{}",
+                        self.see_log("redis-standby.log")
+                    )));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClusterError::NotReady("the standby did not start".into())))
+    }
+
+    /// The standby's URL, when [`start_standby`](Self::start_standby) started one.
+    pub fn standby_url(&self) -> Option<String> {
+        lock(&self.standby).map(|(_, port)| standby_url(port))
+    }
+
     /// Kills node `i` with SIGKILL (a crash, not a shutdown).
     pub fn kill_node(&self, i: usize) -> Result<(), ClusterError> {
         let child = lock(&self.nodes)
@@ -488,6 +531,7 @@ impl Cluster {
     /// Stops every child, closes the proxy's routes and removes the log directory.
     pub fn stop(&self) {
         lock(&self.redis).take();
+        lock(&self.standby).take();
         for n in lock(&self.nodes).iter_mut() {
             n.child = None;
         }
@@ -602,6 +646,25 @@ fn exchange(port: u16, request: &[u8]) -> Option<String> {
 /// True when a Redis answers PING on 127.0.0.1:port.
 pub fn redis_ping(port: u16) -> bool {
     exchange(port, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"))
+}
+
+fn standby_url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+/// True when the Redis on 127.0.0.1:port is a replica whose link to its primary is up.
+pub fn replica_synced(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"INFO replication\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).contains("master_link_status:up")
 }
 
 /// True when `GET path` on 127.0.0.1:port answers 200.

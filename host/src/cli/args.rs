@@ -89,6 +89,10 @@ pub struct EvalArgs {
     pub poll_ms: u64,
     #[command(flatten)]
     pub diagnosis: DiagnoserArgs,
+    /// Which proposed fixes run in the trials: never (the self-healing baseline),
+    /// low-risk, or auto; the report gives remediation success and time to resolve.
+    #[arg(long, value_enum, default_value_t = crate::engine::remedy::Policy::Never)]
+    pub remediate: crate::engine::remedy::Policy,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,6 +12,7 @@ use plugin_api::{InvariantStatus, Level, OnEnter};
 pub const HEADLESS_DWELL_MS: u64 = 300;
 
 pub(super) fn tick(demo: &mut Demo, fx: &mut Vec<Effect>) {
+    timeout(demo, fx);
     let now = demo.now_ms;
     if let ChapterPhase::Countdown { action, ends_at_ms } = &demo.phase {
         if now >= *ends_at_ms {
@@ -51,6 +52,43 @@ pub(super) fn tick(demo: &mut Demo, fx: &mut Vec<Effect>) {
         } else {
             enter(demo, demo.chapter + 1, fx);
         }
+    }
+}
+
+/// A headless chapter that outlives its timeout is a miss or a failure; the
+/// run moves on, so that recovery chapters still run.
+fn timeout(demo: &mut Demo, fx: &mut Vec<Effect>) {
+    let Some(limit) = demo.chapter_timeout_ms else {
+        return;
+    };
+    let now = demo.now_ms;
+    let started = demo.chapters.last().map_or(now, |r| r.started_ms);
+    if demo.ui.quitting || demo.finished || now.saturating_sub(started) <= limit {
+        return;
+    }
+    let title = demo.current().map(|c| c.title.clone()).unwrap_or_default();
+    // Waiting on an expectation is a miss the journal names (not detected, not
+    // diagnosed); an action that never finished is an error of its own.
+    let stuck = !matches!(demo.phase, ChapterPhase::Settled { .. });
+    let what = if stuck {
+        "its action did not finish"
+    } else {
+        "its expectation was not met"
+    };
+    let msg = format!(
+        "chapter {} ({title}): {what} within {:.1}s",
+        demo.chapter + 1,
+        limit as f64 / 1000.0
+    );
+    demo.log.push(now, Level::Error, "host", msg.clone());
+    if stuck {
+        demo.failures.push(msg);
+    }
+    if demo.chapter + 1 < demo.chapter_count() {
+        enter(demo, demo.chapter + 1, fx);
+    } else {
+        demo.finished = true;
+        close_chapter(demo);
     }
 }
 
@@ -152,12 +190,15 @@ pub fn enter(demo: &mut Demo, index: usize, fx: &mut Vec<Effect>) {
             }
         }
         Some(OnEnter::Recover) => {
+            super::remedy::withdraw_proposal(demo, "the chaos was recovered first");
             let ids = demo.chaos.begin_recover_all();
             if !ids.is_empty() {
                 demo.phase = ChapterPhase::Running {
                     what: "recovery".into(),
                 };
                 fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
+            } else {
+                super::remedy::fail_back(demo, fx);
             }
         }
         Some(OnEnter::Step { id }) => {

@@ -57,7 +57,6 @@ pub(super) fn quit(demo: &mut Demo, fx: &mut Vec<Effect>) {
         );
     }
     fx.extend(ids.into_iter().map(|fault_id| Effect::Recover { fault_id }));
-    super::remedy::undo_all(demo, fx);
     exit_if_clean(demo, fx);
 }
 
@@ -162,21 +161,27 @@ pub(super) fn recovered(
     }
     if matches!(&demo.phase, ChapterPhase::Running { what } if what == "recovery")
         && demo.chaos.active.iter().all(|f| !f.recovering)
+        && !super::remedy::fail_back(demo, fx)
     {
         demo.phase = ChapterPhase::Settled { since_ms: now_ms };
     }
     exit_if_clean(demo, fx);
 }
 
-/// Exits once no fault is active, no inject or remedy call is in flight, and
-/// every lasting change a remedy made has been put back.
-pub(super) fn exit_if_clean(demo: &Demo, fx: &mut Vec<Effect>) {
-    if demo.ui.quitting
-        && demo.chaos.active.is_empty()
-        && demo.chaos.in_flight == 0
-        && !demo.remediation.in_flight()
-        && demo.remediation.undoing == 0
+/// Quitting: once no fault is active and no inject or remedy call is in
+/// flight, every lasting change a remedy made is put back (after the chaos:
+/// failing back to a store needs that store to answer), then the demo exits.
+pub(super) fn exit_if_clean(demo: &mut Demo, fx: &mut Vec<Effect>) {
+    if !demo.ui.quitting
+        || !demo.chaos.active.is_empty()
+        || demo.chaos.in_flight != 0
+        || demo.remediation.in_flight()
     {
+        return;
+    }
+    if !demo.remediation.applied.is_empty() {
+        super::remedy::undo_all(demo, fx);
+    } else if demo.remediation.undoing == 0 {
         fx.push(Effect::Exit);
     }
 }

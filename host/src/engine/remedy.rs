@@ -408,9 +408,7 @@ pub(super) fn remediated(
                 let id = record.unwrap_or_default();
                 demo.remediation.applied.push((id, outcome.undo));
             }
-            if demo.ui.quitting {
-                undo_all(demo, fx);
-            } else {
+            if !demo.ui.quitting {
                 verify(demo, fx);
             }
         }
@@ -509,7 +507,45 @@ fn fail(demo: &mut Demo, reason: String) {
     }
 }
 
-/// Quitting: every lasting change a remedy made is put back.
+/// What a recovery chapter shows while the fixes are put back.
+pub(super) const FAILING_BACK: &str = "putting back the fixes";
+
+/// A recovery chapter, once its chaos is recovered: the fixes are put back
+/// (a failover failed back), as an operator does after an incident, so the
+/// next chapter starts where the demo expects. False when there is none.
+pub(super) fn fail_back(demo: &mut Demo, fx: &mut Vec<Effect>) -> bool {
+    if demo.remediation.applied.is_empty() {
+        return false;
+    }
+    demo.log.push(
+        demo.now_ms,
+        Level::Info,
+        "remedy",
+        format!(
+            "the chaos is recovered: putting back {} fix(es)",
+            demo.remediation.applied.len()
+        ),
+    );
+    demo.phase = super::state::ChapterPhase::Running {
+        what: FAILING_BACK.into(),
+    };
+    undo_all(demo, fx);
+    true
+}
+
+/// A proposal nobody approved before its fault ended is withdrawn, so the
+/// next fault's diagnosis can propose again.
+pub(super) fn withdraw_proposal(demo: &mut Demo, reason: &str) {
+    if demo
+        .remediation
+        .pending()
+        .is_some_and(|r| matches!(r.stage, Stage::Proposed | Stage::Confirming))
+    {
+        refuse(demo, reason);
+    }
+}
+
+/// Quitting, once the chaos is recovered: every lasting change a remedy made is put back.
 pub(super) fn undo_all(demo: &mut Demo, fx: &mut Vec<Effect>) {
     for (record, undo) in std::mem::take(&mut demo.remediation.applied) {
         demo.remediation.undoing += 1;
@@ -532,5 +568,12 @@ pub(super) fn undone(
         ),
     };
     demo.log.push(demo.now_ms, level, "remedy", msg);
+    if demo.remediation.undoing == 0
+        && matches!(&demo.phase, super::state::ChapterPhase::Running { what } if what == FAILING_BACK)
+    {
+        demo.phase = super::state::ChapterPhase::Settled {
+            since_ms: demo.now_ms,
+        };
+    }
     super::faults::exit_if_clean(demo, fx);
 }

@@ -157,6 +157,16 @@ fn an_approved_remedy_is_resolved_when_its_invariants_are_ok_and_its_change_is_u
     );
     answered(&mut demo, T0 + 400, "sync=old");
     assert!(matches!(stage(&demo), Stage::Verifying { deadline_ms } if deadline_ms == T0 + 2400));
+    // The demo does not move on (to a recovery, say) while the fix is judged.
+    let chapter = demo.chapter;
+    update(&mut demo, T0 + 450, Action::Next);
+    assert_eq!(demo.chapter, chapter);
+    assert!(demo
+        .ui
+        .notice
+        .as_deref()
+        .unwrap_or("")
+        .contains("being verified"));
     poll(&mut demo, T0 + 500, true);
     assert!(matches!(stage(&demo), Stage::Verifying { .. }));
     poll(&mut demo, T0 + 600, false);
@@ -392,4 +402,97 @@ fn quitting_while_a_remedy_runs_waits_for_it_and_undoes_its_change() {
         .log
         .iter()
         .any(|e| e.message.contains("stays recorded for the next start")));
+}
+
+#[test]
+fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
+    let (mut demo, _) = diagnosed(
+        Mode::Interactive,
+        fixture::remedy("failover", Risk::Low, RemedyTarget::Cluster),
+        Policy::Never,
+    );
+    update(
+        &mut demo,
+        T0 + 250,
+        Action::Injected {
+            chapter: 0,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 240, None)),
+        },
+    );
+    update(&mut demo, T0 + 300, Action::ApproveRemedy);
+    answered(&mut demo, T0 + 400, "fail back");
+    let fx = update(&mut demo, T0 + 500, Action::Quit);
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Recover { fault_id } if fault_id == "f1")));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::UndoRemedy { .. })),
+        "failing back needs the store the fault still holds"
+    );
+    let fx = update(
+        &mut demo,
+        T0 + 600,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(fx.iter().any(|e| matches!(e, Effect::UndoRemedy { .. })));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Exit)));
+}
+
+#[test]
+fn a_recovery_chapter_puts_the_fixes_back_after_the_chaos_and_waits_for_it() {
+    let (mut demo, _) = diagnosed(
+        Mode::Interactive,
+        fixture::remedy("failover", Risk::Low, RemedyTarget::Cluster),
+        Policy::Never,
+    );
+    update(
+        &mut demo,
+        T0 + 250,
+        Action::Injected {
+            chapter: 0,
+            action: "pause".into(),
+            result: Ok(fixture::fault("f1", T0 + 240, None)),
+        },
+    );
+    update(&mut demo, T0 + 300, Action::ApproveRemedy);
+    answered(&mut demo, T0 + 400, "fail back");
+    poll(&mut demo, T0 + 500, false);
+    assert_eq!(stage(&demo), Stage::Resolved);
+    // Into the recovery chapter (index 4 of the fixture).
+    let mut fx = Vec::new();
+    super::update::enter(&mut demo, 4, &mut fx);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Recover { .. })));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::UndoRemedy { .. })));
+    let fx = update(
+        &mut demo,
+        T0 + 600,
+        Action::Recovered {
+            fault_id: "f1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::UndoRemedy { undo, .. } if undo == "fail back")));
+    assert!(
+        demo.advance_blocked().is_some(),
+        "the chapter waits for the fail-back"
+    );
+    update(
+        &mut demo,
+        T0 + 700,
+        Action::RemedyUndone {
+            record: "remedy:resync-1".into(),
+            result: Ok(()),
+        },
+    );
+    assert!(matches!(demo.phase, super::ChapterPhase::Settled { .. }));
+    assert!(demo.remediation.applied.is_empty());
+    // Nothing left to put back at quit.
+    let fx = update(&mut demo, T0 + 800, Action::Quit);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Exit)));
 }

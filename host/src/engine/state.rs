@@ -134,6 +134,11 @@ pub struct Demo {
     pub now_ms: u64,
     /// The demo reached its last chapter and settled there.
     pub finished: bool,
+    /// Headless: longest a chapter may take before the run moves on (and
+    /// fails, when its action never finished). None: a presenter decides.
+    pub chapter_timeout_ms: Option<u64>,
+    /// What went wrong that the journal must report as errors.
+    pub failures: Vec<String>,
 }
 
 impl Demo {
@@ -166,6 +171,8 @@ impl Demo {
             ui: UiState::default(),
             now_ms,
             finished: false,
+            chapter_timeout_ms: None,
+            failures: Vec::new(),
         }
     }
 
@@ -189,6 +196,23 @@ impl Demo {
     pub fn advance_blocked(&self) -> Option<String> {
         if self.ui.review.is_some() {
             return Some("diagnosis missed its expectation: review it, then press enter".into());
+        }
+        // A fix is judged by the invariants while the fault lasts: moving on
+        // (to a recovery chapter, say) would credit it with the demo's undo.
+        if let Some(run) = self.remediation.pending() {
+            use super::remedy::Stage;
+            match run.stage {
+                Stage::Running | Stage::Probing => {
+                    return Some(format!("waiting for the fix ({}) to finish", run.name));
+                }
+                Stage::Verifying { deadline_ms } => {
+                    return Some(format!(
+                        "waiting: the fix is being verified ({:.1}s left)",
+                        deadline_ms.saturating_sub(self.now_ms) as f64 / 1000.0
+                    ));
+                }
+                _ => {}
+            }
         }
         let chapter = self.current()?;
         if !chapter.blocks_advance {

@@ -575,3 +575,41 @@ fn quitting_calls_off_a_countdown_and_waits_for_every_inject_in_flight() {
     );
     assert!(matches!(fx.as_slice(), [Effect::Exit]), "{fx:?}");
 }
+
+#[test]
+fn a_headless_chapter_past_its_timeout_moves_on_and_a_stuck_action_fails_the_run() {
+    // Waiting on an expectation past the timeout: a miss, and the run goes on.
+    let mut demo = fixture::demo(Mode::Headless);
+    demo.chapter_timeout_ms = Some(5_000);
+    into_chaos(&mut demo);
+    landed(&mut demo, T0 + 3100, "f1", None);
+    update(&mut demo, T0 + 3500, Action::Tick);
+    assert_eq!(demo.chapter, 2, "the detection chapter waits");
+    update(&mut demo, T0 + 8400, Action::Tick);
+    assert_eq!(demo.chapter, 2, "within its timeout");
+    update(&mut demo, T0 + 8600, Action::Tick);
+    assert_eq!(demo.chapter, 3, "moved on past its timeout");
+    assert!(demo.failures.is_empty(), "a miss is the journal's to name");
+    assert!(demo.log.iter().any(|e| e
+        .message
+        .contains("its expectation was not met within 5.0s")));
+
+    // An action that never answers: an error of its own.
+    let mut demo = fixture::demo(Mode::Headless);
+    demo.chapter_timeout_ms = Some(5_000);
+    into_chaos(&mut demo);
+    update(&mut demo, T0 + 8200, Action::Tick);
+    assert_eq!(demo.chapter, 2);
+    assert_eq!(demo.failures.len(), 1);
+    assert!(
+        demo.failures[0].contains("chapter 2 (Break it): its action did not finish"),
+        "{:?}",
+        demo.failures
+    );
+
+    // Interactive demos have no timeout: the presenter decides.
+    let mut demo = fixture::demo(Mode::Interactive);
+    into_chaos(&mut demo);
+    update(&mut demo, T0 + 600_000, Action::Tick);
+    assert_eq!(demo.chapter, 1);
+}

@@ -32,6 +32,9 @@ pub struct CampaignInfo {
     /// What the reader must know: why the campaign stopped, a subject that did not settle.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Which proposed fixes ran (`never`: the self-healing baseline).
+    #[serde(default)]
+    pub remediate: String,
 }
 
 /// p50 and p95 of a latency, each with its bootstrap 95 % interval.
@@ -252,6 +255,7 @@ pub(crate) mod tests {
             complete: true,
             planned_trials: trials,
             notes: vec![],
+            remediate: "never".into(),
         }
     }
 
@@ -301,8 +305,10 @@ pub(crate) mod tests {
             (0..4).map(|i| trial("crash", i, Some(100), true)).collect();
         for (i, t) in trials.iter_mut().enumerate() {
             t.remediation = Some(Remediation {
+                remedy: "restart".into(),
                 succeeded: i != 3,
                 time_to_resolve_ms: (i != 3).then_some(1000),
+                time_from_approval_ms: (i != 3).then_some(200),
             });
         }
         let r = CampaignReport::new(info(4), trials);

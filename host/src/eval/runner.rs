@@ -45,7 +45,7 @@ pub async fn command(args: &EvalArgs) -> Result<i32> {
         mask: false,
         // A campaign needs a clean subject: undo what an earlier host left in effect.
         recover_leftovers: true,
-        remediate: crate::engine::remedy::Policy::Never,
+        remediate: args.remediate,
     };
     let p = app::prepare(&run).await?;
     let current = Arc::new(Mutex::new(p.exec.clone()));
@@ -186,6 +186,7 @@ async fn campaign(
             complete,
             planned_trials: planned.len(),
             notes,
+            remediate: args.remediate.label().to_string(),
         },
         results,
     ))
@@ -221,12 +222,13 @@ fn trial_options(args: &EvalArgs, environment: &str) -> HeadlessOptions {
         countdown: Duration::ZERO,
         events_json: false,
         environment: environment.to_string(),
-        remediate: crate::engine::remedy::Policy::Never,
+        remediate: args.remediate,
     }
 }
 
+/// A trial's journal, compact as a run's is.
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
+    let text = serde_json::to_string(value)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 

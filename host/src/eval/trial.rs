@@ -7,12 +7,18 @@ use crate::journal::Journal;
 use plugin_api::InvariantStatus;
 use serde::{Deserialize, Serialize};
 
-/// What a remediation attempt achieved (absent when the policy was `never`).
+/// What a remediation attempt achieved (absent when no remedy ran).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Remediation {
+    /// The remedy that ran.
+    #[serde(default)]
+    pub remedy: String,
     pub succeeded: bool,
-    /// From the fault taking effect to every invariant ok again.
+    /// From the fault taking effect to the remedy verified.
     pub time_to_resolve_ms: Option<u64>,
+    /// From approval to the remedy verified.
+    #[serde(default)]
+    pub time_from_approval_ms: Option<u64>,
 }
 
 /// One trial of one fault. Times are from the fault taking effect.
@@ -99,7 +105,16 @@ impl TrialResult {
                 .and_then(|r| since(r.finished_ms)),
             fault_duration_ms: window.and_then(|w| Some(w.ended_ms?.saturating_sub(w.started_ms))),
             time_to_recover_ms: recovered.and_then(since),
-            remediation: None,
+            remediation: journal
+                .remedies
+                .iter()
+                .find(|r| r.approved_ms.is_some())
+                .map(|r| Remediation {
+                    remedy: r.remedy_id.clone(),
+                    succeeded: r.stage == crate::engine::remedy::Stage::Resolved,
+                    time_to_resolve_ms: r.resolved_ms.and_then(since),
+                    time_from_approval_ms: r.times_to_resolve().2,
+                }),
             journal: None,
             failures: journal.failures.clone(),
             false_alarm: window.is_none()

@@ -86,6 +86,8 @@ struct Row {
     recover_p50: Shown,
     recover_n: usize,
     remediation: Shown,
+    resolve_p50: Shown,
+    resolve_n: usize,
 }
 
 impl Row {
@@ -119,6 +121,15 @@ impl Row {
                     text: "not attempted".into(),
                     ci: String::new(),
                 }),
+            resolve_p50: f
+                .time_to_resolve_ms
+                .as_ref()
+                .map(|l| Shown::quantile(&l.p50))
+                .unwrap_or_else(|| Shown {
+                    text: "–".into(),
+                    ci: String::new(),
+                }),
+            resolve_n: f.time_to_resolve_ms.as_ref().map_or(0, |l| l.n),
         }
     }
 }
@@ -186,6 +197,7 @@ struct CampaignPage {
     subject: String,
     environment: String,
     diagnoser: String,
+    remediate: String,
     seed: u64,
     host_version: String,
     started: String,
@@ -259,6 +271,11 @@ fn build(r: &CampaignReport) -> Result<CampaignPage, ReportError> {
         subject: c.subject.clone(),
         environment: c.environment.clone(),
         diagnoser: c.diagnoser.clone(),
+        remediate: if c.remediate.is_empty() {
+            "never".into()
+        } else {
+            c.remediate.clone()
+        },
         seed: c.seed,
         host_version: c.host_version.clone(),
         started: page::date(c.started_ms),

@@ -431,22 +431,9 @@ fn timeline(j: &Journal, recovered: &[Option<u64>]) -> Lanes {
             });
         }
     }
-    let mut node_names: Vec<String> = Vec::new();
-    for p in &j.health_timeline {
-        for k in p.nodes.keys() {
-            if !node_names.contains(k) {
-                node_names.push(k.clone());
-            }
-        }
-    }
-    for node in &node_names {
+    for (node, points) in j.node_series() {
         names.push(format!("node: {node}"));
         let lane = names.len() - 1;
-        let points: Vec<(u64, Option<NodeStatus>)> = j
-            .health_timeline
-            .iter()
-            .map(|p| (p.at_ms, p.nodes.get(node).copied()))
-            .collect();
         for (from, to, status) in runs(&points, end) {
             let color = match status {
                 NodeStatus::Up => charts::OK,

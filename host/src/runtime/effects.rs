@@ -2,16 +2,10 @@
 
 use crate::diagnosis::{self, BackendConfig, DiagnoseOptions};
 use crate::engine::{Action, Effect};
+use crate::leftovers::{is_remedy_record, REMEDY_RECORD};
 use crate::leftovers::{Leftover, Leftovers};
 use crate::plugin::session::{CallError, Session};
 use plugin_api::{ActiveFault, Level, RemedyOutcome};
-
-/// Leftover records of remedies carry this prefix in their ids.
-pub const REMEDY_RECORD: &str = "remedy:";
-
-pub fn is_remedy_record(action_id: &str) -> bool {
-    action_id.starts_with(REMEDY_RECORD)
-}
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedSender};
@@ -46,6 +40,13 @@ impl Executor {
     pub async fn undo_leftover_and_clear(&self, leftover: &Leftover) -> Result<(), CallError> {
         self.session.recover_leftover(&leftover.fault.undo).await?;
         self.clear_record(&leftover.fault.fault_id);
+        Ok(())
+    }
+
+    /// Puts back what a remedy changed, then clears its record.
+    pub async fn undo_remedy_and_clear(&self, record: &str, undo: &str) -> Result<(), CallError> {
+        self.session.recover_leftover(undo).await?;
+        self.clear_record(record);
         Ok(())
     }
 
@@ -209,10 +210,7 @@ impl Executor {
             Effect::UndoRemedy { record, undo } => {
                 let exec = self.clone();
                 tokio::spawn(async move {
-                    let result = exec.session.recover_leftover(&undo).await;
-                    if result.is_ok() {
-                        exec.clear_record(&record);
-                    }
+                    let result = exec.undo_remedy_and_clear(&record, &undo).await;
                     let _ = tx.send(Action::RemedyUndone { record, result });
                 });
             }

@@ -5,7 +5,7 @@
 use super::effects::{Control, Executor};
 use super::poller;
 use crate::engine::{self, Action, Demo, Mode};
-use crate::journal::{HealthPoint, Journal};
+use crate::journal::{Journal, TimelineRecorder};
 use crate::text::printable;
 use plugin_api::{now_ms, Level, SubjectDescription};
 use serde_json::json;
@@ -71,8 +71,9 @@ async fn play(
         started,
     );
     demo.remediation.policy = opts.remediate;
+    demo.chapter_timeout_ms = Some(opts.chapter_timeout.as_millis() as u64);
     let mut failures = Vec::new();
-    let mut timeline = Vec::new();
+    let mut timeline = TimelineRecorder::default();
     let diagnoser = exec.diagnoser.label();
 
     out.line(
@@ -98,7 +99,7 @@ async fn play(
         if let Err(e) = session.teardown().await {
             out.line("error", &format!("teardown failed: {e}"));
         }
-        return Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+        return Journal::from_demo(&demo, diagnoser, started, timeline.into_points(), failures);
     }
 
     let poll = poller::spawn(session.clone(), opts.poll, exec.tx.clone());
@@ -129,7 +130,7 @@ async fn play(
             _ = recv_term(&mut sigterm) => { interrupted = true; Action::Quit }
         };
         if let Action::HealthPolled(Ok(s)) = &action {
-            timeline.push(HealthPoint::from(s));
+            timeline.push(s);
         }
         if matches!(action, Action::Quit) {
             quitting = true;
@@ -137,46 +138,6 @@ async fn play(
         let now = now_ms();
         let fx = engine::update(&mut demo, now, action);
         controls = exec.run(fx);
-
-        // A chapter that takes too long is a failure; move on so recovery chapters still run.
-        let chapter_started = demo
-            .chapters
-            .last()
-            .map(|r| r.started_ms)
-            .unwrap_or(started);
-        if !quitting
-            && !demo.finished
-            && now.saturating_sub(chapter_started) > opts.chapter_timeout.as_millis() as u64
-        {
-            let title = demo.current().map(|c| c.title.clone()).unwrap_or_default();
-            // Waiting on an expectation is a miss the journal names (not detected, not
-            // diagnosed); an action that never finished is an error of its own.
-            let action_stuck = !matches!(demo.phase, engine::ChapterPhase::Settled { .. });
-            let msg = match action_stuck {
-                true => format!(
-                    "chapter {} ({title}): its action did not finish within {:?}",
-                    demo.chapter + 1,
-                    opts.chapter_timeout
-                ),
-                false => format!(
-                    "chapter {} ({title}): its expectation was not met within {:?}",
-                    demo.chapter + 1,
-                    opts.chapter_timeout
-                ),
-            };
-            demo.log.push(now, Level::Error, "host", msg.clone());
-            let mut fx = Vec::new();
-            let next = demo.chapter + 1;
-            if next < demo.chapter_count() {
-                engine::update::enter(&mut demo, next, &mut fx);
-            } else {
-                demo.finished = true;
-            }
-            if action_stuck {
-                failures.push(msg);
-            }
-            controls.extend(exec.run(fx));
-        }
 
         if demo.chapter != shown_chapter {
             shown_chapter = demo.chapter;
@@ -203,7 +164,8 @@ async fn play(
             failures.push(format!("teardown failed: {e}"));
         }
     }
-    let journal = Journal::from_demo(&demo, diagnoser, started, timeline, failures);
+    failures.splice(0..0, demo.failures.iter().cloned());
+    let journal = Journal::from_demo(&demo, diagnoser, started, timeline.into_points(), failures);
     out.outcome(&journal);
     journal
 }

@@ -195,6 +195,16 @@ impl Live {
                 ),
             }
         }
+        // Then what remedies changed for good, as a quit would.
+        for (record, undo) in std::mem::take(&mut self.demo.remediation.applied) {
+            match self.exec.undo_remedy_and_clear(&record, &undo).await {
+                Ok(()) => self.log(Level::Info, format!("put back {record} before the swap")),
+                Err(e) => self.log(
+                    Level::Error,
+                    format!("could not put back {record} before the swap: {e}; it stays recorded"),
+                ),
+            }
+        }
         self.poll.abort();
         if let Err(e) = self.exec.session.teardown().await {
             self.log(

@@ -56,7 +56,7 @@ fn children_die_when_the_host_is_sigkilled() {
         .ok()
         .flatten()
         .expect("the host printed its children");
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), 5, "redis-server, its standby and three nodes");
     assert!(pids.iter().all(|p| alive(*p)));
     host.0.kill().unwrap(); // SIGKILL: no destructor, no teardown runs in the host
     host.0.wait().unwrap();

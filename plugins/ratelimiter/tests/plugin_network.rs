@@ -227,7 +227,7 @@ fn without_the_proxy_network_faults_say_why_and_teardown_leaves_nothing() {
     let e = s.inject("partition", &Params::default()).unwrap_err();
     assert!(e.to_string().contains("fault_proxy=off"), "{e}");
     let pids = s.child_pids();
-    assert_eq!(pids.len(), 4, "redis and three nodes");
+    assert_eq!(pids.len(), 5, "redis, its standby and three nodes");
     s.teardown().unwrap();
     wait_for(DETECT, "every child to exit", || {
         pids.iter().all(|p| !alive(*p)).then_some(())

@@ -14,6 +14,7 @@ pub mod load;
 pub mod metrics;
 pub mod pd;
 pub mod prom;
+pub mod remedy;
 pub mod units;
 pub mod ycsb;
 
@@ -321,6 +322,38 @@ impl Subject for TikvSubject {
         }
     }
 
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        if remedy != remedy::RESTART_STORE {
+            return Err(PluginError::invalid(format!(
+                "unknown remedy `{remedy}`; this subject offers: {}",
+                remedy::RESTART_STORE
+            )));
+        }
+        if self.cfg.env == Env::Local {
+            return Err(PluginError::Unsupported(
+                "restart-store in env=local: tiup playground runs the stores as processes, not containers; use env=compose"
+                    .into(),
+            ));
+        }
+        let engine = self.engine()?;
+        let summary = self.rt.block_on(remedy::restart_store(
+            &self.pd,
+            &engine,
+            &self.cfg.project,
+            target,
+        ))?;
+        self.log.info(format!("remedy {remedy}: {summary}"));
+        Ok(RemedyOutcome {
+            summary,
+            undo: String::new(),
+        })
+    }
+
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
         let undo: StoreKillUndo = serde_json::from_str(undo).map_err(|e| {
             PluginError::invalid(format!("undo record is not a store-kill record: {e}"))
@@ -389,7 +422,7 @@ fn describe() -> SubjectDescription {
             recovery: Recovery::ExplicitRecover,
         }],
         diagnosis: diagnosis_context(),
-        remedies: Vec::new(),
+        remedies: remedy::remedies(),
     }
 }
 

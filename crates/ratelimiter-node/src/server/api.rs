@@ -2,7 +2,10 @@
 //! read paths never write to Redis.
 
 use super::{cached, strict, CheckError, Mode, Node, StoreError, MAX_LIMIT, MAX_WINDOW_MS};
-use crate::wire::{keys, ApiError, CheckRequest, CheckResponse, CountersView, HealthView, Limit};
+use crate::wire::{
+    keys, AdminView, ApiError, CheckRequest, CheckResponse, CountersView, HealthView, Limit,
+    ModeChange, RedisChange,
+};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -30,6 +33,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/limits/{key}", put(put_limit).get(get_limit))
         .route("/api/counters", get(counters))
         .route("/api/counters/{key}/reset", post(reset))
+        .route("/admin", get(admin_view))
+        .route("/admin/mode", put(put_mode))
+        .route("/admin/redis", put(put_redis))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(node)
@@ -104,7 +110,7 @@ async fn check(State(node): Shared, body: Body) -> Response {
     let outcome = async {
         let req: CheckRequest = parse(&read_body(body).await?)?;
         valid_key(&req.key)?;
-        let decision = match node.mode {
+        let decision = match node.mode.get() {
             Mode::Strict => strict::check(&node, &req.key).await,
             Mode::Cached => cached::check(&node, &req.key).await,
         };
@@ -186,7 +192,7 @@ async fn check(State(node): Shared, body: Body) -> Response {
 
 async fn health(State(node): Shared) -> Response {
     let start = Instant::now();
-    let mut conn = node.conns.read.clone();
+    let mut conn = node.conns().read.clone();
     let ping = node
         .redis(
             node.redis_timeout,
@@ -198,7 +204,7 @@ async fn health(State(node): Shared) -> Response {
     let view = HealthView {
         node: node.id.clone(),
         instance: node.instance,
-        mode: node.mode.as_str().into(),
+        mode: node.mode.get().as_str().into(),
         status: if ping.is_ok() && !partitioned {
             "ok"
         } else {
@@ -234,7 +240,7 @@ async fn metrics(State(node): Shared) -> Response {
     ];
     let text = node
         .metrics
-        .render(&node.id, node.instance, node.mode.as_str(), &gauges);
+        .render(&node.id, node.instance, node.mode.get().as_str(), &gauges);
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -319,10 +325,10 @@ async fn counters(
         };
         let now = crate::now_ms();
         let window = limit.map_or(0, |l| now / l.window_ms);
-        let redis_count = match (limit, node.mode) {
+        let redis_count = match (limit, node.mode.get()) {
             (Some(l), Mode::Strict) => strict::redis_count(&node, key, l).await,
             (Some(_), Mode::Cached) => {
-                let mut conn = node.conns.read.clone();
+                let mut conn = node.conns().read.clone();
                 node.redis(
                     node.redis_timeout,
                     redis::cmd("GET")
@@ -339,7 +345,7 @@ async fn counters(
         Ok(Json(CountersView {
             node: node.id.clone(),
             instance: node.instance,
-            mode: node.mode.as_str().into(),
+            mode: node.mode.get().as_str().into(),
             key: key.clone(),
             limit,
             window,
@@ -367,7 +373,7 @@ async fn reset(State(node): Shared, key: Result<Path<String>, PathRejection>) ->
             names.push(keys::window_counter(&key, w));
             names.push(keys::window_counter(&key, w.saturating_sub(1)));
         }
-        let mut conn = node.conns.check.clone();
+        let mut conn = node.conns().check.clone();
         let deleted: u64 = node
             .redis(
                 node.redis_timeout,
@@ -381,6 +387,81 @@ async fn reset(State(node): Shared, key: Result<Path<String>, PathRejection>) ->
             Json(serde_json::json!({"key": key, "reset": true, "redis_keys_deleted": deleted}))
                 .into_response(),
         )
+    }
+    .await;
+    answer(&node, r)
+}
+
+fn admin(node: &Node, previous_mode: super::Mode, previous_redis: String) -> Response {
+    Json(AdminView {
+        node: node.id.clone(),
+        instance: node.instance,
+        mode: node.mode.get().as_str().into(),
+        redis: node.redis_url(),
+        previous_mode: previous_mode.as_str().into(),
+        previous_redis,
+    })
+    .into_response()
+}
+
+/// The node's run-time configuration (mode and Redis).
+async fn admin_view(State(node): Shared) -> Response {
+    admin(&node, node.mode.get(), node.redis_url())
+}
+
+/// Switches the counting mode at once, for every check that starts after it
+/// (an operator's remedy for over-allowing: strict never allows beyond the limit).
+async fn put_mode(State(node): Shared, body: Body) -> Response {
+    let r = async {
+        let change: ModeChange = parse(&read_body(body).await?)?;
+        let mode = Mode::parse(&change.mode).ok_or_else(|| {
+            Failure::bad(format!(
+                "mode `{}` is unknown; use `strict` or `cached`",
+                change.mode
+            ))
+        })?;
+        let previous = node.mode.set(mode);
+        if previous != mode {
+            eprintln!(
+                "{}: switched from {} to {} mode (PUT /admin/mode)",
+                node.id,
+                previous.as_str(),
+                mode.as_str()
+            );
+        }
+        Ok(admin(&node, previous, node.redis_url()))
+    }
+    .await;
+    answer(&node, r)
+}
+
+/// Points the node at another Redis (a failover); increments not yet flushed
+/// go to the new one. Refused unless the new Redis answers PING.
+async fn put_redis(State(node): Shared, body: Body) -> Response {
+    let r = async {
+        let change: RedisChange = parse(&read_body(body).await?)?;
+        let conns = super::Conns::connect(&change.url)
+            .map_err(|e| Failure::bad(format!("redis URL `{}`: {e}", change.url)))?;
+        let mut conn = conns.read.clone();
+        node.redis(
+            node.redis_timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        .map_err(|e| {
+            Failure(
+                StatusCode::BAD_GATEWAY,
+                format!("the new redis at {} does not answer PING: {e}", change.url),
+            )
+        })?;
+        let previous = node.set_redis(&change.url, conns);
+        if previous != change.url {
+            eprintln!(
+                "{}: redis switched from {previous} to {} (PUT /admin/redis)",
+                node.id, change.url
+            );
+        }
+        Ok(admin(&node, node.mode.get(), previous))
     }
     .await;
     answer(&node, r)

@@ -73,7 +73,7 @@ pub async fn check(node: &Node, key: &str) -> Result<Decision, CheckError> {
         .await?
         .ok_or_else(|| CheckError::UnknownKey(key.to_string()))?;
     let window = crate::now_ms() / limit.window_ms;
-    let mut conn = node.conns.read.clone();
+    let mut conn = node.conns().read.clone();
     let remote: Option<u64> = node
         .redis(
             node.redis_timeout,
@@ -119,9 +119,25 @@ pub async fn flush_loop(node: Arc<Node>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if node.mode.get() == crate::wire::Mode::Strict && !has_unflushed(&node) {
+            // Strict checks count in Redis itself; only increments left from a
+            // switch out of cached mode still need flushing.
+            node.flush.partitioned.store(false, Ordering::Relaxed);
+            continue;
+        }
         flush_once(&node).await;
         refresh_limits(&node).await;
     }
+}
+
+/// Whether increments allowed here have not reached Redis yet (pending, or a batch in doubt).
+fn has_unflushed(node: &Node) -> bool {
+    node.flush
+        .in_doubt
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some()
+        || pending_total(node) > 0
 }
 
 /// Sends the batch in doubt again, or a new batch of every pending increment
@@ -154,7 +170,7 @@ pub async fn flush_once(node: &Node) {
             .arg(e.inc)
             .arg(e.window_ms * 2);
     }
-    let mut conn = node.conns.flush.clone();
+    let mut conn = node.conns().flush.clone();
     let call = node.redis(node.flush_timeout, inv.invoke_async::<Vec<u64>>(&mut conn));
     tokio::pin!(call);
     // A flush takes well under a millisecond when Redis takes writes; one that
@@ -279,7 +295,7 @@ async fn refresh_limits(node: &Node) {
             .arg("limit")
             .arg("window_ms");
     }
-    let mut conn = node.conns.read.clone();
+    let mut conn = node.conns().read.clone();
     let Ok(found) = node
         .redis(
             node.redis_timeout,

@@ -14,7 +14,8 @@ use metrics::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 /// Command line of `ratelimiter-node`.
@@ -112,27 +113,12 @@ pub struct Conns {
     pub heartbeat: ConnectionManager,
 }
 
-pub struct Node {
-    pub id: String,
-    pub instance: u64,
-    pub mode: Mode,
-    pub advertise: String,
-    pub redis_timeout: Duration,
-    pub flush_every: Duration,
-    pub flush_timeout: Duration,
-    pub flush_stall: Duration,
-    pub heartbeat_every: Duration,
-    pub conns: Conns,
-    pub metrics: Metrics,
-    pub keys: Mutex<HashMap<String, KeyState>>,
-    pub flush: cached::FlushState,
-}
-
-impl Node {
-    pub fn new(args: &Args) -> Result<Arc<Node>, StoreError> {
+impl Conns {
+    /// Lazy connections to the Redis at `url` (nothing is sent until first use).
+    pub fn connect(url: &str) -> Result<Conns, StoreError> {
         // TCP_NODELAY: the check connection carries concurrent scripts, and
         // Nagle would hold each behind the ACK of the one before.
-        let info = redis::IntoConnectionInfo::into_connection_info(args.redis.as_str())
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|e| StoreError::Redis(e.to_string()))?
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info).map_err(|e| StoreError::Redis(e.to_string()))?;
@@ -144,12 +130,65 @@ impl Node {
             ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .map_err(|e| StoreError::Redis(e.to_string()))
         };
+        Ok(Conns {
+            check: conn()?,
+            read: conn()?,
+            flush: conn()?,
+            heartbeat: conn()?,
+        })
+    }
+}
+
+/// The counting mode, switchable at run time (`PUT /admin/mode`).
+#[derive(Debug)]
+pub struct ModeCell(AtomicBool);
+
+impl ModeCell {
+    pub fn new(mode: Mode) -> ModeCell {
+        ModeCell(AtomicBool::new(mode == Mode::Strict))
+    }
+    pub fn get(&self) -> Mode {
+        if self.0.load(Ordering::Relaxed) {
+            Mode::Strict
+        } else {
+            Mode::Cached
+        }
+    }
+    /// Switches the mode; returns the previous one.
+    pub fn set(&self, mode: Mode) -> Mode {
+        if self.0.swap(mode == Mode::Strict, Ordering::Relaxed) {
+            Mode::Strict
+        } else {
+            Mode::Cached
+        }
+    }
+}
+
+pub struct Node {
+    pub id: String,
+    pub instance: u64,
+    pub mode: ModeCell,
+    pub advertise: String,
+    pub redis_timeout: Duration,
+    pub flush_every: Duration,
+    pub flush_timeout: Duration,
+    pub flush_stall: Duration,
+    pub heartbeat_every: Duration,
+    /// The Redis in use and its connections; replaced by `PUT /admin/redis`.
+    redis: RwLock<(String, Arc<Conns>)>,
+    pub metrics: Metrics,
+    pub keys: Mutex<HashMap<String, KeyState>>,
+    pub flush: cached::FlushState,
+}
+
+impl Node {
+    pub fn new(args: &Args) -> Result<Arc<Node>, StoreError> {
         let flush_timeout =
             Duration::from_millis(args.flush_timeout_ms.unwrap_or(args.flush_ms).max(10));
         Ok(Arc::new(Node {
             id: args.id.clone(),
             instance: crate::now_ms(),
-            mode: args.mode,
+            mode: ModeCell::new(args.mode),
             advertise: args
                 .advertise
                 .clone()
@@ -159,16 +198,33 @@ impl Node {
             flush_timeout,
             flush_stall: Duration::from_millis(args.flush_stall_ms.max(1)).min(flush_timeout),
             heartbeat_every: Duration::from_millis(args.heartbeat_ms.max(100)),
-            conns: Conns {
-                check: conn()?,
-                read: conn()?,
-                flush: conn()?,
-                heartbeat: conn()?,
-            },
+            redis: RwLock::new((args.redis.clone(), Arc::new(Conns::connect(&args.redis)?))),
             metrics: Metrics::default(),
             keys: Mutex::new(HashMap::new()),
             flush: cached::FlushState::default(),
         }))
+    }
+
+    /// The connections to the current Redis (cheap: connection managers are shared handles).
+    pub fn conns(&self) -> Arc<Conns> {
+        Arc::clone(&self.redis.read().unwrap_or_else(|p| p.into_inner()).1)
+    }
+
+    /// The URL of the Redis the node uses now.
+    pub fn redis_url(&self) -> String {
+        self.redis
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Points the node at another Redis (an operator's failover) through
+    /// `conns`, made for `url`; calls in flight finish on the old one.
+    /// Returns the previous URL.
+    pub fn set_redis(&self, url: &str, conns: Conns) -> String {
+        let mut cur = self.redis.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *cur, (url.to_string(), Arc::new(conns))).0
     }
 
     /// Runs a Redis call with a deadline, recording its latency and failures.
@@ -186,9 +242,7 @@ impl Node {
             Err(_) => Err(StoreError::Timeout(limit)),
         };
         if out.is_err() {
-            self.metrics
-                .redis_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
         }
         out
     }
@@ -199,7 +253,7 @@ impl Node {
 
     /// Reads a key's configured limit from Redis (None when none is set).
     pub async fn read_limit(&self, key: &str) -> Result<Option<Limit>, StoreError> {
-        let mut conn = self.conns.read.clone();
+        let mut conn = self.conns().read.clone();
         let (limit, window): (Option<u64>, Option<u64>) = self
             .redis(
                 self.redis_timeout,
@@ -217,7 +271,7 @@ impl Node {
     }
 
     pub async fn write_limit(&self, key: &str, limit: Limit) -> Result<(), StoreError> {
-        let mut conn = self.conns.check.clone();
+        let mut conn = self.conns().check.clone();
         let () = self
             .redis(
                 self.redis_timeout,
@@ -250,9 +304,7 @@ impl Node {
     }
 
     pub fn partitioned(&self) -> bool {
-        self.flush
-            .partitioned
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.flush.partitioned.load(Ordering::Relaxed)
     }
 }
 
@@ -263,14 +315,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "ratelimiter-node {} ({} mode) listening on {}, redis {}",
         node.id,
-        node.mode.as_str(),
+        node.mode.get().as_str(),
         listener.local_addr()?,
         args.redis
     );
     tokio::spawn(registry::heartbeat_loop(Arc::clone(&node)));
-    if node.mode == Mode::Cached {
-        tokio::spawn(cached::flush_loop(Arc::clone(&node)));
-    }
+    // Also in strict mode: the mode can be switched at run time, and a switch
+    // to strict leaves cached increments that must still reach Redis.
+    tokio::spawn(cached::flush_loop(Arc::clone(&node)));
     // Answers are small and latency is the product: no Nagle delay.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

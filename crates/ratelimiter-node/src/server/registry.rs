@@ -12,7 +12,7 @@ pub async fn heartbeat_loop(node: Arc<Node>) {
         let info = NodeInfo {
             id: node.id.clone(),
             address: node.advertise.clone(),
-            mode: node.mode.as_str().into(),
+            mode: node.mode.get().as_str().into(),
             instance: node.instance,
             heartbeat_ms: crate::now_ms(),
         };
@@ -20,7 +20,7 @@ pub async fn heartbeat_loop(node: Arc<Node>) {
             continue;
         };
         let ttl = node.heartbeat_every.as_millis() as u64 * 5;
-        let mut conn = node.conns.heartbeat.clone();
+        let mut conn = node.conns().heartbeat.clone();
         let _ = node
             .redis(
                 node.heartbeat_every,
@@ -37,7 +37,7 @@ pub async fn heartbeat_loop(node: Arc<Node>) {
 
 /// The registered peers, read-only (SCAN + MGET, only string keys of the node pattern).
 pub async fn list(node: &Node) -> Result<Vec<NodeInfo>, StoreError> {
-    let mut conn = node.conns.read.clone();
+    let mut conn = node.conns().read.clone();
     let mut cursor: u64 = 0;
     let mut names: Vec<String> = Vec::new();
     loop {

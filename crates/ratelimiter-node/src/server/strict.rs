@@ -41,7 +41,7 @@ pub async fn check(node: &Node, key: &str) -> Result<Decision, CheckError> {
         node.instance,
         SEQ.fetch_add(1, Ordering::Relaxed)
     );
-    let mut conn = node.conns.check.clone();
+    let mut conn = node.conns().check.clone();
     let mut invocation = SCRIPT.key(keys::strict_log(key));
     invocation.key(keys::limit(key)).arg(member);
     let r: Vec<i64> = node
@@ -72,7 +72,7 @@ pub async fn check(node: &Node, key: &str) -> Result<Decision, CheckError> {
 
 /// What Redis holds for the key's current window, read-only (node clock).
 pub async fn redis_count(node: &Node, key: &str, limit: Limit) -> Option<u64> {
-    let mut conn = node.conns.read.clone();
+    let mut conn = node.conns().read.clone();
     let since = crate::now_ms().saturating_sub(limit.window_ms);
     node.redis(
         node.redis_timeout,

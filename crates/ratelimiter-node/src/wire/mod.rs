@@ -21,6 +21,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode named `strict` or `cached`.
+    pub fn parse(name: &str) -> Option<Mode> {
+        match name {
+            "strict" => Some(Mode::Strict),
+            "cached" => Some(Mode::Cached),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Strict => "strict",
@@ -160,4 +169,29 @@ pub mod keys {
     pub fn batch(id: &str) -> String {
         format!("rl:batch:{id}")
     }
+}
+
+/// Body of `PUT /admin/mode`: the counting mode the node switches to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeChange {
+    /// `strict` or `cached`.
+    pub mode: String,
+}
+
+/// Body of `PUT /admin/redis`: the Redis the node uses from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedisChange {
+    pub url: String,
+}
+
+/// Answer of the admin endpoints: the node's configuration after the change,
+/// and what it was before (so an operator, or a remedy, can put it back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminView {
+    pub node: String,
+    pub instance: u64,
+    pub mode: String,
+    pub redis: String,
+    pub previous_mode: String,
+    pub previous_redis: String,
 }

@@ -39,6 +39,17 @@ pub enum Undo {
     RedisLatency(NetUndo),
     /// A blackhole on one node's route to Redis.
     Partition(NetUndo),
+    /// A remedy switched the nodes' mode: each node's mode before it.
+    NodeMode {
+        nodes: Vec<super::remedy::NodeSetting>,
+    },
+    /// A remedy promoted the standby Redis and repointed the nodes to it.
+    RedisFailover {
+        original: String,
+        standby: String,
+        /// Each node's Redis before it.
+        nodes: Vec<super::remedy::NodeSetting>,
+    },
 }
 
 /// A fault on fault-proxy routes, by name.
@@ -313,7 +324,9 @@ pub fn recover(
         s.shared.forget_burst(key);
     }
     let result = match &entry.undo {
-        Undo::NodeKill { node, .. } => env.restart_node(*node, rt),
+        Undo::NodeKill { node, .. } => env
+            .restart_node(*node, rt)
+            .and_then(|()| super::remedy::after_restart(&s.shared, rt, *node)),
         Undo::RedisLatency(u) | Undo::Partition(u) => env
             .links()
             .and_then(|links| rt.block_on(links.remove_all(&u.routes, &u.fault))),
@@ -372,7 +385,7 @@ fn expire(
 }
 
 /// Undoes what can be undone from the record alone.
-fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
+pub(super) fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
     match undo {
         Undo::RedisLatency(u) | Undo::Partition(u) => match &u.api {
             // The proxy container outlives the host: take the fault off its routes.
@@ -410,6 +423,19 @@ fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
                 node + 1
             ))),
         },
+        // What a remedy changed (see `remedy`), recorded in the same file.
+        Undo::NodeMode { nodes } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_modes(&http, nodes))
+        }
+        Undo::RedisFailover {
+            original,
+            standby,
+            nodes,
+        } => {
+            let http = reqwest::Client::new();
+            rt.block_on(super::remedy::put_back_redis(&http, original, standby, nodes))
+        }
     }
 }
 

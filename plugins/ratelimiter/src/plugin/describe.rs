@@ -16,6 +16,8 @@ pub const STEP_SET_LIMIT: &str = "set-limit";
 /// The host's `demo-host up` / `down` (compose environment only).
 pub const STEP_ENV_UP: &str = "env-up";
 pub const STEP_ENV_DOWN: &str = "env-down";
+/// The strict-mode remedy's probe: a burst of twice the limit must allow at most the limit.
+pub const STEP_PROBE_BURST: &str = "probe-burst";
 
 pub fn description() -> SubjectDescription {
     SubjectDescription {
@@ -36,7 +38,7 @@ pub fn description() -> SubjectDescription {
         chapters: chapters(),
         chaos_actions: chaos_actions(),
         diagnosis: diagnosis(),
-        remedies: Vec::new(),
+        remedies: super::remedy::remedies(),
     }
 }
 

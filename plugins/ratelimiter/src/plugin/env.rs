@@ -85,6 +85,8 @@ impl Env {
                 };
                 let cluster =
                     Cluster::start_with(&cfg.redis_bin, &bin, Logs::TempDir, 3, args, path)?;
+                // The failover-redis remedy's standby, synced before any fault.
+                cluster.start_standby()?;
                 Ok(Env::Local(Box::new(cluster)))
             }
             EnvKind::Compose => Ok(Env::Compose {
@@ -108,6 +110,14 @@ impl Env {
         match self {
             Env::Local(l) => l.redis_url(),
             Env::Compose { redis, .. } => redis.clone(),
+        }
+    }
+
+    /// The standby Redis a failover promotes (local environment only).
+    pub fn standby_url(&self) -> Option<String> {
+        match self {
+            Env::Local(l) => l.standby_url(),
+            Env::Compose { .. } => None,
         }
     }
 
@@ -141,6 +151,8 @@ impl Env {
 
     pub fn restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
         match self {
+            // Already started again (by the restart-node remedy): nothing to undo.
+            Env::Local(l) if l.node_running(i) => Ok(()),
             Env::Local(l) => Ok(l.start_node(i)?),
             Env::Compose { containers, .. } => {
                 let name = container(containers, i)?;
@@ -150,6 +162,27 @@ impl Env {
                     engine.start(&c.id).await.map_err(docker_error)?;
                     engine
                         .wait_running(&c.id, RESTART_TIMEOUT)
+                        .await
+                        .map_err(docker_error)?;
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Restarts node `i` whatever its state (an operator's restart: a hung
+    /// node runs but does not answer): kill and start of the process, or a
+    /// restart of its container.
+    pub fn force_restart_node(&self, i: usize, rt: &tokio::runtime::Runtime) -> PluginResult<()> {
+        match self {
+            Env::Local(l) => Ok(l.start_node(i)?),
+            Env::Compose { containers, .. } => {
+                let name = container(containers, i)?;
+                rt.block_on(async {
+                    let engine = Engine::connect().await.map_err(docker_error)?;
+                    let c = engine.inspect(name).await.map_err(docker_error)?;
+                    engine
+                        .restart_and_wait(&c.id, RESTART_TIMEOUT)
                         .await
                         .map_err(docker_error)?;
                     Ok(())

@@ -246,10 +246,17 @@ async fn read_counts(shared: &Shared, mut obs: RedisObs, watched: &[String]) -> 
     let current = crate::now_ms() / window_ms;
     let mut pipe = redis::pipe();
     let mut asked = Vec::new();
+    // A window that began before a remedy switched the counting mode holds
+    // counts of both modes: it is not compared.
+    let judged = |w: u64| w * window_ms >= super::remedy::reconfig(shared).since_ms;
     for k in watched {
-        match shared.cfg.mode {
+        match shared.mode() {
+            Mode::Strict if !judged(current) => {}
             Mode::Cached => {
-                for w in [current.saturating_sub(1), current] {
+                for w in [current.saturating_sub(1), current]
+                    .into_iter()
+                    .filter(|w| judged(*w))
+                {
                     pipe.cmd("GET").arg(keys::window_counter(k, w));
                     asked.push((k.clone(), w));
                 }
@@ -509,9 +516,22 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
     if let Some(d) = drift.drift {
         metrics.push(Metric::new("counter drift", d as f64, "checks"));
     }
+    // Over-allowance from before a remedy switched the counting mode is not
+    // held against the mode that followed it.
+    let since = super::remedy::reconfig(shared).since_ms;
+    let judged_bursts: Vec<_> = bursts
+        .into_iter()
+        .filter(|b| b.window * b.window_ms >= since)
+        .collect();
+    let judged_evidence: Vec<_> = st
+        .evidence
+        .iter()
+        .filter(|e| e.window * shared.cfg.window_ms >= since)
+        .cloned()
+        .collect();
     let mut invariants: Vec<Invariant> = vec![
         invariants::counter_drift(&drift, st.drift_over_before, &settings, obs.at_ms),
-        invariants::ghost_allowing(obs, &bursts, &st.evidence, &settings),
+        invariants::ghost_allowing(obs, &judged_bursts, &judged_evidence, &settings),
         invariants::conservation(obs),
         invariants::node_down(obs),
         invariants::redis_down(obs),

@@ -13,6 +13,7 @@ pub mod health;
 pub mod invariants;
 pub mod load;
 pub mod net;
+pub mod remedy;
 
 use burst::BurstRecord;
 use config::PluginConfig;
@@ -56,6 +57,8 @@ pub struct Shared {
     watched: Mutex<Vec<String>>,
     events: Mutex<VecDeque<Event>>,
     pub burst_seq: AtomicU64,
+    /// What remedies changed in the cluster's configuration.
+    reconfig: RwLock<remedy::Reconfig>,
 }
 
 impl Shared {
@@ -112,9 +115,24 @@ impl Shared {
             .collect();
         lock(&self.watched).retain(|k| !done.contains(k));
     }
+    /// The nodes' counting mode: the configured one, unless a remedy switched it.
+    pub fn mode(&self) -> crate::wire::Mode {
+        remedy::reconfig(self).mode.unwrap_or(self.cfg.mode)
+    }
+    /// Repoints the plugin's own Redis connections (after a failover).
+    pub fn set_redis(&self, url: &str) -> PluginResult<()> {
+        let conns = redis_conns(url)?;
+        if let Ok(mut r) = self.redis_url.write() {
+            *r = url.to_string();
+        }
+        if let Ok(mut r) = self.redis.write() {
+            *r = Some(conns);
+        }
+        Ok(())
+    }
     pub fn settings(&self) -> Settings {
         Settings {
-            mode: self.cfg.mode,
+            mode: self.mode(),
             flush_ms: self.cfg.flush_ms,
             drift_tolerance: self.cfg.drift_tolerance,
             hold_ms: self.cfg.hold_ms,
@@ -176,6 +194,7 @@ pub struct RateLimiterSubject {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     load_running: AtomicBool,
     faults: chaos::Faults,
+    remedies: remedy::Remedies,
     since: SinceTracker,
 }
 
@@ -194,6 +213,16 @@ impl RateLimiterSubject {
 
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The standby Redis the failover-redis remedy promotes (local environment).
+    pub fn standby_url(&self) -> Option<String> {
+        lock(&self.env).as_deref().and_then(Env::standby_url)
+    }
+
+    /// Whether any injected fault is still active (not recovered).
+    pub fn faults_active(&self) -> bool {
+        !self.faults.ids().is_empty()
     }
 
     /// Process ids of the local children (empty for compose); lets tests check for orphans.
@@ -305,6 +334,7 @@ impl Subject for RateLimiterSubject {
                 watched: Mutex::new(vec![]),
                 events: Mutex::new(VecDeque::new()),
                 burst_seq: AtomicU64::new(1),
+                reconfig: RwLock::new(remedy::Reconfig::default()),
             }),
             library_dir: ctx.library_dir,
             rt: Mutex::new(Some(Arc::new(rt))),
@@ -312,6 +342,7 @@ impl Subject for RateLimiterSubject {
             tasks: Mutex::new(vec![]),
             load_running: AtomicBool::new(false),
             faults: chaos::Faults::default(),
+            remedies: remedy::Remedies::default(),
             since: SinceTracker::default(),
         })
     }
@@ -359,6 +390,8 @@ impl Subject for RateLimiterSubject {
 
     fn teardown(&self) -> PluginResult<()> {
         let recovered = self.recover_all();
+        let put_back = self.put_back_remedies();
+        let recovered = recovered.and(put_back);
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
@@ -399,6 +432,7 @@ impl Subject for RateLimiterSubject {
         let cfg = &self.shared.cfg;
         match step {
             describe::STEP_SET_LIMIT => self.set_limit(),
+            describe::STEP_PROBE_BURST => remedy::probe_burst(&self.shared, &*self.rt()?),
             describe::STEP_ENV_UP | describe::STEP_ENV_DOWN if cfg.env != config::EnvKind::Compose => {
                 Err(PluginError::Unsupported(format!(
                     "step `{step}` manages the compose environment (env=compose); the local environment starts and stops with the demo"
@@ -409,8 +443,9 @@ impl Subject for RateLimiterSubject {
             }
             describe::STEP_ENV_DOWN => compose_env::down(&compose_env::project(cfg, &self.library_dir)?, &self.shared.log),
             other => Err(PluginError::Unsupported(format!(
-                "step `{other}`; this subject offers: {}, {}, {}",
+                "step `{other}`; this subject offers: {}, {}, {}, {}",
                 describe::STEP_SET_LIMIT,
+                describe::STEP_PROBE_BURST,
                 describe::STEP_ENV_UP,
                 describe::STEP_ENV_DOWN
             ))),
@@ -419,11 +454,52 @@ impl Subject for RateLimiterSubject {
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
         let rt = self.rt()?;
-        chaos::recover_leftover(&rt, undo)
+        chaos::recover_leftover(&rt, undo)?;
+        // Only this instance's own remedies changed what it observes.
+        if let Ok(undo) = serde_json::from_str::<chaos::Undo>(undo) {
+            if self.remedies.done(&undo) {
+                remedy::forget(&self.shared, &rt, &undo);
+            }
+        }
+        Ok(())
+    }
+
+    fn remediate(
+        &self,
+        remedy: &str,
+        _params: &Params,
+        target: &str,
+    ) -> PluginResult<RemedyOutcome> {
+        let rt = self.rt()?;
+        let env = self.env()?;
+        remedy::remediate(self, &rt, &env, remedy, target)
     }
 }
 
 impl RateLimiterSubject {
+    /// Puts back, newest first, what the remedies changed and the host has not
+    /// put back through `recover_leftover` already.
+    fn put_back_remedies(&self) -> PluginResult<()> {
+        let Ok(rt) = self.rt() else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        for undo in self.remedies.take_undos().iter().rev() {
+            if let Err(e) = chaos::undo_fault(&rt, undo) {
+                errors.push(e.to_string());
+            }
+            remedy::forget(&self.shared, &rt, undo);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PluginError::failed(format!(
+                "some remedies could not be put back: {}",
+                errors.join("; ")
+            )))
+        }
+    }
+
     fn recover_all(&self) -> PluginResult<()> {
         let (Ok(rt), Ok(env)) = (self.rt(), self.env()) else {
             return Ok(());
