@@ -369,3 +369,34 @@ fn inspect_lists_the_remedies_components_and_prerequisites() {
         "{text}"
     );
 }
+
+/// A headless run whose reader went away (`demo-host run … | head -1`) goes on
+/// to its end, and its journal is written: progress lines are lost, not the run.
+#[test]
+fn a_headless_run_outlives_a_closed_stdout() {
+    let state = tempfile::tempdir().unwrap();
+    let journal = state.path().join("journal.json");
+    let mut child = demo_host(state.path())
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--plugin",
+        ])
+        .arg(plugin_library("example"))
+        .arg("--journal")
+        .arg(&journal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "passed");
+}

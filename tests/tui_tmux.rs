@@ -250,3 +250,52 @@ fn a_thousand_node_cluster_plays_readably_at_120x40_and_250x70() {
         assert_eq!(code.trim(), "0", "{size:?}: {}", tmux.screen());
     }
 }
+
+/// The presenter closes the loop on the real local cluster (redis-server, its
+/// standby and three nodes started by the plugin): the counter drift's
+/// high-risk failover is rejected with `c` and nothing changes; the ghost
+/// allowing's strict mode is approved with `a`, runs, passes its probe and is
+/// shown resolved; quitting leaves nothing recorded.
+#[test]
+fn presenter_rejects_one_fix_and_approves_another_on_the_real_cluster() {
+    let lib = plugin_library("ratelimiter");
+    let state = tempfile::tempdir().unwrap();
+    let (tmux, exit_file) = TmuxDemo::start(&lib, "env=local", state.path());
+    let long = Duration::from_secs(90);
+    tmux.wait_for("Redis-backed rate limiter", long);
+    tmux.wait_for("chapter 1/", long);
+    // To the counter drift's diagnosis (chapter 6), then the fix it proposes.
+    tmux.keys(&["Space", "Space"]);
+    tmux.wait_for("Set the limit", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("injecting redis-pause ·", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("VIOLATED counter drift", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("high risk · a: approve · c: reject", long);
+    tmux.keys(&["c"]);
+    tmux.wait_for("rejected by presenter", long);
+    // Recover, then the ghost allowing.
+    tmux.keys(&["Space"]);
+    tmux.wait_for("chaos     recovered redis-pause", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("Ghost allowing: inject", long);
+    tmux.wait_for("injected burst", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("Ghost allowing: detect", long);
+    tmux.wait_for("ghost allowing: VIOLATED", long);
+    tmux.keys(&["Space"]);
+    tmux.wait_for("medium risk · a: approve · c: reject", long);
+    tmux.keys(&["a"]);
+    tmux.wait_for("resolved in", long);
+    tmux.keys(&["q"]);
+    assert!(
+        wait_until(long, || exit_file.exists()),
+        "demo-host exited; screen:\n{}",
+        tmux.screen()
+    );
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    let left =
+        std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
+    assert!(!left.contains("fault_id"), "nothing left recorded: {left}");
+}

@@ -29,9 +29,7 @@ fn class_meaning(class: AnomalyClass) -> &'static str {
         AnomalyClass::Lag => {
             "work or data waits longer and longer (replication lag, consumer lag, a backlog)"
         }
-        AnomalyClass::QuorumLoss => {
-            "a replicated group lost its quorum or its leader and cannot decide"
-        }
+        AnomalyClass::QuorumLoss => "a replicated group lost its quorum and cannot decide",
         AnomalyClass::ErrorBurst => {
             "errors arrived in a burst (failed requests, refused connections)"
         }

@@ -196,13 +196,14 @@ impl Progress {
         if self.quiet {
             return;
         }
+        // A reader that went away (`| head`) loses the lines, never the run:
+        // the demo goes on and recovers its chaos (println! would panic).
+        let mut stdout = std::io::stdout().lock();
         if self.json {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{value}");
-            let _ = stdout.flush();
-            eprintln!("{human}");
+            let _ = writeln!(stdout, "{value}").and_then(|_| stdout.flush());
+            let _ = writeln!(std::io::stderr().lock(), "{human}");
         } else {
-            println!("{human}");
+            let _ = writeln!(stdout, "{human}").and_then(|_| stdout.flush());
         }
     }
 

@@ -130,6 +130,8 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
                     d.severity.label()
                 )),
             ])];
+            // The fix next: the presenter must see what `a` would run.
+            l.extend(proposed_fix(demo));
             if !d.affected_components.is_empty() {
                 l.push(Line::from(format!(
                     "affected: {}",
@@ -138,7 +140,6 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             }
             l.push(Line::from(format!("cause: {}", d.likely_cause)));
             l.push(Line::from(format!("action: {}", d.recommended_action)));
-            l.extend(proposed_fix(demo));
             if let Some(s) = score {
                 let (mark, color) = if s.anomaly_ok && s.component_ok {
                     ("✔ matches the chapter's expectation", Color::Green)

@@ -6,7 +6,10 @@ use plugin_api::{
     AnomalyClass, BoundIs, ComponentKind, HealthSnapshot, InvariantStatus, Level, NodeHealth,
     NodeStatus,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+pub(super) use super::metrics::MetricDelta;
+use super::metrics::{metric_deltas, num};
 
 /// Warnings this long before the anomaly start still count as its precursors.
 const PRECURSOR_MS: u64 = 5_000;
@@ -67,75 +70,32 @@ pub(super) struct NodeChange {
     pub(super) at_ms: u64,
     pub(super) from: NodeStatus,
     pub(super) to: NodeStatus,
+    /// What the plugin says the component is (see [`ComponentKind`]).
+    pub(super) kind: ComponentKind,
     /// The plugin says it is a dependency the members share.
     pub(super) shared_dependency: bool,
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct MetricDelta {
-    pub(super) name: String,
-    pub(super) node: Option<String>,
-    pub(super) unit: String,
-    pub(super) before: f64,
-    pub(super) during: f64,
-    /// When `during` was first reached (its peak poll).
-    pub(super) at_ms: u64,
-    /// The change stands out from the noise seen before the anomaly.
-    pub(super) significant: bool,
+impl NodeChange {
+    /// One of the peers: its leaving is a *node down*.
+    pub(super) fn member(&self) -> bool {
+        self.kind == ComponentKind::Member
+    }
+
+    /// It stopped answering (as opposed to answering badly).
+    pub(super) fn stopped(&self) -> bool {
+        matches!(self.to, NodeStatus::Down | NodeStatus::Unknown)
+    }
 }
 
-impl MetricDelta {
-    pub(super) fn ratio(&self) -> f64 {
-        if self.before.abs() < f64::EPSILON {
-            if self.during.abs() < f64::EPSILON {
-                1.0
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            self.during / self.before
-        }
-    }
-
-    /// A latency reading: named like one (generic words only), in a time unit if it has one.
-    pub(super) fn time_like(&self) -> bool {
-        let unit = self.unit.to_ascii_lowercase();
-        let name = self.name.to_ascii_lowercase();
-        let time_unit = unit.is_empty()
-            || matches!(
-                unit.as_str(),
-                "ms" | "s" | "us" | "µs" | "ns" | "seconds" | "milliseconds"
-            );
-        let named = [
-            "latency",
-            "p99",
-            "p95",
-            "p90",
-            "p50",
-            "duration",
-            "response time",
-        ]
-        .iter()
-        .any(|w| name.contains(w));
-        time_unit && named
-    }
-
-    pub(super) fn label(&self) -> String {
-        match &self.node {
-            Some(n) => format!("{} on {n}", self.name),
-            None => self.name.clone(),
-        }
-    }
-
-    pub(super) fn describe(&self) -> String {
-        format!(
-            "{} went from {} to {}{}",
-            self.label(),
-            num(self.before),
-            num(self.during),
-            unit_suffix(&self.unit)
-        )
-    }
+/// A warning or error of the subject, with the component it is about: the
+/// one the plugin tied it to, as a component id.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Warning {
+    pub(super) at_ms: u64,
+    pub(super) level: Level,
+    pub(super) message: String,
+    pub(super) component: Option<String>,
 }
 
 /// What the window shows, extracted once.
@@ -147,7 +107,7 @@ pub(super) struct Facts {
     /// Latest known node of each id.
     pub(super) nodes: Vec<NodeHealth>,
     pub(super) metric_deltas: Vec<MetricDelta>,
-    pub(super) warnings: Vec<(u64, Level, String)>,
+    pub(super) warnings: Vec<Warning>,
     /// Components of kind member (see [`ComponentKind`]).
     pub(super) member_count: usize,
 }
@@ -195,6 +155,7 @@ impl Facts {
                 at_ms,
                 from,
                 to,
+                kind: kind_of(&node),
                 shared_dependency: shared(&node),
             })
             .collect();
@@ -204,8 +165,13 @@ impl Facts {
             .chain(window.snapshots.iter().flat_map(|s| s.events.iter()))
             .filter(|e| e.level >= Level::Warn)
             .filter(|e| start_ms.is_none_or(|start| e.at_ms + PRECURSOR_MS >= start))
-            .map(|e| (e.at_ms, e.level, e.message.clone()))
-            .fold(Vec::new(), |mut acc: Vec<(u64, Level, String)>, e| {
+            .map(|e| Warning {
+                at_ms: e.at_ms,
+                level: e.level,
+                message: e.message.clone(),
+                component: e.component.as_deref().map(|c| resolve(&nodes, c)),
+            })
+            .fold(Vec::new(), |mut acc: Vec<Warning>, e| {
                 if !acc.contains(&e) {
                     acc.push(e);
                 }
@@ -248,8 +214,40 @@ impl Facts {
             .map(node_label)
             .unwrap_or_else(|| name.to_string())
     }
+
+    /// The id a component name stands for: a node named by its id or its
+    /// address is its id; any other name (a resource the plugin did not
+    /// report as a node) is itself.
+    pub(super) fn resolve(&self, name: &str) -> String {
+        resolve(&self.nodes, name)
+    }
 }
 
+fn resolve(nodes: &[NodeHealth], name: &str) -> String {
+    nodes
+        .iter()
+        .find(|n| n.id == name || n.address == name)
+        .map_or_else(|| name.to_string(), |n| n.id.clone())
+}
+
+/// Whether `text` mentions the id `id` as a whole word: `pg-1` is not in
+/// `pg-10`, `pd` is not in `update`. Only the characters around a match
+/// decide, never the id's length or letters, so renaming ids to other ids
+/// keeps every answer.
+pub(super) fn mentions(text: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    let part_of_id = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_');
+    text.match_indices(id).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + id.len()..].chars().next();
+        !before.is_some_and(part_of_id) && !after.is_some_and(part_of_id)
+    })
+}
+
+/// `id (address)`, or the id alone when the address adds nothing. Display
+/// only: the reasoning keeps ids and never parses a label.
 fn node_label(n: &NodeHealth) -> String {
     if n.address.is_empty() || n.address.contains(&n.id) {
         n.id.clone()
@@ -416,152 +414,13 @@ fn invariant_records(window: &ObservationWindow) -> Vec<InvariantRecord> {
     records
 }
 
-/// Mean of each metric before the anomaly against its most extreme value during it.
-fn metric_deltas(snapshots: &[HealthSnapshot], start_ms: Option<u64>) -> Vec<MetricDelta> {
-    let Some(start) = start_ms else {
-        return Vec::new();
-    };
-    // One pass over the polls: each (node, metric) reading goes straight to
-    // its series, so a thousand-node window costs nodes × polls, not nodes².
-    // Keys keep the order they first appear in; within a poll the first
-    // reading of a name wins, as a search from the front would find it.
-    let mut keys: Vec<(Option<&str>, &str, &str, usize)> = Vec::new();
-    let mut seen: HashSet<(Option<&str>, &str, &str)> = HashSet::new();
-    let mut index: HashMap<(Option<&str>, &str), usize> = HashMap::new();
-    let mut series: Vec<Vec<(u64, f64)>> = Vec::new();
-    let mut last_poll: Vec<usize> = Vec::new();
-    for (i, s) in snapshots.iter().enumerate() {
-        let node_metrics = s
-            .nodes
-            .iter()
-            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.as_str()), m)));
-        for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
-            let idx = *index.entry((node, m.name.as_str())).or_insert_with(|| {
-                series.push(Vec::new());
-                last_poll.push(usize::MAX);
-                series.len() - 1
-            });
-            if seen.insert((node, m.name.as_str(), m.unit.as_str())) {
-                keys.push((node, m.name.as_str(), m.unit.as_str(), idx));
-            }
-            if last_poll[idx] != i {
-                last_poll[idx] = i;
-                series[idx].push((s.at_ms, m.value));
-            }
-        }
-    }
-    let mut deltas: Vec<MetricDelta> = keys
-        .into_iter()
-        .filter_map(|(node, name, unit, idx)| {
-            let node = node.map(str::to_string);
-            let series = &series[idx];
-            match as_rates(series, start) {
-                Some(rates) => delta(node, format!("{name} rate"), rate_unit(unit), &rates, start),
-                None => delta(node, name.to_string(), unit.to_string(), series, start),
-            }
-        })
-        .collect();
-    deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
-    deltas
-}
-
-/// The unit of a counter's rate: `ops` → `ops/s`, none → `/s` (not `s`).
-fn rate_unit(unit: &str) -> String {
-    format!("{unit}/s")
-}
-
-/// A counter that keeps growing says more through its rate: per-second rates
-/// between consecutive polls, or `None` when the series is not such a counter
-/// (it must never fall, and rise in three of four polls before the anomaly).
-fn as_rates(series: &[(u64, f64)], start: u64) -> Option<Vec<(u64, f64)>> {
-    let baseline: Vec<&[(u64, f64)]> = series.windows(2).filter(|w| w[1].0 < start).collect();
-    let rising = baseline.iter().filter(|w| w[1].1 > w[0].1).count();
-    let grows = baseline.len() >= 3
-        && series
-            .windows(2)
-            .all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
-        && rising * 4 >= baseline.len() * 3;
-    grows.then(|| {
-        series
-            .windows(2)
-            .map(|w| {
-                (
-                    w[1].0,
-                    (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64,
-                )
-            })
-            .collect()
-    })
-}
-
-/// `(unix ms, value)` readings of one metric.
-type Points = Vec<(u64, f64)>;
-
-/// Mean before `start` against the most extreme value from `start` on.
-fn delta(
-    node: Option<String>,
-    name: String,
-    unit: String,
-    series: &[(u64, f64)],
-    start: u64,
-) -> Option<MetricDelta> {
-    let (before, during): (Points, Points) = series.iter().partition(|(t, _)| *t < start);
-    if before.is_empty() || during.is_empty() {
-        return None;
-    }
-    let n = before.len() as f64;
-    let mean = before.iter().map(|x| x.1).sum::<f64>() / n;
-    let sd = (before.iter().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let &(at_ms, peak) = during
-        .iter()
-        .max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))?;
-    Some(MetricDelta {
-        name,
-        node,
-        unit,
-        before: mean,
-        during: peak,
-        at_ms,
-        significant: (peak - mean).abs() > (3.0 * sd).max(0.2 * mean.abs()).max(1e-9),
-    })
-}
-
-fn relative_change(d: &MetricDelta) -> f64 {
-    let base = d.before.abs().max(1e-9);
-    ((d.during - d.before).abs() / base).min(1e6)
-}
-
 pub(super) fn rel(facts: &Facts, at: Option<u64>) -> String {
     at.map(|t| facts.rel(t))
         .unwrap_or_else(|| "an unknown time".into())
 }
 
-fn num(x: f64) -> String {
-    if x.is_infinite() {
-        "∞".into()
-    } else if (x - x.round()).abs() < 1e-9 {
-        format!("{}", x.round() as i64)
-    } else {
-        format!("{x:.2}")
-    }
-}
-
-fn unit_suffix(unit: &str) -> String {
-    if unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {unit}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn a_counter_without_a_unit_has_its_rate_per_second() {
-        assert_eq!(super::rate_unit(""), "/s");
-        assert_eq!(super::rate_unit("ops"), "ops/s");
-    }
 
     use super::super::diagnose;
     use super::super::fixture::twin_breakage;

@@ -1,19 +1,22 @@
 //! Weighing hypotheses: each candidate class collects weighted supporting and
 //! contradicting evidence from the facts.
 
-use super::facts::{rel, status_word, Facts, InvariantRecord, MetricDelta, NodeChange};
+use super::facts::{rel, Facts, InvariantRecord};
 use super::{round2, MAX_CONFIDENCE};
-use plugin_api::{AnomalyClass, Level, NodeStatus};
+use plugin_api::AnomalyClass;
 
-/// A time-like metric rising by this factor counts as a latency jump.
-const LATENCY_JUMP: f64 = 2.0;
-
-/// Classes in the order they tend to cause one another: on a tie the earlier wins.
-const PRECEDENCE: [AnomalyClass; 9] = [
+/// Classes in the order they tend to cause one another: on a tie the earlier
+/// wins (a member down makes a group lose its leader, which stalls work,
+/// which fills queues and slows requests).
+const PRECEDENCE: [AnomalyClass; 13] = [
     AnomalyClass::DependencyDown,
     AnomalyClass::NodeDown,
+    AnomalyClass::QuorumLoss,
     AnomalyClass::CapacityExhausted,
+    AnomalyClass::Saturation,
     AnomalyClass::LatencySpike,
+    AnomalyClass::ErrorBurst,
+    AnomalyClass::Lag,
     AnomalyClass::StateDivergence,
     AnomalyClass::BoundExceeded,
     AnomalyClass::Accounting,
@@ -66,9 +69,20 @@ fn candidate_classes(facts: &Facts) -> Vec<AnomalyClass> {
     unique
 }
 
+/// What kind of observation an item of evidence is: confidence wants more
+/// than one kind to agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    Invariant,
+    Node,
+    Metric,
+    Event,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Item {
     pub(super) at_ms: Option<u64>,
+    pub(super) kind: Kind,
     pub(super) source: String,
     pub(super) text: String,
     pub(super) weight: f64,
@@ -80,6 +94,7 @@ pub(super) struct Hypothesis {
     pub(super) supporting: Vec<Item>,
     pub(super) contradicting: Vec<Item>,
     pub(super) first_seen: Option<u64>,
+    /// Ids of the components it is about (labels are for the report only).
     pub(super) components: Vec<String>,
     /// Its violations were seen in a single poll and then cleared.
     pub(super) brief: bool,
@@ -101,11 +116,7 @@ impl Hypothesis {
     }
 
     pub(super) fn kinds_of_evidence(&self) -> usize {
-        let mut kinds: Vec<&str> = self
-            .supporting
-            .iter()
-            .map(|i| i.source.split(' ').next().unwrap_or(""))
-            .collect();
+        let mut kinds: Vec<Kind> = self.supporting.iter().map(|i| i.kind).collect();
         kinds.sort_unstable();
         kinds.dedup();
         kinds.len()
@@ -144,6 +155,7 @@ impl Hypothesis {
                 };
             h.add_support(
                 at,
+                Kind::Invariant,
                 format!("invariant {}", inv.name),
                 format!("violated at {}: {}", rel(facts, at), inv.reading()),
                 weight,
@@ -151,6 +163,7 @@ impl Hypothesis {
             if inv.exceeds_clearly() {
                 h.add_support(
                     at,
+                    Kind::Invariant,
                     format!("invariant {}", inv.name),
                     "the observed value is well past its bound".into(),
                     0.1,
@@ -159,6 +172,7 @@ impl Hypothesis {
             if at.is_some() && at == first_overall {
                 h.add_support(
                     at,
+                    Kind::Invariant,
                     format!("invariant {}", inv.name),
                     "the first invariant to break in this window".into(),
                     0.15,
@@ -167,13 +181,14 @@ impl Hypothesis {
             if !inv.violated_at_end {
                 h.contradicting.push(item(
                     None,
+                    Kind::Invariant,
                     format!("invariant {}", inv.name),
                     "it holds again by the end of the window".into(),
                     0.05,
                 ));
             }
             for c in &inv.components {
-                push_unique(&mut h.components, facts.component_label(c));
+                push_unique(&mut h.components, facts.resolve(c));
             }
             h.first_seen = match (h.first_seen, at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -191,6 +206,7 @@ impl Hypothesis {
         {
             h.contradicting.push(item(
                 None,
+                Kind::Invariant,
                 format!("invariant {}", inv.name),
                 format!("held throughout ({})", inv.detail),
                 0.2,
@@ -200,240 +216,35 @@ impl Hypothesis {
             AnomalyClass::NodeDown => h.weigh_nodes(facts, false),
             AnomalyClass::DependencyDown => h.weigh_nodes(facts, true),
             AnomalyClass::LatencySpike => h.weigh_latency(facts),
+            AnomalyClass::QuorumLoss => h.weigh_quorum(facts),
             _ => {}
         }
+        h.weigh_component_status(facts);
         h.weigh_component_metrics(facts);
         h.weigh_consequence(facts);
+        h.weigh_overload(facts);
         h.weigh_events(facts);
         h
     }
-
-    fn add_support(&mut self, at_ms: Option<u64>, source: String, text: String, weight: f64) {
-        self.supporting.push(item(at_ms, source, text, weight));
-    }
-
-    /// A member (or a shared dependency) leaving the `up` state.
-    fn weigh_nodes(&mut self, facts: &Facts, dependency: bool) {
-        let relevant: Vec<&NodeChange> = facts
-            .node_changes
-            .iter()
-            .filter(|c| c.shared_dependency == dependency)
-            .collect();
-        let what = if dependency {
-            "shared dependency"
-        } else {
-            "member"
-        };
-        for c in &relevant {
-            let weight = match c.to {
-                NodeStatus::Down => 0.3,
-                NodeStatus::Unknown => 0.2,
-                _ => 0.1,
-            };
-            self.add_support(
-                Some(c.at_ms),
-                format!("node {}", c.id),
-                format!(
-                    "{what} {} went {} → {} at {}",
-                    c.label,
-                    status_word(c.from),
-                    status_word(c.to),
-                    facts.rel(c.at_ms)
-                ),
-                weight,
-            );
-            if matches!(c.to, NodeStatus::Down | NodeStatus::Unknown) {
-                push_unique(&mut self.components, c.label.clone());
-                self.first_seen = Some(self.first_seen.map_or(c.at_ms, |t| t.min(c.at_ms)));
-            }
-        }
-        let dependency_down = facts
-            .node_changes
-            .iter()
-            .filter(|c| c.shared_dependency && c.to == NodeStatus::Down)
-            .min_by_key(|c| c.at_ms);
-        if dependency {
-            if let Some(dep) = dependency_down.map(|c| c.at_ms) {
-                let followers = facts
-                    .node_changes
-                    .iter()
-                    .filter(|c| !c.shared_dependency && c.at_ms >= dep && c.to != NodeStatus::Down)
-                    .count();
-                if followers > 0 {
-                    self.add_support(
-                        Some(dep),
-                        "node members".into(),
-                        format!("{followers} member(s) became degraded or unknown after it"),
-                        0.1,
-                    );
-                }
-            }
-        } else if !relevant.iter().any(|c| c.to != NodeStatus::Degraded)
-            && !facts.node_changes.iter().any(|c| c.shared_dependency)
-            && relevant.len() >= facts.member_count.max(1)
-            && facts.member_count > 1
-        {
-            self.contradicting.push(item(
-                None,
-                "node members".into(),
-                "every member degraded at once, which points at something they share".into(),
-                0.15,
-            ));
-        }
-        if let (false, Some(dep)) = (dependency, dependency_down) {
-            if !relevant.is_empty() && relevant.iter().all(|c| c.at_ms >= dep.at_ms) {
-                self.contradicting.push(item(
-                    Some(dep.at_ms),
-                    format!("node {}", dep.id),
-                    format!(
-                        "the members changed only after {} went down, which explains them",
-                        dep.label
-                    ),
-                    0.3,
-                ));
-            }
-        }
-        if !relevant.iter().any(|c| c.to != NodeStatus::Degraded) && !facts.nodes.is_empty() {
-            self.contradicting.push(item(
-                None,
-                "node status".into(),
-                format!("no {what} stopped answering"),
-                0.3,
-            ));
-        }
-    }
-
-    fn weigh_latency(&mut self, facts: &Facts) {
-        let timed: Vec<&MetricDelta> = facts
-            .metric_deltas
-            .iter()
-            .filter(|d| d.time_like())
-            .collect();
-        let moved = |d: &MetricDelta| d.significant && d.during > d.before;
-        let mut jumped = false;
-        let mut weight_left: f64 = 0.3;
-        for d in &timed {
-            let ratio = d.ratio();
-            if ratio >= LATENCY_JUMP && moved(d) {
-                jumped = true;
-                let w = 0.2_f64.min(weight_left);
-                weight_left -= w;
-                self.add_support(Some(d.at_ms), format!("metric {}", d.name), d.describe(), w);
-                if let Some(node) = &d.node {
-                    push_unique(&mut self.components, facts.component_label(node));
-                }
-                self.first_seen = Some(self.first_seen.map_or(d.at_ms, |t| t.min(d.at_ms)));
-            } else if ratio >= 1.2 && moved(d) && weight_left > 0.0 {
-                let w = 0.05_f64.min(weight_left);
-                weight_left -= w;
-                self.add_support(
-                    Some(d.at_ms),
-                    format!("metric {}", d.name),
-                    format!("{} (a modest rise)", d.describe()),
-                    w,
-                );
-            }
-        }
-        if !timed.is_empty() && !jumped {
-            self.contradicting.push(item(
-                None,
-                "metrics".into(),
-                "no latency reading even doubled".into(),
-                0.2,
-            ));
-        }
-    }
-
-    /// Metrics of the named components that moved well beyond their noise.
-    fn weigh_component_metrics(&mut self, facts: &Facts) {
-        let ids: Vec<&str> = self
-            .components
-            .iter()
-            .filter_map(|c| c.split(' ').next())
-            .collect();
-        let moved: Vec<&MetricDelta> = facts
-            .metric_deltas
-            .iter()
-            .filter(|d| d.significant && !d.time_like())
-            .filter(|d| d.node.as_deref().is_some_and(|n| ids.contains(&n)))
-            .take(2)
-            .collect();
-        for d in moved {
-            self.add_support(
-                Some(d.at_ms),
-                format!("metric {}", d.name),
-                d.describe(),
-                0.1,
-            );
-        }
-    }
-
-    /// Symptoms that began after a member or dependency stopped answering are
-    /// more likely its consequences than a cause of their own.
-    fn weigh_consequence(&mut self, facts: &Facts) {
-        if matches!(
-            self.class,
-            AnomalyClass::NodeDown | AnomalyClass::DependencyDown
-        ) {
-            return;
-        }
-        let Some(first) = self.first_seen else { return };
-        if let Some(c) = facts
-            .node_changes
-            .iter()
-            .filter(|c| c.to == NodeStatus::Down && c.at_ms <= first)
-            .min_by_key(|c| c.at_ms)
-        {
-            self.contradicting.push(item(
-                Some(c.at_ms),
-                format!("node {}", c.id),
-                format!(
-                    "it began after {} went down at {}, so it may be a consequence",
-                    c.label,
-                    facts.rel(c.at_ms)
-                ),
-                0.3,
-            ));
-        }
-    }
-
-    fn weigh_events(&mut self, facts: &Facts) {
-        let mut weight_left: f64 = 0.15;
-        for (at, level, message) in &facts.warnings {
-            let lower = message.to_lowercase();
-            let names_component = self.components.iter().any(|c| {
-                let id = c.split(' ').next().unwrap_or(c).to_lowercase();
-                !id.is_empty() && lower.contains(&id)
-            });
-            if names_component && weight_left > 0.0 {
-                let w = 0.05_f64.min(weight_left);
-                weight_left -= w;
-                let lvl = if *level == Level::Error {
-                    "error"
-                } else {
-                    "warning"
-                };
-                self.add_support(
-                    Some(*at),
-                    "event".into(),
-                    format!("{lvl} at {}: {message}", facts.rel(*at)),
-                    w,
-                );
-            }
-        }
-    }
 }
 
-fn item(at_ms: Option<u64>, source: String, text: String, weight: f64) -> Item {
+pub(super) fn item(
+    at_ms: Option<u64>,
+    kind: Kind,
+    source: String,
+    text: String,
+    weight: f64,
+) -> Item {
     Item {
         at_ms,
+        kind,
         source,
         text,
         weight,
     }
 }
 
-fn push_unique(list: &mut Vec<String>, s: String) {
+pub(super) fn push_unique(list: &mut Vec<String>, s: String) {
     if !list.contains(&s) {
         list.push(s);
     }

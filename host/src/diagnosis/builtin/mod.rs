@@ -7,12 +7,16 @@
 //! and then to the class most likely to cause the others. Confidence follows
 //! the weight of evidence and drops when it is thin, brief or contested.
 
+mod evidence;
 mod facts;
 mod hypotheses;
+mod metrics;
 mod writeup;
 
 #[cfg(test)]
 mod fixture;
+#[cfg(test)]
+mod tests;
 
 use super::report::Diagnosis;
 use super::window::ObservationWindow;

@@ -7,11 +7,14 @@ use super::{round2, MAX_CONFIDENCE, MIN_SUPPORT};
 use crate::diagnosis::report::{
     Alternative, Diagnosis, Evidence, MetricReading, Severity, TimelineEntry, NO_ANOMALY,
 };
+use crate::diagnosis::score::normalize;
 use crate::diagnosis::window::{self, ObservationWindow};
 use plugin_api::{AnomalyClass, InvariantStatus, NodeStatus};
 
-/// The glossary term for a class: the one matching a violated invariant's name
-/// if several share the class, else the first; the class label if none.
+/// The glossary term for a class: when several terms share it, the one that
+/// is a violated invariant's very name (case and spacing ignored), else the
+/// first; the class label if none. Names are compared for identity only,
+/// never searched inside one another, so a renamed subject keeps its answer.
 fn term_for(window: &ObservationWindow, facts: &Facts, class: AnomalyClass) -> String {
     let terms: Vec<&str> = window
         .context
@@ -23,15 +26,11 @@ fn term_for(window: &ObservationWindow, facts: &Facts, class: AnomalyClass) -> S
     let violated: Vec<String> = facts
         .violated()
         .filter(|i| i.class == class)
-        .map(|i| i.name.to_lowercase())
+        .map(|i| normalize(&i.name))
         .collect();
     terms
         .iter()
-        .find(|t| {
-            violated
-                .iter()
-                .any(|v| v.contains(&t.to_lowercase()) || t.to_lowercase().contains(v))
-        })
+        .find(|t| violated.contains(&normalize(t)))
         .or(terms.first())
         .map(|t| t.to_string())
         .unwrap_or_else(|| class.label().to_string())
@@ -44,7 +43,7 @@ fn severity(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> Severity {
             let down = facts
                 .node_changes
                 .iter()
-                .filter(|c| !c.shared_dependency && c.to == NodeStatus::Down)
+                .filter(|c| c.member() && c.to == NodeStatus::Down)
                 .count();
             if facts.member_count > 0 && down * 2 >= facts.member_count {
                 Severity::Critical
@@ -94,7 +93,8 @@ fn likely_cause(class: AnomalyClass, facts: &Facts, best: &Hypothesis) -> String
         facts
             .node_changes
             .iter()
-            .filter(|c| c.shared_dependency == dep && c.to != NodeStatus::Degraded)
+            .filter(|c| if dep { c.shared_dependency } else { c.member() })
+            .filter(|c| c.to != NodeStatus::Degraded)
             .min_by_key(|c| c.at_ms)
     };
     let inv = facts
@@ -188,10 +188,10 @@ fn timeline(window: &ObservationWindow, facts: &Facts) -> Vec<TimelineEntry> {
             ),
         });
     }
-    for (at, _, message) in facts.warnings.iter().take(8) {
+    for w in facts.warnings.iter().take(8) {
         t.push(TimelineEntry {
-            at_ms: *at,
-            event: message.clone(),
+            at_ms: w.at_ms,
+            event: w.message.clone(),
         });
     }
     t.sort_by_key(|e| e.at_ms);
@@ -258,10 +258,15 @@ pub(super) fn anomaly(
     let term = term_for(window, facts, class);
     let runner_up = all.iter().find(|h| h.class != class);
     let (confidence, why) = confidence(best, runner_up);
-    let components = if best.components.is_empty() {
+    let affected: Vec<String> = best
+        .components
+        .iter()
+        .map(|c| facts.component_label(c))
+        .collect();
+    let components = if affected.is_empty() {
         "the subject".to_string()
     } else {
-        best.components.join(", ")
+        affected.join(", ")
     };
     let cause = likely_cause(class, facts, best);
     let since = best
@@ -285,7 +290,7 @@ pub(super) fn anomaly(
     Diagnosis {
         anomaly: term,
         class: Some(class),
-        affected_components: best.components.clone(),
+        affected_components: affected,
         timeline: timeline(window, facts),
         metric_readings: metric_readings(facts),
         evidence: best
