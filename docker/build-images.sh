@@ -8,7 +8,7 @@
 # Nothing is pulled. Idempotent: an image whose staged context is unchanged is
 # not rebuilt (its label demo-host.context carries the context's hash).
 #
-# Usage: docker/build-images.sh [ratelimiter-node] [fault-proxy] [redis]   (default: ratelimiter-node redis)
+# Usage: docker/build-images.sh [ratelimiter-node] [fault-proxy] [redis]   (default: all three)
 # Env:   STATIC_TARGET_DIR (default <repo>/target/static), CARGO (default cargo)
 set -euo pipefail
 
@@ -119,8 +119,8 @@ build_redis() {
 }
 
 wanted=("$@")
-# The default is what the compose files use today; the fault proxy on request.
-[ ${#wanted[@]} -gt 0 ] || wanted=(ratelimiter-node redis)
+# The default is what the compose files use: the rate limiter's nodes reach Redis through the proxy.
+[ ${#wanted[@]} -gt 0 ] || wanted=(ratelimiter-node fault-proxy redis)
 for w in "${wanted[@]}"; do
     case "$w" in
         ratelimiter-node) build_node ;;

@@ -35,6 +35,8 @@ struct Cluster {
     project: ComposeProject,
     redis_port: u16,
     node_ports: Vec<u16>,
+    /// The fault proxy's HTTP API.
+    proxy_port: u16,
 }
 
 impl Cluster {
@@ -42,6 +44,7 @@ impl Cluster {
         build_local_images();
         let redis_port = free_port();
         let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let proxy_port = free_port();
         let file = workspace_root().join("compose/ratelimiter/docker-compose.yml");
         let mut env = vec![
             (
@@ -52,7 +55,12 @@ impl Cluster {
                 "RATELIMITER_IMAGE".to_string(),
                 "demo-host/ratelimiter-node:local".to_string(),
             ),
+            (
+                "FAULT_PROXY_IMAGE".to_string(),
+                "demo-host/fault-proxy:local".to_string(),
+            ),
             ("RL_REDIS_PORT".to_string(), redis_port.to_string()),
+            ("RL_PROXY_PORT".to_string(), proxy_port.to_string()),
         ];
         for (i, port) in node_ports.iter().enumerate() {
             env.push((format!("RL_NODE{}_PORT", i + 1), port.to_string()));
@@ -69,6 +77,7 @@ impl Cluster {
             project,
             redis_port,
             node_ports,
+            proxy_port,
         };
         cluster.assert_healthy(Duration::from_secs(60), "after up");
         eprintln!(
@@ -121,10 +130,11 @@ impl Cluster {
             .map(|i| format!("{}-node-{i}", self.project.name))
             .collect();
         format!(
-            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={}",
+            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={},proxy_api=http://127.0.0.1:{}",
             self.redis_port,
             nodes.join("+"),
-            containers.join("+")
+            containers.join("+"),
+            self.proxy_port
         )
     }
 
@@ -176,7 +186,11 @@ fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
     let running = rt
         .block_on(engine.find_running(&Selector::project(&name)))
         .unwrap();
-    assert_eq!(running.len(), 4, "redis and three nodes run: {running:?}");
+    assert_eq!(
+        running.len(),
+        5,
+        "redis, three nodes and the fault proxy run: {running:?}"
+    );
 
     // SIGKILL node-2; the record alone (as a later process would read it) restarts it.
     let node2 = rt
@@ -277,7 +291,8 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
-    // CLIENT PAUSE WRITE, the burst, a node container killed, the Redis container paused.
+    // CLIENT PAUSE WRITE, the burst, a node container killed, a slow Redis and
+    // a node cut off through the proxy container, the Redis container paused.
     let actions: Vec<&str> = journal["chaos_windows"]
         .as_array()
         .unwrap()
@@ -286,9 +301,23 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .collect();
     assert_eq!(
         actions,
-        ["redis-pause", "burst", "node-kill", "redis-freeze"]
+        [
+            "redis-pause",
+            "burst",
+            "node-kill",
+            "redis-latency",
+            "partition",
+            "redis-freeze"
+        ]
     );
-    for anomaly in ["counter drift", "ghost allowing", "node down", "redis down"] {
+    for anomaly in [
+        "counter drift",
+        "ghost allowing",
+        "node down",
+        "redis latency",
+        "node cut off",
+        "redis down",
+    ] {
         let detected = journal["detections"]
             .as_array()
             .unwrap()
@@ -317,8 +346,14 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .block_on(engine.find(&Selector::project(&cluster.project.name)))
         .unwrap();
     assert!(
-        live.len() == 4 && live.iter().all(|c| c.is_live()),
-        "all four containers run: {live:?}"
+        live.len() == 5 && live.iter().all(|c| c.is_live()),
+        "all five containers run: {live:?}"
+    );
+    // No fault is left on the proxy container's routes.
+    let routes = http_get(cluster.proxy_port, "/routes", PROBE).expect("the proxy answers");
+    assert!(
+        routes.0 == 200 && !routes.1.contains(r#""kind""#),
+        "no fault left on the proxy: {routes:?}"
     );
 
     cluster.down_leaving_nothing();
@@ -431,6 +466,118 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
 }
 
 #[test]
+fn a_node_cut_off_under_a_dead_host_is_healed_by_the_next_start_through_the_proxy_api() {
+    if skip_without_engine(
+        "a_node_cut_off_under_a_dead_host_is_healed_by_the_next_start_through_the_proxy_api",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lib = plugin_library("ratelimiter");
+    let host = demo_host_binary();
+    let cluster = Cluster::up();
+    let config = cluster.plugin_config();
+    let state = tempfile::tempdir().unwrap();
+    let faults_on_proxy = || {
+        http_get(cluster.proxy_port, "/routes", PROBE)
+            .map(|(_, body)| body.matches(r#""kind""#).count())
+            .unwrap_or(usize::MAX)
+    };
+    let node3_reaches_redis = || {
+        http_get(cluster.node_ports[2], "/health", PROBE)
+            .is_some_and(|(_, b)| b.contains(r#""redis_reachable":true"#))
+    };
+
+    // The plugin cuts node-3 off through the proxy container; its host then
+    // dies before recovering: the container keeps the fault.
+    let rt = runtime();
+    let loader = Loader::new();
+    let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
+    let (session, fault) = rt.block_on(async {
+        let session = Session::create(plugin, &config, Timeouts::default(), |_, _| {})
+            .await
+            .unwrap();
+        session.setup().await.unwrap();
+        let fault = session
+            .inject(
+                "partition",
+                vec![
+                    ("node".into(), ParamValue::Int(3)),
+                    ("duration_ms".into(), ParamValue::Int(600_000)),
+                ],
+            )
+            .await
+            .unwrap();
+        (session, fault)
+    });
+    assert_eq!(faults_on_proxy(), 1, "the cut is on the proxy container");
+    assert!(
+        wait_until(Duration::from_secs(10), || !node3_reaches_redis()),
+        "node-3 loses redis"
+    );
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let record = vec![Leftover {
+        subject: "ratelimiter".into(),
+        config: config.clone(),
+        fault,
+        host_pid: dead_pid,
+    }];
+    let record_path = state.path().join("leftover-faults.json");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let spawned = Command::new(&host)
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--recover-leftovers",
+            "--plugin",
+        ])
+        .arg(&lib)
+        .args(["--config", &config, "--journal"])
+        .arg(state.path().join("journal.json"))
+        .env("DEMO_HOST_STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo-host runs");
+    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
+    let mut next = ChildGuard(spawned);
+    let mut said = Vec::new();
+    for l in BufReader::new(next.0.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = l.contains("recovered") || l.contains("could not recover");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    drop(next);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("recovered") && !l.contains("could not")),
+        "the next start recovered the leftover: {said:?}"
+    );
+    assert_eq!(faults_on_proxy(), 0, "the fault is off the proxy container");
+    assert!(
+        wait_until(Duration::from_secs(10), node3_reaches_redis),
+        "node-3 reaches redis again"
+    );
+    let left = std::fs::read_to_string(&record_path).unwrap();
+    assert!(!left.contains("partition"), "the record is cleared: {left}");
+
+    drop(session);
+    cluster.down_leaving_nothing();
+}
+
+#[test]
 fn demo_host_up_and_down_manage_the_compose_project() {
     if skip_without_engine("demo_host_up_and_down_manage_the_compose_project") {
         return;
@@ -442,6 +589,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     // The guard brings the project down if the test fails half way; demo-host does the real work.
     let guard = ComposeProject::new("rlup", &file, Vec::new());
     let (redis_port, node_ports) = (free_port(), [free_port(), free_port(), free_port()]);
+    let proxy_port = free_port();
     let nodes: Vec<String> = node_ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
@@ -450,7 +598,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
         .map(|i| format!("{}-node-{i}", guard.name))
         .collect();
     let config = format!(
-        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={}",
+        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={},proxy_api=http://127.0.0.1:{proxy_port}",
         guard.name,
         nodes.join("+"),
         containers.join("+")
@@ -487,7 +635,11 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     let names = guard
         .compose(&["ps", "-q"])
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count());
-    assert_eq!(names, Ok(4), "redis and three nodes run in the project");
+    assert_eq!(
+        names,
+        Ok(5),
+        "redis, three nodes and the fault proxy run in the project"
+    );
 
     let down = run("down");
     assert!(

@@ -71,7 +71,14 @@ fn the_headless_demo_detects_and_diagnoses_every_anomaly() {
 
     let journal: Value = serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
     assert_eq!(journal["outcome"], "passed", "{:#}", journal["failures"]);
-    for anomaly in ["counter drift", "ghost allowing", "node down", "redis down"] {
+    for anomaly in [
+        "counter drift",
+        "ghost allowing",
+        "node down",
+        "redis latency",
+        "node cut off",
+        "redis down",
+    ] {
         let d = journal["detections"]
             .as_array()
             .unwrap()
@@ -97,8 +104,135 @@ fn the_headless_demo_detects_and_diagnoses_every_anomaly() {
             .all(|w| w["ended_ms"].is_u64()),
         "every fault ended"
     );
+    // The network faults were each diagnosed with the right component: Redis
+    // for a slow Redis, the one node that was cut off for the cut.
+    let diagnosis = |anomaly: &str| {
+        journal["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| {
+                x["diagnosis"]["anomaly"]
+                    .as_str()
+                    .is_some_and(|a| a.contains(anomaly))
+            })
+            .unwrap_or_else(|| panic!("{anomaly} diagnosed: {:#}", journal["diagnoses"]))
+            .clone()
+    };
+    let slow = diagnosis("redis latency");
+    assert_eq!(slow["score"]["component_ok"], true, "{slow:#}");
+    // Components are labelled with their address: `redis (redis://…)`.
+    let named = |d: &Value| -> Vec<String> {
+        d["diagnosis"]["affected_components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        named(&slow).first().map(String::as_str),
+        Some("redis"),
+        "{slow:#}"
+    );
+    let cut = diagnosis("node cut off");
+    assert_eq!(cut["score"]["component_ok"], true, "{cut:#}");
+    let cut_target = journal["chaos_windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["action_id"] == "partition")
+        .map(|w| w["targets"].clone())
+        .expect("a partition window");
+    assert_eq!(
+        Value::from(named(&cut)),
+        cut_target,
+        "the one node cut off, and nothing else: {cut:#}"
+    );
     assert!(journal["health_timeline"].as_array().unwrap().len() > 20);
     assert_no_orphans(&run_id);
+}
+
+/// Reads `stdout` until a line holds `what`; false when the run ended first.
+fn read_until(stdout: &mut impl BufRead, what: &str) -> bool {
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if line.contains(what) {
+            return true;
+        }
+        line.clear();
+    }
+    false
+}
+
+#[test]
+fn a_host_killed_while_a_node_is_cut_off_leaves_nothing_and_the_next_start_clears_the_record() {
+    let state = tempfile::tempdir().unwrap();
+    let journal_path = state.path().join("journal.json");
+    let run_id = format!("kill-{}", std::process::id());
+    let mut child = command(&run_id, state.path(), &journal_path)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    assert!(
+        read_until(&mut stdout, "injected partition"),
+        "the run reached the cut"
+    );
+    let running = processes_of_run(MARKER, &run_id);
+    assert!(
+        running.iter().any(|(_, cmd)| cmd.contains("redis-server")),
+        "the marker finds the run's redis through its parent: {running:?}"
+    );
+    let leftovers = state.path().join("leftover-faults.json");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(
+            &leftovers
+        )
+        .is_ok_and(|r| r.contains("\"partition\""))),
+        "the cut is recorded for leftover recovery"
+    );
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // The proxy lived in the host: it died with it, and its children with it.
+    let pids: Vec<u32> = running.iter().map(|(pid, _)| *pid).collect();
+    // A process that is gone or a zombie (no command line) is not running.
+    let running_now =
+        |p: &u32| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| !c.is_empty());
+    let gone = wait_until(Duration::from_secs(10), || !pids.iter().any(running_now));
+    assert!(
+        gone,
+        "children of the killed host left running: {running:?}"
+    );
+
+    // The next start finds the record and clears it: nothing is left to undo.
+    let second_id = format!("kill2-{}", std::process::id());
+    let mut second = command(&second_id, state.path(), &journal_path);
+    second.arg("--recover-leftovers").stderr(Stdio::piped());
+    let mut second = second.spawn().unwrap();
+    let stderr = BufReader::new(second.stderr.take().unwrap());
+    let mut said = Vec::new();
+    for l in stderr.lines().map_while(Result::ok) {
+        let done = l.contains("recovered") || l.contains("could not recover");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("recovered") && !l.contains("could not")),
+        "the second start recovered the record: {said:?}"
+    );
+    assert_no_orphans(&second_id);
+    let record = std::fs::read_to_string(&leftovers).unwrap_or_default();
+    assert!(
+        !record.contains("\"partition\""),
+        "the record is cleared: {record}"
+    );
 }
 
 #[test]
@@ -123,8 +257,8 @@ fn sigterm_during_chaos_recovers_and_leaves_nothing_behind() {
     let running = processes_of_run(MARKER, &run_id);
     let count = |what: &str| running.iter().filter(|(_, cmd)| cmd.contains(what)).count();
     assert!(
-        count("redis-server") == 1 && count("ratelimiter-node") == 3,
-        "the marker finds the run's children: {running:?}"
+        count("redis-server") == 2 && count("ratelimiter-node") == 3,
+        "the marker finds the run's children (redis, its standby, three nodes): {running:?}"
     );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -347,10 +347,12 @@ pub fn demo_host(state: &Path) -> Command {
 
 /// The processes a run started: those that carry `marker=value` in their
 /// environment (children inherit it), plus the redis-server a marked process
-/// names with `--redis redis://host:port` (redis-server writes its process
-/// title over its environment, so the marker cannot find it directly).
+/// names with `--redis redis://host:port` or is the parent of (redis-server
+/// writes its process title over its environment, so the marker cannot find
+/// it directly; and nodes behind the fault proxy name a proxy route, not Redis).
 pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
     let mut found = processes_with_env(marker, value);
+    let marked: Vec<u32> = found.iter().map(|(pid, _)| *pid).collect();
     let ports: Vec<String> = found
         .iter()
         .filter_map(|(_, cmd)| cmd.split("--redis redis://").nth(1))
@@ -358,13 +360,25 @@ pub fn processes_of_run(marker: &str, value: &str) -> Vec<(u32, String)> {
         .filter_map(|addr| addr.rsplit(':').next().map(str::to_string))
         .collect();
     for (pid, cmd, _) in all_processes() {
-        let is_its_redis =
-            cmd.contains("redis-server") && ports.iter().any(|p| cmd.contains(&format!(":{p}")));
+        let is_its_redis = cmd.contains("redis-server")
+            && (ports.iter().any(|p| cmd.contains(&format!(":{p}")))
+                || parent(pid).is_some_and(|pp| marked.contains(&pp)));
         if is_its_redis && !found.iter().any(|(p, _)| *p == pid) {
             found.push((pid, cmd));
         }
     }
     found
+}
+
+/// A process's parent, from `/proc/<pid>/stat` (the field after the state).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Every process: pid, command line, and its environment block.

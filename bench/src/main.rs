@@ -45,7 +45,9 @@ pub struct Opts {
     #[arg(long, value_enum)]
     pub only: Vec<Group>,
     /// Extra `key=value` settings for the rate limiter plugin in the detection
-    /// group, after the group's own (to measure other settings than the defaults).
+    /// group, after the group's own (to measure other settings than the defaults;
+    /// `fault_proxy=on` puts the fault proxy between the nodes and Redis, which
+    /// the group otherwise leaves out).
     #[arg(long, default_value = "")]
     pub ratelimiter_config: String,
     /// Write the Markdown table into this file (between demo-bench markers; the rest of the file is kept).

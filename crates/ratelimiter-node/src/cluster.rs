@@ -6,8 +6,16 @@
 //! with the process that owns the cluster (even when it is SIGKILLed), when
 //! [`Cluster::stop`] is called and when the cluster is dropped, also when a
 //! test fails.
+//!
+//! With [`RedisPath::Proxied`] each node reaches Redis through its own route
+//! (`redis-<node id>`) of an in-process [`fault_proxy::Proxy`], so a network
+//! fault can hit one node's link alone (issue 17: this kernel has no netem).
+//! The proxy runs on its own one-thread runtime and ends with the cluster, or
+//! with the process that owns it. The default, [`RedisPath::Direct`], puts
+//! nothing between the nodes and Redis (what the bench measures).
 
 use crate::wire::Mode;
+use fault_proxy::{Proxy, RouteSpec};
 use plugin_api::process::{ChildId, Output, ProcessError, Supervisor};
 use plugin_api::PluginError;
 use std::io::{Read, Write};
@@ -43,6 +51,8 @@ pub enum ClusterError {
     Request(String),
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error("fault proxy: {0}")]
+    Proxy(#[from] fault_proxy::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -110,12 +120,84 @@ impl NodeArgs {
     }
 }
 
+/// How the nodes reach Redis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedisPath {
+    /// Straight to Redis's port: nothing in between (the bench's default).
+    #[default]
+    Direct,
+    /// Each node through its own route of an in-process fault proxy.
+    Proxied,
+}
+
 struct NodeSlot {
     id: String,
     bin: PathBuf,
     port: u16,
     args: NodeArgs,
     child: Option<ChildId>,
+    /// The Redis URL the node is started with: Redis itself, or its proxy route.
+    redis_url: String,
+    /// Its proxy route, when the cluster is proxied.
+    route: Option<String>,
+}
+
+/// The in-process fault proxy in front of Redis. It has a runtime of its own
+/// (one worker) so that forwarding never waits behind the owner's tasks, and
+/// so that the cluster's blocking methods can drive it from any thread.
+struct RedisProxy {
+    proxy: Proxy,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl RedisProxy {
+    fn start() -> Result<RedisProxy, ClusterError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fault-proxy")
+            .enable_all()
+            .build()?;
+        Ok(RedisProxy {
+            proxy: Proxy::new(),
+            rt: Some(rt),
+        })
+    }
+
+    /// Adds a loopback route to `upstream`; returns where it listens.
+    fn add_route(&self, name: &str, upstream: &str) -> Result<SocketAddr, ClusterError> {
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| ClusterError::NotReady("the fault proxy was stopped".into()))?;
+        // Spawned and waited for, not `block_on`: that would panic when the
+        // caller is itself inside a runtime.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (proxy, spec) = (self.proxy.clone(), RouteSpec::loopback(name, upstream));
+        rt.spawn(async move {
+            let _ = tx.send(proxy.add_route(spec).await);
+        });
+        let info = rx
+            .recv()
+            .map_err(|_| ClusterError::NotReady("the fault proxy's runtime ended".into()))??;
+        Ok(info.listen)
+    }
+
+    /// Closes every route and its connections.
+    fn close(&self) {
+        for r in self.proxy.routes() {
+            let _ = self.proxy.remove_route(&r.name);
+        }
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.close();
+        // Not `drop(rt)`: that panics when the cluster is dropped inside an async context.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Redis and the nodes that use it (see the module docs). `Send + Sync`.
@@ -126,6 +208,7 @@ pub struct Cluster {
     redis_port: u16,
     redis: Mutex<Option<ChildId>>,
     nodes: Mutex<Vec<NodeSlot>>,
+    proxy: Option<RedisProxy>,
     /// A replica of Redis to fail over to: its child and port.
     standby: Mutex<Option<(ChildId, u16)>>,
 }
@@ -139,13 +222,28 @@ impl Cluster {
         count: usize,
         args: NodeArgs,
     ) -> Result<Cluster, ClusterError> {
+        Cluster::start_with(redis_bin, node_bin, logs, count, args, RedisPath::Direct)
+    }
+
+    /// [`start`](Self::start), with the nodes reaching Redis by `path`.
+    pub fn start_with(
+        redis_bin: &str,
+        node_bin: &Path,
+        logs: Logs,
+        count: usize,
+        args: NodeArgs,
+        path: RedisPath,
+    ) -> Result<Cluster, ClusterError> {
         if !node_bin.is_file() {
             return Err(ClusterError::Missing(format!(
                 "ratelimiter-node not found at {}: build it with `cargo build -p ratelimiter-node`",
                 node_bin.display()
             )));
         }
-        let cluster = Cluster::redis(redis_bin, logs)?;
+        let mut cluster = Cluster::redis(redis_bin, logs)?;
+        if path == RedisPath::Proxied {
+            cluster = cluster.with_fault_proxy()?;
+        }
         // On an error, Drop stops whatever was started.
         for i in 1..=count {
             cluster.add_node(node_bin, &format!("node-{i}"), args.clone())?;
@@ -180,6 +278,7 @@ impl Cluster {
             redis_port: 0,
             redis: Mutex::new(None),
             nodes: Mutex::new(Vec::new()),
+            proxy: None,
             standby: Mutex::new(None),
         };
         let mut last = None;
@@ -191,6 +290,48 @@ impl Cluster {
             }
         }
         Err(last.unwrap_or_else(|| ClusterError::NotReady("redis-server did not start".into())))
+    }
+
+    /// Puts an in-process fault proxy between Redis and the nodes added from
+    /// now on: each gets its own route `redis-<id>` (see [`redis_route`](Self::redis_route)).
+    pub fn with_fault_proxy(mut self) -> Result<Cluster, ClusterError> {
+        if !lock(&self.nodes).is_empty() {
+            return Err(ClusterError::Request(
+                "the fault proxy must be set up before the first node is added".into(),
+            ));
+        }
+        if self.proxy.is_none() {
+            self.proxy = Some(RedisProxy::start()?);
+        }
+        Ok(self)
+    }
+
+    /// How the nodes reach Redis.
+    pub fn redis_path(&self) -> RedisPath {
+        if self.proxy.is_some() {
+            RedisPath::Proxied
+        } else {
+            RedisPath::Direct
+        }
+    }
+
+    /// The fault proxy in front of Redis (a handle), when the cluster is proxied.
+    pub fn fault_proxy(&self) -> Option<Proxy> {
+        self.proxy.as_ref().map(|p| p.proxy.clone())
+    }
+
+    /// The proxy route node `i` (0-based) reaches Redis through; `None` when direct.
+    pub fn redis_route(&self, i: usize) -> Result<Option<String>, ClusterError> {
+        let nodes = lock(&self.nodes);
+        let n = nodes.get(i).ok_or(ClusterError::NoSuchNode(i))?;
+        Ok(n.route.clone())
+    }
+
+    /// The Redis URL node `i` (0-based) was started with (its route when proxied).
+    pub fn node_redis_url(&self, i: usize) -> Result<String, ClusterError> {
+        let nodes = lock(&self.nodes);
+        let n = nodes.get(i).ok_or(ClusterError::NoSuchNode(i))?;
+        Ok(n.redis_url.clone())
     }
 
     /// Starts Redis (again) on its port, with nothing in it; waits for PING.
@@ -226,6 +367,14 @@ impl Cluster {
     /// Starts node `id` of `bin` with `args` on a free port; waits for its
     /// `/health`. Returns its index.
     pub fn add_node(&self, bin: &Path, id: &str, args: NodeArgs) -> Result<usize, ClusterError> {
+        let (redis_url, route) = match &self.proxy {
+            None => (self.redis_url(), None),
+            Some(p) => {
+                let name = format!("redis-{id}");
+                let listen = p.add_route(&name, &format!("127.0.0.1:{}", self.redis_port))?;
+                (format!("redis://{listen}"), Some(name))
+            }
+        };
         let i = {
             let mut nodes = lock(&self.nodes);
             nodes.push(NodeSlot {
@@ -234,6 +383,8 @@ impl Cluster {
                 port: 0,
                 args,
                 child: None,
+                redis_url,
+                route,
             });
             nodes.len() - 1
         };
@@ -252,14 +403,20 @@ impl Cluster {
     /// waits for its `/health`.
     pub fn start_node(&self, i: usize) -> Result<(), ClusterError> {
         self.kill_node(i)?;
-        let (id, bin, port, args) = {
+        let (id, bin, port, args, redis_url) = {
             let nodes = lock(&self.nodes);
             let n = nodes.get(i).ok_or(ClusterError::NoSuchNode(i))?;
-            (n.id.clone(), n.bin.clone(), n.port, n.args.to_args())
+            (
+                n.id.clone(),
+                n.bin.clone(),
+                n.port,
+                n.args.to_args(),
+                n.redis_url.clone(),
+            )
         };
         let mut cmd = Command::new(&bin);
         cmd.args(["--id", &id, "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--redis", &self.redis_url()])
+            .args(["--redis", &redis_url])
             .args(args);
         let log = format!("{id}.log");
         let child = self.procs.spawn(&id, cmd, self.output(&log))?;
@@ -371,7 +528,7 @@ impl Cluster {
             .collect()
     }
 
-    /// Stops every child and removes the log directory.
+    /// Stops every child, closes the proxy's routes and removes the log directory.
     pub fn stop(&self) {
         lock(&self.redis).take();
         lock(&self.standby).take();
@@ -379,6 +536,9 @@ impl Cluster {
             n.child = None;
         }
         self.procs.shutdown();
+        if let Some(p) = &self.proxy {
+            p.close();
+        }
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -89,3 +89,102 @@ fn what_is_missing_or_does_not_start_is_named() {
     assert!(e.to_string().contains("node-1.log"), "{e}");
     assert_eq!(c.pids().len(), 1, "only redis runs");
 }
+
+/// `GET /health` of a node, read whole (HTTP/1.0 closes after the answer).
+fn health(port: u16) -> Option<ratelimiter_node::wire::HealthView> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+}
+
+#[test]
+fn a_proxied_cluster_gives_each_node_its_own_route_to_redis() {
+    use fault_proxy::Fault;
+    use ratelimiter_node::cluster::{wait_until, RedisPath};
+    use std::time::Duration;
+
+    let direct = Cluster::redis("redis-server", Logs::Discard).unwrap();
+    assert_eq!(direct.redis_path(), RedisPath::Direct);
+    assert!(direct.fault_proxy().is_none());
+
+    let args = NodeArgs::new(Mode::Cached).redis_timeout_ms(250);
+    let c = Cluster::start_with(
+        "redis-server",
+        Path::new(NODE_BIN),
+        Logs::Discard,
+        3,
+        args,
+        RedisPath::Proxied,
+    )
+    .unwrap();
+    let proxy = c.fault_proxy().expect("a proxied cluster has a proxy");
+    let routes: Vec<String> = (0..3).map(|i| c.redis_route(i).unwrap().unwrap()).collect();
+    assert_eq!(routes, ["redis-node-1", "redis-node-2", "redis-node-3"]);
+    for (i, r) in routes.iter().enumerate() {
+        let info = proxy.route(r).unwrap();
+        assert_eq!(info.upstream, format!("127.0.0.1:{}", c.redis_port()));
+        assert_eq!(
+            c.node_redis_url(i).unwrap(),
+            format!("redis://{}", info.listen),
+            "node-{} is started against its route",
+            i + 1
+        );
+        assert!(
+            redis_ping(info.listen.port()),
+            "the route forwards to redis"
+        );
+    }
+    let ports = c.node_ports();
+    let reaches = |i: usize| health(ports[i]).is_some_and(|h| h.redis_reachable);
+    assert!(wait_until(Duration::from_secs(10), || (0..3).all(reaches)));
+    // The node's own connections go through its route.
+    assert!(proxy.route(&routes[1]).unwrap().connections > 0);
+
+    // A blackhole on node-2's route cuts node-2 alone off from Redis.
+    proxy
+        .add_fault(&routes[1], Fault::blackhole().named("cut"))
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || health(ports[1])
+            .is_some_and(|h| !h.redis_reachable)),
+        "node-2 reports redis unreachable"
+    );
+    assert!(
+        reaches(0) && reaches(2),
+        "the other nodes still reach redis"
+    );
+    proxy.remove_fault(&routes[1], "cut").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || reaches(1)),
+        "node-2 reaches redis again once the fault is removed"
+    );
+
+    // A restarted node keeps its route.
+    c.kill_node(2).unwrap();
+    c.start_node(2).unwrap();
+    assert_eq!(
+        c.node_redis_url(2).unwrap(),
+        format!("redis://{}", proxy.route(&routes[2]).unwrap().listen)
+    );
+
+    let listen = proxy.route(&routes[0]).unwrap().listen;
+    let pids = c.pids();
+    c.stop();
+    assert!(proxy.routes().is_empty(), "stop closes the routes");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(
+            listen
+        )
+        .is_err()),
+        "nothing listens on a closed route"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "{pid} outlived stop");
+    }
+}

@@ -2,7 +2,9 @@
 //! memory (for `recover`) and as a JSON record (for `recover_leftover` in a
 //! later process).
 
-use super::describe::{BURST, NODE_KILL, REDIS_FREEZE, REDIS_PAUSE};
+use super::describe::{
+    BURST, NODE_KILL, PARTITION, REDIS_FREEZE, REDIS_LATENCY_ACTION as REDIS_LATENCY, REDIS_PAUSE,
+};
 use super::env::Env;
 use super::{lock, RateLimiterSubject};
 use crate::wire::Limit;
@@ -33,6 +35,10 @@ pub enum Undo {
     RedisFreeze {
         frozen: super::env::Frozen,
     },
+    /// A latency fault on the nodes' routes to Redis.
+    RedisLatency(NetUndo),
+    /// A blackhole on one node's route to Redis.
+    Partition(NetUndo),
     /// A remedy switched the nodes' mode: each node's mode before it.
     NodeMode {
         nodes: Vec<super::remedy::NodeSetting>,
@@ -44,6 +50,21 @@ pub enum Undo {
         /// Each node's Redis before it.
         nodes: Vec<super::remedy::NodeSetting>,
     },
+}
+
+/// A fault on fault-proxy routes, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetUndo {
+    pub env: String,
+    pub routes: Vec<String>,
+    /// The fault's name on each route (the fault id).
+    pub fault: String,
+    /// When it removes itself.
+    pub until_ms: u64,
+    /// The proxy's HTTP API (compose), from which a later process removes
+    /// the fault; none for the local in-process proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 struct Entry {
@@ -66,8 +87,16 @@ impl Faults {
             .collect()
     }
 
+    /// The id the next fault of `action` gets; network faults carry it as
+    /// their name on the proxy routes, so it is known before they are added.
+    fn next_id(&self, action: &str) -> String {
+        format!("{action}-{}", self.seq.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &self,
+        fault_id: String,
         action: &str,
         targets: Vec<String>,
         summary: String,
@@ -76,7 +105,7 @@ impl Faults {
         task: Option<tokio::task::AbortHandle>,
     ) -> ActiveFault {
         let fault = ActiveFault {
-            fault_id: format!("{action}-{}", self.seq.fetch_add(1, Ordering::SeqCst) + 1),
+            fault_id,
             action_id: action.into(),
             targets,
             summary,
@@ -96,6 +125,14 @@ impl Faults {
         lock(&self.active)
             .iter()
             .find(|e| matches!(e.undo, Undo::NodeKill { node: n, .. } if n == node))
+            .map(|e| e.fault.fault_id.clone())
+    }
+
+    /// The fault that cuts the node behind `route` off from Redis, if any.
+    fn cut(&self, route: &str) -> Option<String> {
+        lock(&self.active)
+            .iter()
+            .find(|e| matches!(&e.undo, Undo::Partition(u) if u.routes.iter().any(|r| r == route)))
             .map(|e| e.fault.fault_id.clone())
     }
 }
@@ -123,7 +160,7 @@ pub fn inject(
             .map_err(|e| PluginError::failed(format!("CLIENT PAUSE failed: {e}")))?;
             let until = crate::now_ms() + ms;
             let undo = Undo::RedisPause { redis: shared.redis_url(), until_ms: until };
-            s.faults.add(action, vec!["redis".into()], format!("redis writes paused for {ms} ms (CLIENT PAUSE WRITE)"), Some(until), undo, None)
+            s.faults.add(s.faults.next_id(action), action, vec!["redis".into()], format!("redis writes paused for {ms} ms (CLIENT PAUSE WRITE)"), Some(until), undo, None)
         }
         BURST => {
             let multiplier = params.f64("multiplier").unwrap_or(2.0);
@@ -153,7 +190,7 @@ pub fn inject(
             });
             let expires = crate::now_ms() + cfg.window_ms + cfg.window_ms / 2;
             let summary = format!("{count} concurrent checks ({multiplier}× the limit of {}) on `{key}`", cfg.limit);
-            s.faults.add(action, targets, summary, Some(expires), Undo::Burst { key }, Some(task.abort_handle()))
+            s.faults.add(s.faults.next_id(action), action, targets, summary, Some(expires), Undo::Burst { key }, Some(task.abort_handle()))
         }
         NODE_KILL => {
             let count = shared.node_urls().len();
@@ -175,7 +212,7 @@ pub fn inject(
             }
             let docker = env.kill_node(i, rt)?;
             let undo = Undo::NodeKill { env: env.kind().into(), node: i, docker };
-            s.faults.add(action, vec![format!("node-{}", i + 1)], format!("node-{} killed (SIGKILL)", i + 1), None, undo, None)
+            s.faults.add(s.faults.next_id(action), action, vec![format!("node-{}", i + 1)], format!("node-{} killed (SIGKILL)", i + 1), None, undo, None)
         }
         REDIS_FREEZE => {
             let frozen = env.freeze_redis(rt)?;
@@ -183,11 +220,80 @@ pub fn inject(
                 super::env::Frozen::Process(pid) => format!("redis-server (pid {pid}) stopped (SIGSTOP)"),
                 super::env::Frozen::Container(_) => "redis container paused (docker pause)".to_string(),
             };
-            s.faults.add(action, vec!["redis".into()], summary, None, Undo::RedisFreeze { frozen }, None)
+            s.faults.add(s.faults.next_id(action), action, vec!["redis".into()], summary, None, Undo::RedisFreeze { frozen }, None)
+        }
+        REDIS_LATENCY => {
+            let delay = params.f64("delay_ms").unwrap_or(20.0);
+            let jitter = params.f64("jitter_ms").unwrap_or(5.0);
+            let ms = params.u64("duration_ms").unwrap_or(15_000);
+            if !(1.0..=10_000.0).contains(&delay) || !(0.0..=delay).contains(&jitter) {
+                return Err(PluginError::invalid(format!(
+                    "delay_ms {delay} and jitter_ms {jitter}: the delay takes 1 to 10000 ms and the jitter 0 up to the delay"
+                )));
+            }
+            check_duration(ms)?;
+            let links = env.links()?;
+            let text = match params.get("nodes") {
+                Some(ParamValue::Text(t)) => t.clone(),
+                _ => "all".into(),
+            };
+            let nodes = super::net::parse_nodes(&text, links.count())?;
+            let routes = nodes.iter().map(|i| links.route(*i).map(String::from)).collect::<PluginResult<Vec<_>>>()?;
+            let id = s.faults.next_id(action);
+            // Answers are held, not requests: one delay per round trip.
+            let fault = fault_proxy::Fault::latency(delay, jitter)
+                .direction(fault_proxy::Direction::Downstream)
+                .named(id.clone());
+            rt.block_on(links.add_all(&routes, &fault))?;
+            let targets: Vec<String> = if nodes.len() == links.count() {
+                vec!["redis".into()]
+            } else {
+                nodes.iter().map(|i| format!("node-{}", i + 1)).collect()
+            };
+            let who = nodes.iter().map(|i| format!("node-{}", i + 1)).collect::<Vec<_>>().join(", ");
+            let summary = format!("redis answers {who} {delay} ± {jitter} ms late for {ms} ms (fault proxy)");
+            let until = crate::now_ms() + ms;
+            let api = links.api().map(String::from);
+            let task = expire(rt, &s.shared, links, routes.clone(), id.clone(), ms);
+            let undo = Undo::RedisLatency(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until, api });
+            s.faults.add(id, action, targets, summary, Some(until), undo, Some(task))
+        }
+        PARTITION => {
+            let links = env.links()?;
+            let count = links.count();
+            let ms = params.u64("duration_ms").unwrap_or(15_000);
+            check_duration(ms)?;
+            let wanted = params.u64("node").unwrap_or(0) as usize;
+            if wanted > count {
+                return Err(PluginError::invalid(format!("node {wanted} does not exist: use 1 to {count}, or 0 for a random one")));
+            }
+            let i = if wanted == 0 {
+                let free: Vec<usize> = (0..count).filter(|i| links.route(*i).is_ok_and(|r| s.faults.cut(r).is_none())).collect();
+                if free.is_empty() {
+                    return Err(PluginError::invalid("every node is already cut off from redis; recover one first"));
+                }
+                free[rand::random_range(0..free.len())]
+            } else {
+                wanted - 1
+            };
+            let route = links.route(i)?.to_string();
+            if let Some(f) = s.faults.cut(&route) {
+                return Err(PluginError::invalid(format!("node-{} is already cut off from redis by fault {f}; recover it first", i + 1)));
+            }
+            let id = s.faults.next_id(action);
+            // Both ways: nothing reaches Redis and nothing comes back; connections stay open.
+            rt.block_on(links.add_all(std::slice::from_ref(&route), &fault_proxy::Fault::blackhole().named(id.clone())))?;
+            let summary = format!("node-{} cut off from redis for {ms} ms (fault proxy blackhole, both directions)", i + 1);
+            let until = crate::now_ms() + ms;
+            let routes = vec![route];
+            let api = links.api().map(String::from);
+            let task = expire(rt, &s.shared, links, routes.clone(), id.clone(), ms);
+            let undo = Undo::Partition(NetUndo { env: env.kind().into(), routes, fault: id.clone(), until_ms: until, api });
+            s.faults.add(id, action, vec![format!("node-{}", i + 1)], summary, Some(until), undo, Some(task))
         }
         other => {
             return Err(PluginError::invalid(format!(
-                "unknown chaos action `{other}`; this subject offers {REDIS_PAUSE}, {BURST}, {NODE_KILL}, {REDIS_FREEZE}"
+                "unknown chaos action `{other}`; this subject offers {REDIS_PAUSE}, {BURST}, {NODE_KILL}, {REDIS_LATENCY}, {PARTITION}, {REDIS_FREEZE}"
             )))
         }
     };
@@ -221,6 +327,9 @@ pub fn recover(
         Undo::NodeKill { node, .. } => env
             .restart_node(*node, rt)
             .and_then(|()| super::remedy::after_restart(&s.shared, rt, *node)),
+        Undo::RedisLatency(u) | Undo::Partition(u) => env
+            .links()
+            .and_then(|links| rt.block_on(links.remove_all(&u.routes, &u.fault))),
         Undo::RedisPause { until_ms, .. } if *until_ms <= crate::now_ms() => Ok(()),
         undo => undo_fault(rt, undo),
     };
@@ -239,9 +348,56 @@ pub fn recover(
     result
 }
 
+/// The longest a network fault may last before it removes itself.
+const MAX_NET_FAULT_MS: u64 = 600_000;
+
+fn check_duration(ms: u64) -> PluginResult<()> {
+    if (100..=MAX_NET_FAULT_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(PluginError::invalid(format!(
+            "duration_ms {ms} is out of range: it takes 100 to {MAX_NET_FAULT_MS}"
+        )))
+    }
+}
+
+/// Removes a network fault once its duration is over, so it ends even when
+/// nobody calls `recover` (which then finds it gone, and that is no error).
+fn expire(
+    rt: &Runtime,
+    shared: &Arc<super::Shared>,
+    links: super::net::Links,
+    routes: Vec<String>,
+    name: String,
+    ms: u64,
+) -> tokio::task::AbortHandle {
+    let shared = Arc::clone(shared);
+    rt.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if let Err(e) = links.remove_all(&routes, &name).await {
+            shared.event(
+                Level::Warn,
+                format!("{name} could not be removed when it expired: {e}"),
+            );
+        }
+    })
+    .abort_handle()
+}
+
 /// Undoes what can be undone from the record alone.
 pub(super) fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
     match undo {
+        Undo::RedisLatency(u) | Undo::Partition(u) => match &u.api {
+            // The proxy container outlives the host: take the fault off its routes.
+            Some(api) => {
+                let links = super::net::Links::http(api, u.routes.clone())?;
+                rt.block_on(links.remove_all(&u.routes, &u.fault))
+            }
+            // The local proxy ran inside the host process that injected the
+            // fault: it ended with it, and so did the nodes behind it (they are
+            // children of that process). Nothing of the fault is left anywhere.
+            None => Ok(()),
+        },
         Undo::RedisPause { redis, .. } => rt.block_on(async {
             let client = redis::Client::open(redis.as_str()).map_err(PluginError::failed)?;
             let fut = async {

@@ -14,9 +14,10 @@ use std::time::Duration;
 const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
 
 /// Images built here by `docker/build-images.sh`, used when no image is named and they exist.
-const LOCAL_IMAGES: [(&str, &str); 2] = [
+const LOCAL_IMAGES: [(&str, &str); 3] = [
     ("REDIS_IMAGE", "demo-host/redis:local"),
     ("RATELIMITER_IMAGE", "demo-host/ratelimiter-node:local"),
+    ("FAULT_PROXY_IMAGE", "demo-host/fault-proxy:local"),
 ];
 
 pub fn project(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<Project> {
@@ -40,6 +41,7 @@ pub fn project(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<Project> 
     for (i, url) in cfg.nodes.iter().enumerate() {
         env.push((format!("RL_NODE{}_PORT", i + 1), port_of(url)?.to_string()));
     }
+    env.push(("RL_PROXY_PORT".into(), port_of(&cfg.proxy_api)?.to_string()));
     for (var, image) in LOCAL_IMAGES {
         if std::env::var_os(var).is_none() && image_exists(image) {
             env.push((var.into(), image.into()));
@@ -67,6 +69,14 @@ pub fn up(project: &Project, cfg: &PluginConfig, log: &Logger) -> PluginResult<S
         )));
     }
     log.info("redis answers");
+    let proxy_port = port_of(&cfg.proxy_api)?;
+    if !wait_until(HEALTHY_WITHIN, || http_ok(proxy_port, "/routes")) {
+        return Err(PluginError::failed(format!(
+            "the fault proxy's API did not answer at {} within {HEALTHY_WITHIN:?}",
+            cfg.proxy_api
+        )));
+    }
+    log.info("the fault proxy answers");
     for (i, url) in cfg.nodes.iter().enumerate() {
         let port = port_of(url)?;
         if !wait_until(HEALTHY_WITHIN, || http_ok(port, "/health")) {
@@ -101,7 +111,7 @@ fn compose_error(e: ComposeError) -> PluginError {
     match e {
         ComposeError::Missing => PluginError::Missing(e.to_string()),
         ComposeError::Failed { pull_failed: true, .. } => PluginError::failed(format!(
-            "{e} (no image registry answers here: build the local images with docker/build-images.sh, or set REDIS_IMAGE / RATELIMITER_IMAGE)"
+            "{e} (no image registry answers here: build the local images with docker/build-images.sh, or set REDIS_IMAGE / RATELIMITER_IMAGE / FAULT_PROXY_IMAGE)"
         )),
         other => PluginError::failed(other),
     }

@@ -24,6 +24,9 @@ pub const KEYS: &[&str] = &[
     "compose_file",
     "node_bin",
     "redis_bin",
+    "fault_proxy",
+    "proxy_api",
+    "redis_latency_ms",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,14 @@ pub struct PluginConfig {
     pub compose_file: Option<PathBuf>,
     pub node_bin: Option<PathBuf>,
     pub redis_bin: String,
+    /// Local env: each node reaches Redis through its own route of an
+    /// in-process fault proxy (`fault_proxy=on`, the default), which the
+    /// network chaos actions need; `off` connects the nodes to Redis directly.
+    pub fault_proxy: bool,
+    /// Compose: the fault proxy container's HTTP API.
+    pub proxy_api: String,
+    /// Above this median round trip from a node to Redis, `redis latency` is violated.
+    pub redis_latency_ms: u64,
 }
 
 impl PluginConfig {
@@ -139,6 +150,20 @@ impl PluginConfig {
             compose_file: c.get("compose_file").map(PathBuf::from),
             node_bin: c.get("node_bin").map(PathBuf::from),
             redis_bin: c.get_or("redis_bin", "redis-server").to_string(),
+            fault_proxy: match c.get_or("fault_proxy", "on") {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(PluginError::invalid(format!(
+                        "config `fault_proxy={other}`: use fault_proxy=on or fault_proxy=off"
+                    )))
+                }
+            },
+            proxy_api: c
+                .get_or("proxy_api", "http://127.0.0.1:8474")
+                .trim_end_matches('/')
+                .to_string(),
+            redis_latency_ms: ranged("redis_latency_ms", 10, 1, 60_000)?,
         };
         if env == EnvKind::Compose {
             if cfg.nodes.is_empty() || cfg.nodes.len() > 3 {
@@ -151,6 +176,12 @@ impl PluginConfig {
                     PluginError::invalid(format!("config `nodes`: `{url}` is not a URL ({e})"))
                 })?;
             }
+            reqwest::Url::parse(&cfg.proxy_api).map_err(|e| {
+                PluginError::invalid(format!(
+                    "config `proxy_api={}` is not a URL ({e})",
+                    cfg.proxy_api
+                ))
+            })?;
             redis::Client::open(cfg.redis.as_str()).map_err(|e| {
                 PluginError::invalid(format!(
                     "config `redis={}` is not a Redis URL ({e})",
@@ -215,6 +246,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a URL"));
+        assert!(parse("fault_proxy=maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("fault_proxy=on or fault_proxy=off"));
+        assert!(c.fault_proxy && !parse("fault_proxy=off").unwrap().fault_proxy);
+        assert!(parse("redis_latency_ms=0")
+            .unwrap_err()
+            .to_string()
+            .contains("redis_latency_ms"));
+        assert!(parse("env=compose proxy_api=nope")
+            .unwrap_err()
+            .to_string()
+            .contains("proxy_api=nope"));
         let c = parse("env=compose nodes=http://127.0.0.1:9001+http://127.0.0.1:9002 redis=redis://127.0.0.1:7000").unwrap();
         assert_eq!(c.nodes.len(), 2);
     }

@@ -1,12 +1,17 @@
 //! What `demo-host inspect` shows: chapters, chaos actions and vocabulary.
 
-use super::invariants::{CONSERVATION, COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN};
+use super::invariants::{
+    CONSERVATION, COUNTER_DRIFT, GHOST_ALLOWING, NODE_CUT_OFF, NODE_DOWN, REDIS_DOWN, REDIS_LATENCY,
+};
 use plugin_api::*;
 
 pub const REDIS_PAUSE: &str = "redis-pause";
 pub const BURST: &str = "burst";
 pub const NODE_KILL: &str = "node-kill";
 pub const REDIS_FREEZE: &str = "redis-freeze";
+/// Network faults through the fault proxy (env=local).
+pub const REDIS_LATENCY_ACTION: &str = "redis-latency";
+pub const PARTITION: &str = "partition";
 pub const STEP_SET_LIMIT: &str = "set-limit";
 /// The host's `demo-host up` / `down` (compose environment only).
 pub const STEP_ENV_UP: &str = "env-up";
@@ -121,6 +126,56 @@ fn chapters() -> Vec<Chapter> {
             .on_enter(OnEnter::Recover)
             .blocking(),
         Chapter::narrate(
+            "Slow Redis: inject",
+            "Each node reaches Redis through its own route of a fault-injecting TCP proxy (there is no netem on this kernel). Now Redis's answers reach every node 20 ms late, give or take 5.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: REDIS_LATENCY_ACTION.into(),
+            params: vec![
+                ("delay_ms".into(), ParamValue::Int(20)),
+                ("jitter_ms".into(), ParamValue::Int(5)),
+                ("duration_ms".into(), ParamValue::Int(30_000)),
+                ("nodes".into(), ParamValue::Text("all".into())),
+            ],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Slow Redis: detect",
+            "Every node's round trip to Redis rises past its bound at once. Nothing is down and no count is wrong: the flushes still land well inside their stall limit.",
+        )
+        .expect_violation(REDIS_LATENCY),
+        Chapter::narrate("Slow Redis: diagnose", "One slow node, or the store they all share?")
+            .on_enter(OnEnter::Diagnose)
+            .expect_diagnosis(REDIS_LATENCY, Component::Named("redis".into()))
+            .blocking(),
+        Chapter::narrate("Recovery", "The delay is removed from the open connections at once; the round trips fall back.")
+            .on_enter(OnEnter::Recover)
+            .blocking(),
+        Chapter::narrate(
+            "Cut off: inject",
+            "Now one node alone loses Redis: its route swallows every byte both ways and holds the connections open, as a dead link would. Redis itself is fine, and so are the other nodes.",
+        )
+        .on_enter(OnEnter::Chaos {
+            action: PARTITION.into(),
+            params: vec![
+                ("node".into(), ParamValue::Int(0)),
+                ("duration_ms".into(), ParamValue::Int(30_000)),
+            ],
+        })
+        .blocking(),
+        Chapter::narrate(
+            "Cut off: detect",
+            "The node still answers its clients, but its Redis pings time out while Redis answers everyone else. In cached mode it keeps admitting on its local view, so its counts drift from Redis's.",
+        )
+        .expect_violation(NODE_CUT_OFF),
+        Chapter::narrate("Cut off: diagnose", "Redis, or the one node?")
+            .on_enter(OnEnter::Diagnose)
+            .expect_diagnosis(NODE_CUT_OFF, Component::ChaosTarget)
+            .blocking(),
+        Chapter::narrate("Recovery", "The link is restored: the held bytes flow, the node's pending flushes land exactly once and its counts agree with Redis again.")
+            .on_enter(OnEnter::Recover)
+            .blocking(),
+        Chapter::narrate(
             "Redis freeze: inject",
             "Freeze Redis itself: SIGSTOP of redis-server (docker pause of its container in compose). It stops answering anything, reads included.",
         )
@@ -199,6 +254,78 @@ fn chaos_actions() -> Vec<ChaosAction> {
             recovery: Recovery::ExplicitRecover,
         },
         ChaosAction {
+            id: REDIS_LATENCY_ACTION.into(),
+            name: "Slow Redis link".into(),
+            kind: ChaosKind::Custom("network latency".into()),
+            description: "Redis's answers reach the chosen nodes delay_ms ± jitter_ms late, through each node's route of the fault proxy (env=local); open connections included. Ends by itself after duration_ms, or when recovered.".into(),
+            params: vec![
+                ParamSpec {
+                    name: "delay_ms".into(),
+                    description: "added to every round trip to Redis".into(),
+                    kind: ParamKind::Integer,
+                    default: ParamValue::Int(20),
+                    min: Some(1.0),
+                    max: Some(10_000.0),
+                    unit: "ms".into(),
+                },
+                ParamSpec {
+                    name: "jitter_ms".into(),
+                    description: "uniform spread around the delay (at most the delay)".into(),
+                    kind: ParamKind::Integer,
+                    default: ParamValue::Int(5),
+                    min: Some(0.0),
+                    max: Some(10_000.0),
+                    unit: "ms".into(),
+                },
+                ParamSpec {
+                    name: "duration_ms".into(),
+                    description: "how long the delay lasts".into(),
+                    kind: ParamKind::DurationMs,
+                    default: ParamValue::Int(15_000),
+                    min: Some(100.0),
+                    max: Some(600_000.0),
+                    unit: "ms".into(),
+                },
+                ParamSpec {
+                    name: "nodes".into(),
+                    description: "which nodes' links: all, or numbers joined by commas (1,3)".into(),
+                    kind: ParamKind::Text,
+                    default: ParamValue::Text("all".into()),
+                    min: None,
+                    max: None,
+                    unit: String::new(),
+                },
+            ],
+            recovery: Recovery::SelfRecovering,
+        },
+        ChaosAction {
+            id: PARTITION.into(),
+            name: "Cut a node off from Redis".into(),
+            kind: ChaosKind::Custom("network partition".into()),
+            description: "A blackhole on one node's route to Redis, both directions (env=local): the node's Redis calls get no answer while the connections stay open; Redis and the other nodes are untouched. Ends by itself after duration_ms, or when recovered.".into(),
+            params: vec![
+                ParamSpec {
+                    name: "node".into(),
+                    description: "which node (1-3); 0 picks one at random".into(),
+                    kind: ParamKind::Integer,
+                    default: ParamValue::Int(0),
+                    min: Some(0.0),
+                    max: Some(3.0),
+                    unit: String::new(),
+                },
+                ParamSpec {
+                    name: "duration_ms".into(),
+                    description: "how long the node stays cut off".into(),
+                    kind: ParamKind::DurationMs,
+                    default: ParamValue::Int(15_000),
+                    min: Some(100.0),
+                    max: Some(600_000.0),
+                    unit: "ms".into(),
+                },
+            ],
+            recovery: Recovery::SelfRecovering,
+        },
+        ChaosAction {
             id: REDIS_FREEZE.into(),
             name: "Freeze Redis".into(),
             kind: ChaosKind::Custom("process freeze".into()),
@@ -235,14 +362,19 @@ fn diagnosis() -> DiagnosisContext {
         system: "A distributed rate limiter: three nodes decide whether a request under a key is allowed within a per-key limit per window, sharing counts through Redis.".into(),
         components,
         glossary: vec![
+            // Before `counter drift`, which shares its class: a cut-off node's
+            // counts drift too, and the diagnosis should name the cause.
+            term(NODE_CUT_OFF, "a node that answers its clients but cannot reach Redis while Redis answers the others; it decides on its local view, so its counts drift from the shared ones", Some(AnomalyClass::StateDivergence)),
             term(COUNTER_DRIFT, "the shared counter in Redis and the sum of the nodes' acknowledged increments disagree beyond a tolerance, because flushes to Redis fail or stall", Some(AnomalyClass::StateDivergence)),
             term(GHOST_ALLOWING, "the nodes together allowed more checks within one window than the key's limit, because each decided against a stale shared count", Some(AnomalyClass::BoundExceeded)),
             term(NODE_DOWN, "a rate limiter node does not answer", Some(AnomalyClass::NodeDown)),
             term(REDIS_DOWN, "Redis, the shared store of every node, does not answer", Some(AnomalyClass::DependencyDown)),
+            term(REDIS_LATENCY, "the nodes' round trip to Redis (a PING each poll, median over the last five) is above its bound; on every node at once it is Redis or the way to it, on some nodes only their links", Some(AnomalyClass::LatencySpike)),
             term(CONSERVATION, "allowed + denied + errors reported by a node differ from the checks the client sent it", Some(AnomalyClass::Accounting)),
             term("partitioned", "a node whose last flush to Redis failed or timed out; it serves from its local counts", None),
             term("flush", "a node's batched write of pending increments to Redis (cached mode)", None),
             term("CLIENT PAUSE WRITE", "a Redis command that blocks every write command for a while but lets reads through", None),
+            term("redis rtt", "a node's round trip to Redis: the median of its last five PINGs", None),
         ],
     }
 }
@@ -307,7 +439,14 @@ mod tests {
             .collect();
         assert_eq!(
             expected,
-            vec![COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN]
+            vec![
+                COUNTER_DRIFT,
+                GHOST_ALLOWING,
+                NODE_DOWN,
+                REDIS_LATENCY,
+                NODE_CUT_OFF,
+                REDIS_DOWN
+            ]
         );
         let diag: Vec<&ExpectedDiagnosis> = d
             .chapters
@@ -320,8 +459,49 @@ mod tests {
             (diag[2].anomaly.as_str(), &diag[2].component),
             (NODE_DOWN, &Component::ChaosTarget)
         );
-        assert_eq!(diag[3].component, Component::Named("redis".into()));
+        assert_eq!(
+            (diag[3].anomaly.as_str(), &diag[3].component),
+            (REDIS_LATENCY, &Component::Named("redis".into()))
+        );
+        assert_eq!(
+            (diag[4].anomaly.as_str(), &diag[4].component),
+            (NODE_CUT_OFF, &Component::ChaosTarget)
+        );
+        assert_eq!(diag[5].component, Component::Named("redis".into()));
         let freeze = action(REDIS_FREEZE);
         assert_eq!(freeze.recovery, Recovery::ExplicitRecover);
+        // Every invariant class has a glossary term, and each expected
+        // anomaly is one: the diagnosis can only name glossary terms.
+        assert_eq!(class(REDIS_LATENCY), Some(AnomalyClass::LatencySpike));
+        assert_eq!(class(NODE_CUT_OFF), Some(AnomalyClass::StateDivergence));
+        for d in &diag {
+            assert!(
+                class(&d.anomaly).is_some(),
+                "{} is a glossary term",
+                d.anomaly
+            );
+        }
+        // A cut-off node's counts drift too: its term comes first of its class,
+        // so that the diagnosis names the cause when both are violated.
+        let divergence: Vec<&str> = d
+            .diagnosis
+            .glossary
+            .iter()
+            .filter(|g| g.class == Some(AnomalyClass::StateDivergence))
+            .map(|g| g.term.as_str())
+            .collect();
+        assert_eq!(divergence, vec![NODE_CUT_OFF, COUNTER_DRIFT]);
+        for (id, params) in [
+            (
+                REDIS_LATENCY_ACTION,
+                vec!["delay_ms", "jitter_ms", "duration_ms", "nodes"],
+            ),
+            (PARTITION, vec!["node", "duration_ms"]),
+        ] {
+            let a = action(id);
+            assert_eq!(a.recovery, Recovery::SelfRecovering, "{id}");
+            let names: Vec<&str> = a.params.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, params, "{id}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use super::config::{EnvKind, PluginConfig};
 use docker_chaos::Engine;
 use plugin_api::{PluginError, PluginResult};
-use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs};
+use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs, RedisPath};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,12 +17,15 @@ pub fn docker_error(e: docker_chaos::ChaosError) -> PluginError {
 }
 
 pub enum Env {
-    Local(Cluster),
+    /// Boxed: the cluster (with its proxy) is far larger than the compose endpoints.
+    Local(Box<Cluster>),
     Compose {
         nodes: Vec<String>,
         redis: String,
         containers: Vec<String>,
         redis_container: String,
+        /// The fault proxy container's HTTP API (`proxy_api=`), unless `fault_proxy=off`.
+        proxy_api: Option<String>,
     },
 }
 
@@ -75,16 +78,23 @@ impl Env {
                 let args = NodeArgs::new(cfg.mode)
                     .flush_ms(cfg.flush_ms)
                     .redis_timeout_ms(cfg.redis_timeout_ms);
-                let cluster = Cluster::start(&cfg.redis_bin, &bin, Logs::TempDir, 3, args)?;
+                let path = if cfg.fault_proxy {
+                    RedisPath::Proxied
+                } else {
+                    RedisPath::Direct
+                };
+                let cluster =
+                    Cluster::start_with(&cfg.redis_bin, &bin, Logs::TempDir, 3, args, path)?;
                 // The failover-redis remedy's standby, synced before any fault.
                 cluster.start_standby()?;
-                Ok(Env::Local(cluster))
+                Ok(Env::Local(Box::new(cluster)))
             }
             EnvKind::Compose => Ok(Env::Compose {
                 nodes: cfg.nodes.clone(),
                 redis: cfg.redis.clone(),
                 containers: cfg.containers.clone(),
                 redis_container: cfg.redis_container.clone(),
+                proxy_api: cfg.fault_proxy.then(|| cfg.proxy_api.clone()),
             }),
         }
     }
@@ -203,6 +213,42 @@ impl Env {
                 let undo = engine.pause(&c).await.map_err(docker_error)?;
                 Ok(Frozen::Container(undo.to_json()))
             }),
+        }
+    }
+
+    /// The links from the nodes to Redis that network faults act on: one
+    /// proxy route per node, or an error that says why there are none.
+    pub fn links(&self) -> PluginResult<super::net::Links> {
+        match self {
+            Env::Local(l) => {
+                let proxy = l.fault_proxy().ok_or_else(|| {
+                    PluginError::Unsupported(
+                        "network faults need the fault proxy between the nodes and Redis; this local environment was started with fault_proxy=off".into(),
+                    )
+                })?;
+                let routes = (0..l.node_ports().len())
+                    .map(|i| {
+                        l.redis_route(i)?.ok_or_else(|| {
+                            PluginError::failed(format!("node-{} has no proxy route", i + 1))
+                        })
+                    })
+                    .collect::<PluginResult<Vec<String>>>()?;
+                Ok(super::net::Links::in_process(proxy, routes))
+            }
+            Env::Compose {
+                nodes, proxy_api, ..
+            } => {
+                let api = proxy_api.as_deref().ok_or_else(|| {
+                    PluginError::Unsupported(
+                        "network faults need the fault proxy between the nodes and Redis; this compose environment is used with fault_proxy=off".into(),
+                    )
+                })?;
+                // The compose file names the routes after the nodes.
+                let routes = (1..=nodes.len())
+                    .map(|i| format!("redis-node-{i}"))
+                    .collect();
+                super::net::Links::http(api, routes)
+            }
         }
     }
 

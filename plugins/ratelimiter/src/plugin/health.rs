@@ -3,7 +3,9 @@
 //! observation. `health()` only reads what the poller stored, so it returns
 //! at once however slow or dead a node is, and one node down never blinds it.
 
-use super::invariants::{self, DriftMeasure, GhostEvidence, NodeObs, Observation, RedisObs};
+use super::invariants::{
+    self, DriftMeasure, GhostEvidence, NodeLink, NodeObs, Observation, RedisObs, LINK_POLLS,
+};
 use super::Shared;
 use crate::wire::scrape::{quantile, Scrape};
 use crate::wire::Mode;
@@ -40,6 +42,51 @@ pub struct PollState {
     pub evidence: Vec<GhostEvidence>,
     node_up: Vec<Option<bool>>,
     first_instance: Vec<Option<u64>>,
+    /// Each node's latest pings to Redis (from its `/health`), oldest first.
+    pings: Vec<VecDeque<Option<f64>>>,
+    cut_before: Vec<bool>,
+}
+
+impl PollState {
+    /// Each node of `obs` with its way to Redis as the polls so far saw it.
+    pub fn links(&self, obs: &Observation) -> Vec<NodeLink> {
+        obs.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeLink {
+                id: n.id.clone(),
+                answering: n.up(),
+                pings: self
+                    .pings
+                    .get(i)
+                    .map(|p| p.iter().copied().collect())
+                    .unwrap_or_default(),
+                flushes_failing: n.health.as_ref().is_some_and(|h| h.partitioned),
+            })
+            .collect()
+    }
+
+    /// Keeps the latest ping of each answering node; a node that does not
+    /// answer starts afresh (it may come back as another process).
+    fn remember_pings(&mut self, obs: &Observation) {
+        self.pings.resize(obs.nodes.len(), VecDeque::new());
+        for (n, pings) in obs.nodes.iter().zip(self.pings.iter_mut()) {
+            match &n.health {
+                None => pings.clear(),
+                Some(h) => {
+                    let rtt = if h.redis_reachable {
+                        Some(h.redis_latency_ms.unwrap_or(0.0))
+                    } else {
+                        None
+                    };
+                    pings.push_back(rtt);
+                    while pings.len() > LINK_POLLS {
+                        pings.pop_front();
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn poll_loop(shared: Arc<Shared>) {
@@ -90,14 +137,20 @@ pub async fn observe(shared: &Shared) -> Observation {
     // sets: Redis holds at least what was acknowledged before, at most what was allowed after.
     let redis = read_counts(shared, redis, &watched).await;
     if !redis.counts.is_empty() {
+        // Not from a node that cannot reach Redis: its counters answer only
+        // after their own Redis read times out, which would hold the whole
+        // poll (and the detection of that very cut) a Redis timeout longer.
+        // Its drift then has only the lower bound, which is what matters for
+        // a node whose increments are not landing.
+        let second = |n: &NodeObs| n.health.as_ref().is_some_and(|h| h.redis_reachable);
         let after = join_all(
             urls.iter()
                 .zip(&nodes)
-                .filter(|(_, n)| n.up())
+                .filter(|(_, n)| second(n))
                 .map(|(url, _)| read_counters(&shared.http, url, &watched)),
         )
         .await;
-        for (n, counters) in nodes.iter_mut().filter(|n| n.up()).zip(after) {
+        for (n, counters) in nodes.iter_mut().filter(|n| second(n)).zip(after) {
             n.counters_after = counters;
         }
     }
@@ -247,7 +300,7 @@ fn mark_restarts(shared: &Shared, obs: &mut Observation) {
 
 fn record(shared: &Shared, obs: Observation) {
     let settings = shared.settings();
-    let measure = invariants::measure_drift(&obs, &settings);
+    let mut measure = invariants::measure_drift(&obs, &settings);
     // Only keys still watched: a poll that began before a burst was recovered
     // and forgotten must not bring its evidence back.
     let watched = shared.watched_keys();
@@ -256,6 +309,7 @@ fn record(shared: &Shared, obs: Observation) {
         .filter(|e| watched.contains(&e.key))
         .collect();
     let mut events = Vec::new();
+    let mut node_events: Vec<(Level, String, String)> = Vec::new();
     {
         let mut st = shared.poll();
         st.node_up.resize(obs.nodes.len(), None);
@@ -276,6 +330,41 @@ fn record(shared: &Shared, obs: Observation) {
                     });
                 }
                 *was = Some(n.up());
+            }
+        }
+        st.remember_pings(&obs);
+        let links = st.links(&obs);
+        let cut: Vec<String> = if obs.redis.reachable {
+            links
+                .iter()
+                .filter(|l| l.cut())
+                .map(|l| l.id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        invariants::attribute_drift(&mut measure, &cut);
+        st.cut_before.resize(links.len(), false);
+        for (l, was) in links.iter().zip(st.cut_before.iter_mut()) {
+            let now = cut.contains(&l.id);
+            if now != *was {
+                node_events.push(if now {
+                    (
+                        Level::Warn,
+                        format!(
+                            "{} cannot reach redis (its pings fail) while redis answers the plugin",
+                            l.id
+                        ),
+                        l.id.clone(),
+                    )
+                } else {
+                    (
+                        Level::Info,
+                        format!("{} reaches redis again", l.id),
+                        l.id.clone(),
+                    )
+                });
+                *was = now;
             }
         }
         st.drift_over_before = st
@@ -320,6 +409,9 @@ fn record(shared: &Shared, obs: Observation) {
     for (level, msg) in events {
         shared.event(level, msg);
     }
+    for (level, msg, node) in node_events {
+        shared.event_on(level, msg, Some(node));
+    }
 }
 
 /// Builds the snapshot from the latest observation (no I/O).
@@ -351,7 +443,30 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
             ..HealthSnapshot::default()
         };
     };
-    let mut nodes: Vec<NodeHealth> = obs.nodes.iter().map(node_health).collect();
+    let links = st.links(obs);
+    let rtts: Vec<Option<f64>> = links.iter().map(NodeLink::rtt_ms).collect();
+    let mut nodes: Vec<NodeHealth> = obs
+        .nodes
+        .iter()
+        .zip(rtts.iter().chain(std::iter::repeat(&None)))
+        .map(|(n, rtt)| node_health(n, *rtt))
+        .collect();
+    let mut redis_metrics: Vec<Metric> = obs
+        .redis
+        .latency_ms
+        .map(|l| vec![Metric::new("ping", l, "ms")])
+        .unwrap_or_default();
+    let mut measured: Vec<f64> = rtts.iter().flatten().copied().collect();
+    if !measured.is_empty() {
+        measured.sort_by(f64::total_cmp);
+        // The median over the nodes: it rises when Redis is slow for most of
+        // them, not when one node's own link is.
+        redis_metrics.push(Metric::new(
+            "latency from nodes",
+            measured[measured.len() / 2],
+            "ms",
+        ));
+    }
     nodes.push(NodeHealth {
         id: "redis".into(),
         role: "store".into(),
@@ -362,11 +477,7 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
         } else {
             NodeStatus::Down
         },
-        metrics: obs
-            .redis
-            .latency_ms
-            .map(|l| vec![Metric::new("ping", l, "ms")])
-            .unwrap_or_default(),
+        metrics: redis_metrics,
         ..Default::default()
     });
     let mut metrics = Vec::new();
@@ -424,6 +535,13 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
         invariants::conservation(obs),
         invariants::node_down(obs),
         invariants::redis_down(obs),
+        invariants::redis_latency(
+            &links,
+            shared.cfg.redis_latency_ms as f64,
+            obs.redis.reachable,
+            obs.at_ms,
+        ),
+        invariants::node_cut_off(&links, obs.redis.reachable, obs.at_ms),
     ];
     for i in &mut invariants {
         i.since_ms = obs.at_ms;
@@ -439,7 +557,7 @@ pub fn snapshot(shared: &Shared) -> HealthSnapshot {
     }
 }
 
-fn node_health(n: &NodeObs) -> NodeHealth {
+fn node_health(n: &NodeObs, redis_rtt: Option<f64>) -> NodeHealth {
     let status = match &n.health {
         None => NodeStatus::Down,
         Some(h) if h.partitioned || !h.redis_reachable => NodeStatus::Degraded,
@@ -463,6 +581,9 @@ fn node_health(n: &NodeObs) -> NodeHealth {
             f64::from(u8::from(h.redis_reachable)),
             "",
         ));
+    }
+    if let Some(rtt) = redis_rtt {
+        metrics.push(Metric::new("redis rtt", rtt, "ms"));
     }
     NodeHealth {
         id: n.id.clone(),

@@ -12,6 +12,7 @@ pub mod env;
 pub mod health;
 pub mod invariants;
 pub mod load;
+pub mod net;
 pub mod remedy;
 
 use burst::BurstRecord;
@@ -138,9 +139,16 @@ impl Shared {
         }
     }
     pub fn event(&self, level: Level, message: String) {
+        self.event_on(level, message, None);
+    }
+    /// An event about one component (a node, or `redis`).
+    pub fn event_on(&self, level: Level, message: String, component: Option<String>) {
         self.log.log(level, &message);
         let mut ev = lock(&self.events);
-        ev.push_back(health::event(level, message));
+        ev.push_back(Event {
+            component,
+            ..health::event(level, message)
+        });
         while ev.len() > MAX_EVENTS {
             ev.pop_front();
         }
@@ -223,6 +231,16 @@ impl RateLimiterSubject {
             Some(Env::Local(l)) => l.pids(),
             _ => vec![],
         }
+    }
+
+    /// The fault proxy's routes from the nodes to Redis, with their faults
+    /// (empty without a proxy); lets tests check that recovery removed a fault.
+    pub fn redis_routes(&self) -> Vec<fault_proxy::RouteInfo> {
+        lock(&self.env)
+            .as_deref()
+            .and_then(|e| e.links().ok())
+            .map(|l| l.routes())
+            .unwrap_or_default()
     }
 
     fn spawn_task(
