@@ -58,6 +58,9 @@ impl From<&HealthSnapshot> for HealthPoint {
     }
 }
 
+/// One node's status at each point of a timeline (`None`: not reported).
+pub type NodeSeries = Vec<(u64, Option<NodeStatus>)>;
+
 /// Records the health timeline of a run: each point keeps its poll's
 /// invariants and metrics, but only the nodes whose status changed since the
 /// previous point (every node in the first; a node gone from the snapshot is
@@ -132,7 +135,7 @@ pub struct Journal {
 impl Journal {
     /// Each node's status at every point of the timeline (`None` before it
     /// appeared), in the order the nodes first appear; for either format.
-    pub fn node_series(&self) -> Vec<(String, Vec<(u64, Option<NodeStatus>)>)> {
+    pub fn node_series(&self) -> Vec<(String, NodeSeries)> {
         let mut order: Vec<String> = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut now: Vec<Option<NodeStatus>> = Vec::new();
