@@ -27,6 +27,8 @@ pub struct FileSettings {
     pub model: Option<String>,
     pub llm_url: Option<String>,
     pub mask: Option<bool>,
+    /// `never`, `low-risk` or `auto`: which proposed fixes a headless run runs.
+    pub remediate: Option<crate::engine::remedy::Policy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +234,15 @@ pub fn apply(
     );
     setting!("mask", "mask", "", run.mask, mask, |v| v, |v: &bool| v
         .to_string());
+    setting!(
+        "remediate",
+        "remediate",
+        "DEMO_HOST_REMEDIATE",
+        run.remediate,
+        remediate,
+        |v| v,
+        |v: &crate::engine::remedy::Policy| v.label().to_string()
+    );
     out
 }
 
@@ -315,9 +326,10 @@ mod tests {
     fn a_flag_beats_the_file_and_the_file_beats_the_default() {
         let (mut run, m) = parse_cli(&["demo-host", "--countdown", "7"]);
         let files = [file(
-            "countdown = 1\npoll-ms = 250\ndiagnoser = \"openai\"\n",
+            "countdown = 1\npoll-ms = 250\ndiagnoser = \"openai\"\nremediate = \"low-risk\"\n",
         )];
         let eff = apply(&mut run, &m, &files);
+        assert_eq!(run.remediate, crate::engine::remedy::Policy::LowRisk);
         assert_eq!(run.countdown, 7);
         assert_eq!(run.poll_ms, 250);
         assert_eq!(run.diagnosis.diagnoser, "openai");
@@ -363,6 +375,11 @@ mod tests {
         );
         let e = parse("countdown = \"three\"\n", Path::new("f.toml")).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+        let e = parse("remediate = \"always\"\n", Path::new("f.toml")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 1") && e.to_string().contains("low-risk"),
+            "{e}"
+        );
         let e = parse("poll-ms = 3\n", Path::new("f.toml")).unwrap_err();
         assert!(e.to_string().contains("outside 10..=10000"), "{e}");
     }
