@@ -53,6 +53,8 @@ pub enum Kind {
     Vocabulary,
     /// The plugin's remediation module does not match the host's: no remedies.
     Remediation,
+    /// An invariant's class has no glossary term (`vocabulary::check_snapshot`).
+    UnnamedClass,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -200,6 +200,11 @@ impl Session {
         let mut snapshot = self.checked_error(result)?;
         self.warned
             .add(sanitize::snapshot(self.subject_id(), &mut snapshot));
+        self.warned.add(super::vocabulary::check_snapshot(
+            self.subject_id(),
+            &self.plugin.description,
+            &snapshot,
+        ));
         Ok(snapshot)
     }
 

@@ -44,6 +44,40 @@ pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
     warnings
 }
 
+/// Invariants whose class no glossary term carries: a diagnosis of that
+/// class can only be named with the generic label, which no chapter's
+/// expectation holds. Checked on the snapshots (the description does not list
+/// invariants); the session warns once.
+pub fn check_snapshot(
+    plugin: &str,
+    d: &SubjectDescription,
+    s: &plugin_api::HealthSnapshot,
+) -> Vec<Warning> {
+    let unnamed: Vec<String> = s
+        .invariants
+        .iter()
+        .filter(|i| i.class != plugin_api::AnomalyClass::Other)
+        .filter(|i| {
+            !d.diagnosis
+                .glossary
+                .iter()
+                .any(|g| g.class == Some(i.class))
+        })
+        .map(|i| format!("`{}` ({})", i.name, i.class.label()))
+        .collect();
+    if unnamed.is_empty() {
+        return Vec::new();
+    }
+    vec![Warning {
+        kind: Kind::UnnamedClass,
+        message: format!(
+            "plugin {plugin}: invariant {} has a class no glossary term carries, so a diagnosis of it can only be named by the generic class label; \
+             add a GlossaryEntry {{ term, meaning, class: Some(..) }} for it (plugin-api/README.md, Diagnosis)",
+            unnamed.join(", ")
+        ),
+    }]
+}
+
 /// A remedy is proposed when a diagnosis names an anomaly it addresses, and
 /// diagnoses name glossary terms with a class: one addressing only other
 /// words is never proposed.
@@ -71,6 +105,24 @@ fn remedies_unreachable(plugin: &str, d: &SubjectDescription, terms: &[String]) 
 mod tests {
     use super::*;
     use plugin_api::{AnomalyClass, Chapter, Component, GlossaryEntry};
+
+    #[test]
+    fn an_invariant_whose_class_has_no_term_is_named() {
+        let d = crate::engine::fixture::description();
+        let mut s = crate::engine::fixture::snapshot(crate::engine::fixture::T0, false, false);
+        // "views agree" is a state divergence, which the fixture's glossary names;
+        // "nodes up" is node down, which it does not.
+        let w = check_snapshot("fx", &d, &s);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].message.contains("`nodes up` (node down)"),
+            "{}",
+            w[0].message
+        );
+        assert!(!w[0].message.contains("views agree"), "{}", w[0].message);
+        s.invariants.retain(|i| i.name == "views agree");
+        assert!(check_snapshot("fx", &d, &s).is_empty());
+    }
 
     #[test]
     fn a_remedy_that_addresses_no_classed_term_is_named() {
