@@ -49,6 +49,8 @@ pub enum Action {
     },
     /// Scrolls the health table of a large cluster (worst nodes come first).
     ScrollHealth(i32),
+    /// Scrolls the diagnosis's details; its conclusion and fix stay in view.
+    ScrollDiagnosis(i32),
     /// Escape: closes the topmost overlay.
     Back,
     HealthPolled(Result<HealthSnapshot, CallError>),

@@ -196,6 +196,7 @@ pub(super) fn finish_diagnosis(
                 });
             }
             super::remedy::propose(demo, &d, fx);
+            demo.ui.diagnosis_scroll = 0;
             demo.diagnosis = DiagnosisPanel::Done {
                 diagnosis: Box::new(d),
                 score,

@@ -91,6 +91,8 @@ pub struct UiState {
     pub log_scroll: usize,
     /// Node rows scrolled past at the top of the health table.
     pub health_scroll: usize,
+    /// Rows of the diagnosis's details scrolled past (its conclusion stays).
+    pub diagnosis_scroll: usize,
     /// The subject picker: entries and the highlighted one.
     pub picker: Option<Picker>,
     /// Why the last advance was refused, shown in the header.

@@ -36,6 +36,12 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
         Action::FilterEnd { keep } => input::filter_end(demo, keep),
         Action::ScrollLog(delta) => input::scroll_log(demo, delta),
         Action::ScrollHealth(delta) => input::scroll_health(demo, delta),
+        Action::ScrollDiagnosis(delta) => {
+            demo.ui.diagnosis_scroll = demo
+                .ui
+                .diagnosis_scroll
+                .saturating_add_signed(delta as isize)
+        }
         Action::Back => input::back(demo),
         Action::HealthPolled(Ok(snapshot)) => {
             observe::observe(demo, snapshot);

@@ -50,6 +50,8 @@ pub fn map(ui: &UiState, key: KeyEvent) -> Option<Action> {
         KeyCode::PageUp => Some(Action::ScrollLog(10)),
         KeyCode::PageDown => Some(Action::ScrollLog(-10)),
         KeyCode::Char(']') => Some(Action::ScrollHealth(10)),
+        KeyCode::Char('}') => Some(Action::ScrollDiagnosis(3)),
+        KeyCode::Char('{') => Some(Action::ScrollDiagnosis(-3)),
         KeyCode::Char('[') => Some(Action::ScrollHealth(-10)),
         _ => None,
     }

@@ -5,7 +5,7 @@ use crate::engine::remedy::Stage;
 use crate::engine::state::DiagnosisPanel;
 use crate::engine::Demo;
 use plugin_api::Risk;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
@@ -78,7 +78,10 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .title(" AI diagnosis ")
         .title_style(format::title());
-    let lines: Vec<Line> = match &demo.diagnosis {
+    // The first `fixed` lines (the conclusion and the proposed fix) always
+    // show; the rest scrolls with { and }.
+    let mut fixed = 0;
+    let mut lines: Vec<Line> = match &demo.diagnosis {
         DiagnosisPanel::Idle => vec![Line::styled(
             "no diagnosis yet · press d to diagnose now",
             format::dim(),
@@ -132,6 +135,7 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             ])];
             // The fix next: the presenter must see what `a` would run.
             l.extend(proposed_fix(demo));
+            fixed = l.len();
             if !d.affected_components.is_empty() {
                 l.push(Line::from(format!(
                     "affected: {}",
@@ -161,8 +165,22 @@ pub fn render(demo: &Demo, frame: &mut Frame, area: Rect) {
             l
         }
     };
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
-        area,
-    );
+    let inner = block.inner(area);
+    let rest = lines.split_off(fixed);
+    let head = Paragraph::new(lines).wrap(Wrap { trim: true });
+    let head_rows = (head.line_count(inner.width) as u16).min(inner.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(head_rows), Constraint::Min(0)]).areas(inner);
+    let body = Paragraph::new(rest).wrap(Wrap { trim: true });
+    let hidden = body
+        .line_count(bottom.width)
+        .saturating_sub(bottom.height as usize);
+    let scroll = demo.ui.diagnosis_scroll.min(hidden);
+    let block = match hidden {
+        0 => block,
+        _ => block.title_bottom(format!(" {{ }} scroll · {} of {hidden} ", scroll)),
+    };
+    frame.render_widget(block, area);
+    frame.render_widget(head, top);
+    frame.render_widget(body.scroll((scroll as u16, 0)), bottom);
 }

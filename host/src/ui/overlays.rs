@@ -21,6 +21,7 @@ const HELP: &[(&str, &str)] = &[
     ("/", "filter the event log (enter keeps, esc clears)"),
     ("↑ ↓, pgup pgdn", "scroll the event log"),
     ("[ ]", "scroll the cluster health table (large clusters)"),
+    ("{ }", "scroll the diagnosis's details"),
     ("?", "this help"),
     ("esc", "close an overlay"),
     ("q", "recover chaos, then quit"),

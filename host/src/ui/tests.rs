@@ -225,3 +225,51 @@ fn cluster_of_1000_scrolled() {
     update(&mut demo, T0 + 30_600, Action::ScrollHealth(10));
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
+
+/// A diagnosis longer than its panel: the conclusion and the proposed fix
+/// stay in view while `{ }` scroll the details beneath them.
+#[test]
+fn a_long_diagnosis_keeps_its_conclusion_and_fix_in_view_while_scrolling() {
+    let mut demo = violated_demo();
+    update(&mut demo, T0 + 38_600, Action::Tick);
+    let long = "the store stopped taking writes while nodes kept counting; ".repeat(12);
+    let d = serde_json::from_value(serde_json::json!({
+        "anomaly": "view drift", "class": "state_divergence", "affected_components": ["store"],
+        "timeline": [], "metric_readings": [], "evidence": [], "alternatives": [],
+        "likely_cause": long, "severity": "high", "recommended_action": "restore writes",
+        "confidence": 0.86, "narrative": "Local views ran ahead of the store.", "backend": "builtin",
+        "rule_findings": ["views agree violated: store is 42 behind the nodes"],
+        "proposed_remedy": {"id": "resync", "target": "", "params": [], "rationale": "r"}
+    }))
+    .expect("a diagnosis");
+    update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));
+    let text = |demo: &Demo| {
+        let b = draw(demo, 120, 40);
+        let buf = b.buffer();
+        let mut s = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    };
+    let before = text(&demo);
+    assert!(before.contains("{ } scroll · 0 of"), "{before}");
+    for _ in 0..10 {
+        update(&mut demo, T0 + 39_100, Action::ScrollDiagnosis(3));
+    }
+    let after = text(&demo);
+    for kept in [
+        "builtin concluded: view drift",
+        "proposed fix: resync the store",
+    ] {
+        assert!(after.contains(kept), "{kept} scrolled away:\n{after}");
+    }
+    assert!(!after.contains("{ } scroll · 0 of"), "{after}");
+    assert!(
+        after.contains("Local views ran ahead"),
+        "scrolled to the end:\n{after}"
+    );
+}
