@@ -10,8 +10,8 @@
 
 use crate::text::{prefix, printable};
 use plugin_api::{
-    ActiveFault, ChaosKind, Component, HealthSnapshot, Metric, OnEnter, ParamValue, PluginError,
-    SubjectDescription,
+    ActiveFault, ChaosKind, Component, HealthSnapshot, Metric, OnEnter, ParamSpec, ParamValue,
+    PluginError, SubjectDescription,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -94,15 +94,12 @@ pub fn snapshot(plugin: &str, s: &mut HealthSnapshot) -> Vec<Warning> {
         c.name(&mut n.id, "node id");
         c.name(&mut n.role, "node role");
         c.name(&mut n.address, "node address");
-        c.cap(
+        c.names(
             &mut n.depends_on,
             MAX_ITEMS,
             "dependencies of one node",
-            Keep::First,
+            "node dependency",
         );
-        for d in &mut n.depends_on {
-            c.name(d, "node dependency");
-        }
         c.cap(
             &mut n.metrics,
             MAX_NODE_METRICS,
@@ -165,15 +162,12 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
         c.name(s, what);
     }
     c.text(&mut i.description, "subject description");
-    c.cap(
+    c.names(
         &mut i.environments,
         MAX_ENVIRONMENTS,
         "environments",
-        Keep::First,
+        "environment",
     );
-    for e in &mut i.environments {
-        c.name(e, "environment");
-    }
     c.cap(
         &mut i.prerequisites,
         MAX_PREREQUISITES,
@@ -183,15 +177,12 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
     for p in &mut i.prerequisites {
         c.name(&mut p.binary, "prerequisite binary");
         c.text(&mut p.why, "prerequisite reason");
-        c.cap(
+        c.names(
             &mut p.environments,
             MAX_ENVIRONMENTS,
             "environments of a prerequisite",
-            Keep::First,
+            "environment",
         );
-        for e in &mut p.environments {
-            c.name(e, "environment");
-        }
     }
     c.cap(&mut d.chapters, MAX_CHAPTERS, "chapters", Keep::First);
     for ch in &mut d.chapters {
@@ -233,20 +224,7 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
         if let ChaosKind::Custom(k) = &mut a.kind {
             c.name(k, "chaos kind");
         }
-        c.cap(
-            &mut a.params,
-            MAX_PARAMS,
-            "parameters of one action",
-            Keep::First,
-        );
-        for p in &mut a.params {
-            c.name(&mut p.name, "parameter name");
-            c.text(&mut p.description, "parameter description");
-            c.name(&mut p.unit, "parameter unit");
-            c.value(&mut p.default);
-            p.min = c.finite(p.min, &p.name, "minimum");
-            p.max = c.finite(p.max, &p.name, "maximum");
-        }
+        c.param_specs(&mut a.params, "parameters of one action");
     }
     c.unique(
         d.chaos_actions.iter_mut().map(|a| &mut a.id),
@@ -263,9 +241,12 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
     );
     for comp in &mut dx.components {
         c.name(&mut comp.name, "component name");
-        for dep in &mut comp.depends_on {
-            c.name(dep, "component dependency");
-        }
+        c.names(
+            &mut comp.depends_on,
+            MAX_ITEMS,
+            "dependencies of one component",
+            "component dependency",
+        );
         c.text(&mut comp.description, "component description");
     }
     c.cap(
@@ -284,29 +265,13 @@ pub fn description(plugin: &str, d: &mut SubjectDescription) -> Vec<Warning> {
         c.name(&mut r.name, "remedy name");
         c.text(&mut r.description, "remedy description");
         c.text(&mut r.undo, "remedy undo");
-        c.cap(
+        c.names(
             &mut r.addresses,
             MAX_ITEMS,
             "anomalies one remedy addresses",
-            Keep::First,
+            "anomaly a remedy addresses",
         );
-        for a in &mut r.addresses {
-            c.name(a, "anomaly a remedy addresses");
-        }
-        c.cap(
-            &mut r.params,
-            MAX_PARAMS,
-            "parameters of one remedy",
-            Keep::First,
-        );
-        for p in &mut r.params {
-            c.name(&mut p.name, "parameter name");
-            c.text(&mut p.description, "parameter description");
-            c.name(&mut p.unit, "parameter unit");
-            c.value(&mut p.default);
-            p.min = c.finite(p.min, &p.name, "minimum");
-            p.max = c.finite(p.max, &p.name, "maximum");
-        }
+        c.param_specs(&mut r.params, "parameters of one remedy");
         if let Some(step) = &mut r.probe_step {
             c.name(step, "remedy probe step");
         }
@@ -414,6 +379,33 @@ impl<'a> Check<'a> {
 
     fn name(&mut self, s: &mut String, what: &'static str) {
         self.cut(s, MAX_NAME_BYTES, Kind::LongName, what);
+    }
+
+    /// A list of names: the first `max` kept, each cut to a name's length.
+    fn names(
+        &mut self,
+        list: &mut Vec<String>,
+        max: usize,
+        list_what: &'static str,
+        what: &'static str,
+    ) {
+        self.cap(list, max, list_what, Keep::First);
+        for s in list {
+            self.name(s, what);
+        }
+    }
+
+    /// The typed parameters of a chaos action or a remedy.
+    fn param_specs(&mut self, params: &mut Vec<ParamSpec>, list_what: &'static str) {
+        self.cap(params, MAX_PARAMS, list_what, Keep::First);
+        for p in params {
+            self.name(&mut p.name, "parameter name");
+            self.text(&mut p.description, "parameter description");
+            self.name(&mut p.unit, "parameter unit");
+            self.value(&mut p.default);
+            p.min = self.finite(p.min, &p.name, "minimum");
+            p.max = self.finite(p.max, &p.name, "maximum");
+        }
     }
 
     fn text(&mut self, s: &mut String, what: &'static str) {
