@@ -404,8 +404,8 @@ fn quitting_while_a_remedy_runs_waits_for_it_and_undoes_its_change() {
         .any(|e| e.message.contains("stays recorded for the next start")));
 }
 
-#[test]
-fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
+/// A fault `f1` in effect and a fix with a lasting change ("fail back") applied.
+fn failed_over_during_a_fault() -> Demo {
     let (mut demo, _) = diagnosed(
         Mode::Interactive,
         fixture::remedy("failover", Risk::Low, RemedyTarget::Cluster),
@@ -422,6 +422,12 @@ fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
     );
     update(&mut demo, T0 + 300, Action::ApproveRemedy);
     answered(&mut demo, T0 + 400, "fail back");
+    demo
+}
+
+#[test]
+fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
+    let mut demo = failed_over_during_a_fault();
     let fx = update(&mut demo, T0 + 500, Action::Quit);
     assert!(fx
         .iter()
@@ -444,22 +450,7 @@ fn a_remedys_change_is_put_back_only_after_the_chaos_is_recovered() {
 
 #[test]
 fn a_recovery_chapter_puts_the_fixes_back_after_the_chaos_and_waits_for_it() {
-    let (mut demo, _) = diagnosed(
-        Mode::Interactive,
-        fixture::remedy("failover", Risk::Low, RemedyTarget::Cluster),
-        Policy::Never,
-    );
-    update(
-        &mut demo,
-        T0 + 250,
-        Action::Injected {
-            chapter: 0,
-            action: "pause".into(),
-            result: Ok(fixture::fault("f1", T0 + 240, None)),
-        },
-    );
-    update(&mut demo, T0 + 300, Action::ApproveRemedy);
-    answered(&mut demo, T0 + 400, "fail back");
+    let mut demo = failed_over_during_a_fault();
     poll(&mut demo, T0 + 500, false);
     assert_eq!(stage(&demo), Stage::Resolved);
     // Into the recovery chapter (index 4 of the fixture).
