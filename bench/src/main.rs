@@ -9,6 +9,7 @@ mod diagnosis;
 mod env;
 mod host;
 mod proxy;
+mod remediation;
 mod report;
 mod scale;
 mod stats;
@@ -30,6 +31,7 @@ pub enum Group {
     Diagnosis,
     Proxy,
     Scale,
+    Remediation,
 }
 
 #[derive(Debug, Parser)]
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
             Group::Diagnosis => diagnosis::run(&opts, &rt),
             Group::Proxy => proxy::run(&opts, &rt),
             Group::Scale => scale::run(&opts, &rt),
+            Group::Remediation => remediation::run(&opts),
         };
         match result {
             Ok(r) => rows.extend(r),
@@ -149,5 +152,6 @@ fn group_label(g: Group) -> &'static str {
         Group::Diagnosis => "6 builtin diagnosis",
         Group::Proxy => "7 fault proxy",
         Group::Scale => "8 scale",
+        Group::Remediation => "9 remediation",
     }
 }
