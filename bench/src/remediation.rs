@@ -75,6 +75,8 @@ pub fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
             })
         };
         let verdict = match (&from_approval, resolved == trials.len()) {
+            // The subject declares no remedy for this anomaly: nothing to measure.
+            _ if ran.is_empty() => Verdict::Info,
             (Some(s), true) => Verdict::at_most(s.p50, TARGET_MS),
             (_, false) => Verdict::Missed(format!("{resolved} of {} resolved", trials.len())),
             (None, true) => Verdict::Missed("no fix ran".into()),
@@ -82,12 +84,15 @@ pub fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         rows.push(
             Row::new(
                 GROUP,
-                format!(
-                    "{}: fixed ({resolved}/{}), from the fault; from approval {}",
-                    f.fault,
-                    trials.len(),
-                    shown(&from_approval)
-                ),
+                match ran.is_empty() {
+                    true => format!("{}: no fix proposed (none declared for it)", f.fault),
+                    false => format!(
+                        "{}: fixed ({resolved}/{}), from the fault; from approval {}",
+                        f.fault,
+                        trials.len(),
+                        shown(&from_approval)
+                    ),
+                },
                 shown(&from_fault),
             )
             .baseline(

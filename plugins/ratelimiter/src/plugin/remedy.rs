@@ -7,7 +7,7 @@
 use super::chaos::Undo;
 use super::describe::STEP_PROBE_BURST;
 use super::env::Env;
-use super::invariants::{COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN};
+use super::invariants::{COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN, REDIS_LATENCY};
 use super::{lock, RateLimiterSubject, Shared};
 use crate::wire::{AdminView, Limit, Mode, ModeChange, RedisChange};
 use plugin_api::*;
@@ -54,8 +54,8 @@ pub fn remedies() -> Vec<Remedy> {
         Remedy {
             id: FAILOVER_REDIS.into(),
             name: "Fail over to the standby Redis".into(),
-            description: "Promote the standby Redis (REPLICAOF NO ONE) and repoint every node to it (PUT /admin/redis); the increments the nodes could not flush land on the new primary and the drift closes.".into(),
-            addresses: vec![COUNTER_DRIFT.into(), REDIS_DOWN.into()],
+            description: "Promote the standby Redis (REPLICAOF NO ONE) and repoint every node to it (PUT /admin/redis): a paused, frozen or slow primary is left for its healthy standby; the increments the nodes could not flush land on the new primary and the drift closes.".into(),
+            addresses: vec![COUNTER_DRIFT.into(), REDIS_DOWN.into(), REDIS_LATENCY.into()],
             params: vec![],
             target: RemedyTarget::Cluster,
             risk: Risk::High,
