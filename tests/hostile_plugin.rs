@@ -131,6 +131,38 @@ async fn a_setup_that_never_returns_times_out_and_the_host_goes_on() {
     assert!(s.health().await.is_ok());
 }
 
+/// A remedy that panics is an error naming the panic; one that never returns
+/// times out; the instance answers on, and a second remedy call can be made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_or_hanging_remedy_is_a_clear_error_and_the_host_goes_on() {
+    let timeouts = Timeouts {
+        remedy: Duration::from_millis(500),
+        ..Timeouts::default()
+    };
+    let s = session("normal", timeouts).await;
+    s.setup().await.expect("setup");
+    let e = s.remediate("panic-remedy", vec![], "").await.unwrap_err();
+    assert!(e.is_panic(), "{e}");
+    assert!(
+        e.to_string().contains("hostile remedy was asked to panic"),
+        "{e}"
+    );
+    let e = s.remediate("hang-remedy", vec![], "").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CallError::TimedOut {
+                call: "remediate",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(s.health().await.is_ok(), "the instance answers on");
+    let e = s.remediate("no-such-remedy", vec![], "").await.unwrap_err();
+    assert!(e.to_string().contains("panic-remedy, hang-remedy"), "{e}");
+}
+
 /// A health call that sleeps 5 s, polled every 100 ms with a 1 s timeout:
 /// the poller reports the timeout, then `Busy` while the call sleeps on, and
 /// the plugin never sees two health calls at once.
