@@ -16,6 +16,7 @@ use e2e_tests::*;
 use plugin_api::ParamValue;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -397,56 +398,7 @@ fn a_node_container_killed_under_a_dead_host_is_restarted_by_the_next_start() {
         wait_until(Duration::from_secs(20), || !cluster.node_ok(1)),
         "node-kill took node-2 down"
     );
-    let mut gone = Command::new("true").spawn().unwrap();
-    let dead_pid = gone.id();
-    gone.wait().unwrap();
-    let record = vec![Leftover {
-        subject: "ratelimiter".into(),
-        config: config.clone(),
-        fault,
-        host_pid: dead_pid,
-    }];
-    let record_path = state.path().join("leftover-faults.json");
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
-
-    let spawned = Command::new(&host)
-        .args([
-            "run",
-            "--headless",
-            "--no-build",
-            "--countdown",
-            "0",
-            "--recover-leftovers",
-            "--plugin",
-        ])
-        .arg(&lib)
-        .args(["--config", &config, "--journal"])
-        .arg(state.path().join("journal.json"))
-        .env("DEMO_HOST_STATE_DIR", state.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo-host runs");
-    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
-    let mut next = ChildGuard(spawned);
-    let mut said = Vec::new();
-    for l in BufReader::new(next.0.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        let done = l.contains("recovered") || l.contains("could not recover");
-        said.push(l);
-        if done {
-            break;
-        }
-    }
-    drop(next);
-    assert!(
-        said.iter()
-            .any(|l| l.contains("recovered") && !l.contains("could not")),
-        "the next start recovered the leftover: {said:?}"
-    );
+    let record_path = recovered_by_the_next_start(&host, &lib, &config, state.path(), fault);
     let engine = rt.block_on(Engine::connect()).unwrap();
     let node2 = rt
         .block_on(engine.find(&Selector::service(&cluster.project.name, NODES[1])))
@@ -515,56 +467,7 @@ fn a_node_cut_off_under_a_dead_host_is_healed_by_the_next_start_through_the_prox
         wait_until(Duration::from_secs(10), || !node3_reaches_redis()),
         "node-3 loses redis"
     );
-    let mut gone = Command::new("true").spawn().unwrap();
-    let dead_pid = gone.id();
-    gone.wait().unwrap();
-    let record = vec![Leftover {
-        subject: "ratelimiter".into(),
-        config: config.clone(),
-        fault,
-        host_pid: dead_pid,
-    }];
-    let record_path = state.path().join("leftover-faults.json");
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
-
-    let spawned = Command::new(&host)
-        .args([
-            "run",
-            "--headless",
-            "--no-build",
-            "--countdown",
-            "0",
-            "--recover-leftovers",
-            "--plugin",
-        ])
-        .arg(&lib)
-        .args(["--config", &config, "--journal"])
-        .arg(state.path().join("journal.json"))
-        .env("DEMO_HOST_STATE_DIR", state.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo-host runs");
-    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
-    let mut next = ChildGuard(spawned);
-    let mut said = Vec::new();
-    for l in BufReader::new(next.0.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        let done = l.contains("recovered") || l.contains("could not recover");
-        said.push(l);
-        if done {
-            break;
-        }
-    }
-    drop(next);
-    assert!(
-        said.iter()
-            .any(|l| l.contains("recovered") && !l.contains("could not")),
-        "the next start recovered the leftover: {said:?}"
-    );
+    let record_path = recovered_by_the_next_start(&host, &lib, &config, state.path(), fault);
     assert_eq!(faults_on_proxy(), 0, "the fault is off the proxy container");
     assert!(
         wait_until(Duration::from_secs(10), node3_reaches_redis),
@@ -649,4 +552,68 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     );
     let left = guard.leftovers();
     assert!(left.is_empty(), "left behind by demo-host down: {left:?}");
+}
+
+/// What a SIGKILLed host leaves: `fault` recorded under a pid that is gone.
+/// The next start (headless, `--recover-leftovers`) must say it recovered it;
+/// it is killed then, since the demo it would go on to play is not the test's.
+/// Returns the leftovers file, for the caller to check it was cleared.
+fn recovered_by_the_next_start(
+    host: &Path,
+    lib: &Path,
+    config: &str,
+    state: &Path,
+    fault: plugin_api::ActiveFault,
+) -> std::path::PathBuf {
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let record = vec![Leftover {
+        subject: "ratelimiter".into(),
+        config: config.to_string(),
+        fault,
+        host_pid: dead_pid,
+    }];
+    let record_path = state.join("leftover-faults.json");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let spawned = Command::new(host)
+        .args([
+            "run",
+            "--headless",
+            "--no-build",
+            "--countdown",
+            "0",
+            "--recover-leftovers",
+            "--plugin",
+        ])
+        .arg(lib)
+        .args(["--config", config, "--journal"])
+        .arg(state.join("journal.json"))
+        .env("DEMO_HOST_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo-host runs");
+    // Killed once it has recovered (or on failure): the demo it would go on to play is not this test's.
+    let mut next = ChildGuard(spawned);
+    let mut said = Vec::new();
+    for l in BufReader::new(next.0.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = l.contains("recovered") || l.contains("could not recover");
+        said.push(l);
+        if done {
+            break;
+        }
+    }
+    drop(next);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("recovered") && !l.contains("could not")),
+        "the next start recovered the leftover: {said:?}"
+    );
+    record_path
 }
