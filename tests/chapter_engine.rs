@@ -55,7 +55,9 @@ async fn the_proposed_fix_runs_under_the_auto_policy_and_resolves_while_the_faul
             Policy::Auto => {
                 assert_eq!(run.stage, Stage::Resolved, "{run:?}");
                 assert_eq!(run.approved_by.as_deref(), Some("policy auto"));
-                let approved = run.approved_ms.unwrap();
+                // The partition outlasts the demo's chapters and only the recovery
+                // chapter ends it, which waits for the fix to be judged: an order
+                // of events, not a speed (that is demo-bench's group 9).
                 let window = &j.chaos_windows[0];
                 assert!(
                     window
@@ -63,8 +65,8 @@ async fn the_proposed_fix_runs_under_the_auto_policy_and_resolves_while_the_faul
                         .is_none_or(|end| end > run.resolved_ms.unwrap()),
                     "resolved while the partition was still in effect: {window:?} {run:?}"
                 );
-                assert!(run.resolved_ms.unwrap() <= approved + run.verify_within_ms);
                 let (from_fault, from_detection, from_approval) = run.times_to_resolve();
+                // The fault came before its detection, the detection before the approval.
                 assert!(from_fault >= from_detection && from_detection >= from_approval);
             }
             _ => {

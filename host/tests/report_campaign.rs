@@ -172,6 +172,8 @@ fn a_campaign_with_fixes_reports_remediation_success_and_time_to_resolve() {
         let r = t.remediation.as_ref().expect("a fix ran in each trial");
         assert_eq!(r.remedy, "resync-replica");
         assert!(r.succeeded, "{t:?}");
+        // Only the trial's recovery chapter ends the partition, and it waits
+        // for the fix to be judged: an order of events, not a speed.
         let fault_ms = t.fault_duration_ms.unwrap_or(u64::MAX);
         assert!(
             r.time_to_resolve_ms.is_some_and(|ms| ms < fault_ms),

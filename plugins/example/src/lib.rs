@@ -70,13 +70,15 @@ impl Subject for ExampleSubject {
                     "Welcome",
                     "Three replicas follow one writer. Watch them agree.",
                 ),
+                // Longer than detection, diagnosis and a fix take: the
+                // recovery chapter heals it, so a fix is judged while it lasts.
                 Chapter::narrate(
                     "Partition a replica",
                     "replica-2 stops receiving writes for a while.",
                 )
                 .on_enter(OnEnter::Chaos {
                     action: "partition".into(),
-                    params: vec![("duration_ms".into(), ParamValue::Int(1500))],
+                    params: vec![("duration_ms".into(), ParamValue::Int(20_000))],
                 })
                 .blocking(),
                 Chapter::narrate("Detection", "The replicas no longer agree.")
