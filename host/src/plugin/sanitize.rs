@@ -120,15 +120,12 @@ pub fn snapshot(plugin: &str, s: &mut HealthSnapshot) -> Vec<Warning> {
     for i in &mut s.invariants {
         c.name(&mut i.name, "invariant name");
         c.text(&mut i.detail, "invariant detail");
-        c.cap(
+        c.names(
             &mut i.components,
             MAX_ITEMS,
             "components of one invariant",
-            Keep::First,
+            "invariant component",
         );
-        for comp in &mut i.components {
-            c.name(comp, "invariant component");
-        }
         i.observed = c.finite(i.observed, &i.name, "observed value");
         i.bound = c.finite(i.bound, &i.name, "bound");
     }
@@ -285,15 +282,12 @@ pub fn fault(plugin: &str, f: &mut ActiveFault) -> Vec<Warning> {
     let mut c = Check::new(plugin, "for a fault");
     c.name(&mut f.fault_id, "fault id");
     c.name(&mut f.action_id, "chaos action id");
-    c.cap(
+    c.names(
         &mut f.targets,
         MAX_ITEMS,
         "targets of one fault",
-        Keep::First,
+        "fault target",
     );
-    for t in &mut f.targets {
-        c.name(t, "fault target");
-    }
     c.text(&mut f.summary, "fault summary");
     c.found
 }
