@@ -55,6 +55,8 @@ pub enum Kind {
     Remediation,
     /// An invariant's class has no glossary term (`vocabulary::check_snapshot`).
     UnnamedClass,
+    /// A `depends_on` names nothing known (`vocabulary::check_snapshot`).
+    UnknownDependency,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -44,11 +44,70 @@ pub fn check(plugin: &str, d: &SubjectDescription) -> Vec<Warning> {
     warnings
 }
 
+/// What a snapshot says that the diagnosis cannot use: invariant classes
+/// without a glossary term, dependencies on nothing known. Checked on the
+/// snapshots (the description does not list invariants or nodes); the
+/// session warns once of each.
+pub fn check_snapshot(
+    plugin: &str,
+    d: &SubjectDescription,
+    s: &plugin_api::HealthSnapshot,
+) -> Vec<Warning> {
+    let mut warnings = unnamed_classes(plugin, d, s);
+    warnings.extend(unknown_dependencies(plugin, d, s));
+    warnings
+}
+
+/// A `depends_on` name that is no node's id or address and no declared
+/// component: the diagnoser cannot follow it, so a consequence of that
+/// component reads as a coincidence.
+fn unknown_dependencies(
+    plugin: &str,
+    d: &SubjectDescription,
+    s: &plugin_api::HealthSnapshot,
+) -> Vec<Warning> {
+    let known: std::collections::HashSet<&str> = s
+        .nodes
+        .iter()
+        .flat_map(|n| [n.id.as_str(), n.address.as_str()])
+        .chain(d.diagnosis.components.iter().map(|c| c.name.as_str()))
+        .collect();
+    let mut unknown: Vec<String> = s
+        .nodes
+        .iter()
+        .map(|n| (&n.id, &n.depends_on))
+        .chain(
+            d.diagnosis
+                .components
+                .iter()
+                .map(|c| (&c.name, &c.depends_on)),
+        )
+        .flat_map(|(from, deps)| {
+            deps.iter()
+                .filter(|dep| !known.contains(dep.as_str()))
+                .map(move |dep| format!("`{from}` → `{dep}`"))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    unknown.sort();
+    unknown.dedup();
+    unknown.truncate(5);
+    vec![Warning {
+        kind: Kind::UnknownDependency,
+        message: format!(
+            "plugin {plugin}: depends_on {} names no node (by id or address) and no declared component, so the diagnoser cannot follow it; \
+             name the id the component is reported under, and keep a component's id when it goes down (plugin-api/README.md, Diagnosis)",
+            unknown.join(", ")
+        ),
+    }]
+}
+
 /// Invariants whose class no glossary term carries: a diagnosis of that
 /// class can only be named with the generic label, which no chapter's
-/// expectation holds. Checked on the snapshots (the description does not list
-/// invariants); the session warns once.
-pub fn check_snapshot(
+/// expectation holds.
+fn unnamed_classes(
     plugin: &str,
     d: &SubjectDescription,
     s: &plugin_api::HealthSnapshot,
@@ -122,6 +181,49 @@ mod tests {
         assert!(!w[0].message.contains("views agree"), "{}", w[0].message);
         s.invariants.retain(|i| i.name == "views agree");
         assert!(check_snapshot("fx", &d, &s).is_empty());
+    }
+
+    #[test]
+    fn a_dependency_on_nothing_known_is_named_and_ids_addresses_and_components_are_known() {
+        let mut d = crate::engine::fixture::description();
+        d.diagnosis.components.push(plugin_api::ComponentInfo {
+            name: "store".into(),
+            kind: plugin_api::ComponentKind::Dependency,
+            description: String::new(),
+            depends_on: vec!["ghost".into()],
+        });
+        let mut s = crate::engine::fixture::snapshot(crate::engine::fixture::T0, false, false);
+        let first = s.nodes[0].id.clone();
+        let address = "10.0.0.9:1".to_string();
+        s.nodes[1].address = address.clone();
+        s.nodes[0].depends_on = vec![address, "store".into(), "pd-9".into()];
+        s.nodes[1].depends_on = vec![first.clone()];
+        let w: Vec<Warning> = check_snapshot("fx", &d, &s)
+            .into_iter()
+            .filter(|w| w.kind == Kind::UnknownDependency)
+            .collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].message.contains(&format!("`{first}` → `pd-9`")),
+            "{}",
+            w[0].message
+        );
+        assert!(
+            w[0].message.contains("`store` → `ghost`"),
+            "{}",
+            w[0].message
+        );
+        assert!(
+            !w[0].message.contains("10.0.0.9"),
+            "an address is known: {}",
+            w[0].message
+        );
+        s.nodes[0].depends_on.retain(|d| d != "pd-9");
+        d.diagnosis.components.clear();
+        s.nodes[0].depends_on.retain(|d| d != "store");
+        assert!(check_snapshot("fx", &d, &s)
+            .iter()
+            .all(|w| w.kind != Kind::UnknownDependency));
     }
 
     #[test]

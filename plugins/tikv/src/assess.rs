@@ -56,6 +56,9 @@ pub struct Observation {
     /// The last store list PD gave, to show the stores as unknown while PD is away.
     pub last_stores: Option<StoresInfo>,
     pub members: Result<Vec<MemberHealth>, String>,
+    /// The last member list PD gave: a PD that stops answering keeps its
+    /// ids (shown down), so what depends on it still names it.
+    pub last_members: Option<Vec<MemberHealth>>,
     pub regions: Result<RegionsInfo, String>,
     pub load: Option<LoadView>,
 }
@@ -167,6 +170,16 @@ pub fn assess(obs: &Observation, bounds: &Bounds) -> Assessment {
     }
 }
 
+/// The ids of PD's members, as the stores' `depends_on`: the current
+/// members, else the last known, else the generic `pd`.
+fn pd_ids(obs: &Observation) -> Vec<String> {
+    match (&obs.members, &obs.last_members) {
+        (Ok(m), _) if !m.is_empty() => m.iter().map(|m| m.name.clone()).collect(),
+        (_, Some(last)) if !last.is_empty() => last.iter().map(|m| m.name.clone()).collect(),
+        _ => vec!["pd".into()],
+    }
+}
+
 fn store_nodes(obs: &Observation) -> Vec<NodeHealth> {
     let (stores, known) = match (&obs.stores, &obs.last_stores) {
         (Ok(s), _) => (s, true),
@@ -197,7 +210,7 @@ fn store_nodes(obs: &Observation) -> Vec<NodeHealth> {
                 id: store_node_id(s.store.id),
                 role: "tikv".into(),
                 kind: ComponentKind::Member,
-                depends_on: vec!["pd".into()],
+                depends_on: pd_ids(obs),
                 address: s.store.address.clone(),
                 status: if known {
                     node_status(&s.store.state_name)
@@ -233,15 +246,33 @@ fn pd_nodes(obs: &Observation) -> Vec<NodeHealth> {
                 ..Default::default()
             })
             .collect(),
-        _ => vec![NodeHealth {
-            id: "pd".into(),
-            role: "pd".into(),
-            kind: ComponentKind::Dependency,
-            address: obs.pd_url.clone(),
-            status: NodeStatus::Down,
-            metrics: Vec::new(),
-            ..Default::default()
-        }],
+        _ => match &obs.last_members {
+            Some(last) if !last.is_empty() => last
+                .iter()
+                .map(|m| NodeHealth {
+                    id: m.name.clone(),
+                    role: "pd".into(),
+                    kind: ComponentKind::Dependency,
+                    address: m
+                        .client_urls
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| obs.pd_url.clone()),
+                    status: NodeStatus::Down,
+                    stale: true,
+                    ..Default::default()
+                })
+                .collect(),
+            _ => vec![NodeHealth {
+                id: "pd".into(),
+                role: "pd".into(),
+                kind: ComponentKind::Dependency,
+                address: obs.pd_url.clone(),
+                status: NodeStatus::Down,
+                metrics: Vec::new(),
+                ..Default::default()
+            }],
+        },
     }
 }
 
@@ -398,7 +429,8 @@ fn pd_healthy(obs: &Observation) -> Invariant {
     match &obs.members {
         Err(e) => {
             problems.push(e.clone());
-            components = vec!["pd".to_string(), obs.pd_url.clone()];
+            components = pd_ids(obs);
+            components.push(obs.pd_url.clone());
         }
         Ok(members) if members.is_empty() => {
             problems.push("PD reports no members".into());

@@ -52,6 +52,7 @@ pub struct TikvSubject {
     next_fault: AtomicU64,
     since: SinceTracker,
     last_stores: Mutex<Option<StoresInfo>>,
+    last_members: Mutex<Option<Vec<pd::MemberHealth>>>,
     last_states: Mutex<BTreeMap<u64, String>>,
     bounds: Bounds,
     log: Logger,
@@ -166,6 +167,7 @@ impl Subject for TikvSubject {
             next_fault: AtomicU64::new(1),
             since: SinceTracker::default(),
             last_stores: Mutex::new(None),
+            last_members: Mutex::new(None),
             last_states: Mutex::new(BTreeMap::new()),
             bounds: Bounds::default(),
             log: ctx.log,
@@ -224,11 +226,21 @@ impl Subject for TikvSubject {
             }
             last.clone()
         };
+        let last_members = {
+            let mut last = lock(&self.last_members)?;
+            if let Ok(m) = &members {
+                if !m.is_empty() {
+                    *last = Some(m.clone());
+                }
+            }
+            last.clone()
+        };
         let obs = Observation {
             at_ms,
             pd_url: self.pd.base().to_string(),
             stores: stores.map_err(|e| e.to_string()),
             last_stores,
+            last_members,
             members: members.map_err(|e| e.to_string()),
             regions: regions.map_err(|e| e.to_string()),
             load: load.ok().flatten(),

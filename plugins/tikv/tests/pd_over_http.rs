@@ -396,3 +396,28 @@ fn env_up_reports_a_cluster_that_already_answers() {
         );
     }
 }
+
+#[test]
+fn a_pd_that_stops_answering_keeps_its_member_ids_and_the_stores_still_name_it() {
+    // A component that goes down is the same component: its id does not
+    // change, so the stores' `depends_on` still leads to it.
+    let pd = fixture();
+    pd.set_raw(HEALTH, Some(include_str!("data/health_one_unhealthy.json")));
+    let s = subject(&format!("pd={} docker=off", pd.url()));
+    let before = s.health().unwrap();
+    assert_eq!(node(&before, "store-1").depends_on, ["pd0", "pd1", "pd2"]);
+    drop(pd);
+    let h = s.health().expect("health must not fail while PD is down");
+    for id in ["pd0", "pd1", "pd2"] {
+        let n = node(&h, id);
+        assert_eq!(n.status, NodeStatus::Down, "{id}");
+        assert!(n.stale, "{id}: its last reading, marked stale");
+    }
+    assert!(
+        h.nodes.iter().all(|n| n.id != "pd"),
+        "no new generic id once the members are known"
+    );
+    assert_eq!(node(&h, "store-1").depends_on, ["pd0", "pd1", "pd2"]);
+    let inv = invariant(&h, "pd healthy");
+    assert_eq!(&inv.components[..3], ["pd0", "pd1", "pd2"]);
+}

@@ -95,24 +95,36 @@ impl Hypothesis {
                 self.seen_at(c.at_ms);
             }
         }
+        self.weigh_dependents(facts, &relevant);
         let dependency_down = facts
             .node_changes
             .iter()
             .filter(|c| c.shared_dependency && c.to == NodeStatus::Down)
             .min_by_key(|c| c.at_ms);
+        // With a declared graph, only what needs the fallen component can be
+        // its consequence; without one, timing is all there is.
+        let graph = &facts.dependencies;
+        let explains =
+            |dep: &NodeChange, c: &NodeChange| !graph.any() || graph.needs(&c.id, &dep.id);
         if dependency {
-            if let Some(dep) = dependency_down.map(|c| c.at_ms) {
+            if let Some(dep) = dependency_down {
                 let followers = facts
                     .node_changes
                     .iter()
-                    .filter(|c| c.member() && c.at_ms >= dep && c.to != NodeStatus::Down)
+                    .filter(|c| c.member() && c.at_ms >= dep.at_ms && c.to != NodeStatus::Down)
+                    .filter(|c| explains(dep, c))
                     .count();
                 if followers > 0 {
+                    let which = if graph.any() {
+                        " that depend on it"
+                    } else {
+                        ""
+                    };
                     self.add_support(
-                        Some(dep),
+                        Some(dep.at_ms),
                         Kind::Node,
                         "node members".into(),
-                        format!("{followers} member(s) became degraded or unknown after it"),
+                        format!("{followers} member(s){which} became degraded or unknown after it"),
                         0.1,
                     );
                 }
@@ -131,13 +143,22 @@ impl Hypothesis {
             );
         }
         if let (false, Some(dep)) = (dependency, dependency_down) {
-            if !relevant.is_empty() && relevant.iter().all(|c| c.at_ms >= dep.at_ms) {
+            if !relevant.is_empty()
+                && relevant
+                    .iter()
+                    .all(|c| c.at_ms >= dep.at_ms && explains(dep, c))
+            {
+                let why = if graph.any() {
+                    "they depend on it"
+                } else {
+                    "which explains them"
+                };
                 self.add_against(
                     Some(dep.at_ms),
                     Kind::Node,
                     format!("node {}", dep.id),
                     format!(
-                        "the members changed only after {} went down, which explains them",
+                        "the members changed only after {} went down, and {why}",
                         dep.label
                     ),
                     0.3,
@@ -168,6 +189,44 @@ impl Hypothesis {
                 format!("no {what} stopped answering"),
                 0.3,
             );
+        }
+    }
+
+    /// A component that stopped answering, and after it an invariant broke
+    /// on a component that the plugin says needs it: the stop explains that
+    /// violation too. Only a declared graph says so; timing alone does not.
+    fn weigh_dependents(&mut self, facts: &Facts, stopped: &[&NodeChange]) {
+        let graph = &facts.dependencies;
+        if !graph.any() {
+            return;
+        }
+        for c in stopped.iter().filter(|c| c.stopped()) {
+            let dependent = facts
+                .violated()
+                .filter(|i| i.first_violated.is_some_and(|t| t >= c.at_ms))
+                .find_map(|i| {
+                    i.components
+                        .iter()
+                        .map(|x| facts.resolve(x))
+                        .find(|x| *x != c.id && graph.needs(x, &c.id))
+                        .map(|x| (i, x))
+                });
+            if let Some((inv, on)) = dependent {
+                self.add_support(
+                    inv.first_violated,
+                    Kind::Invariant,
+                    format!("invariant {}", inv.name),
+                    format!(
+                        "{} ({}) broke after it on {}, which depends on {}",
+                        inv.name,
+                        inv.class.label(),
+                        facts.component_label(&on),
+                        c.label
+                    ),
+                    0.15,
+                );
+                return;
+            }
         }
     }
 
@@ -307,6 +366,11 @@ impl Hypothesis {
     /// Symptoms that began after a member or dependency stopped answering are
     /// more likely its consequences than a cause of their own. A quorum lost
     /// because a majority stopped is that stopping, not its consequence.
+    ///
+    /// When the plugin declares what needs what, the graph decides: a symptom
+    /// on components that need the fallen one (or on that one itself) is its
+    /// consequence; a symptom on components that do not need it only
+    /// happened later, which counts for little.
     pub(super) fn weigh_consequence(&mut self, facts: &Facts) {
         if matches!(
             self.class,
@@ -317,25 +381,68 @@ impl Hypothesis {
         let majority_lost =
             self.class == AnomalyClass::QuorumLoss && majority_stopped(facts).is_some();
         let Some(first) = self.first_seen else { return };
-        if let Some(c) = facts
+        let mut earlier: Vec<&NodeChange> = facts
             .node_changes
             .iter()
             .filter(|c| c.to == NodeStatus::Down && c.at_ms <= first)
             .filter(|c| !(majority_lost && c.member()))
-            .min_by_key(|c| c.at_ms)
-        {
-            self.add_against(
-                Some(c.at_ms),
-                Kind::Node,
-                format!("node {}", c.id),
+            .collect();
+        earlier.sort_by_key(|c| c.at_ms);
+        let graph = &facts.dependencies;
+        let judged_by_graph = graph.any() && !self.components.is_empty();
+        let explained_by = |c: &NodeChange| {
+            if self.components.contains(&c.id) {
+                Some(format!("{} itself", c.label))
+            } else {
+                graph
+                    .dependent_of(&self.components, &c.id)
+                    .map(|d| format!("{} depends on it", facts.component_label(d)))
+            }
+        };
+        let (c, weight, text) = match (judged_by_graph, earlier.first()) {
+            (_, None) => return,
+            (false, Some(c)) => (
+                *c,
+                0.3,
                 format!(
                     "it began after {} went down at {}, so it may be a consequence",
                     c.label,
                     facts.rel(c.at_ms)
                 ),
-                0.3,
-            );
-        }
+            ),
+            (true, Some(first_down)) => {
+                match earlier
+                    .iter()
+                    .find_map(|c| explained_by(c).map(|why| (*c, why)))
+                {
+                    Some((c, why)) => (
+                        c,
+                        0.3,
+                        format!(
+                            "it began after {} went down at {}, and {why}: a consequence",
+                            c.label,
+                            facts.rel(c.at_ms)
+                        ),
+                    ),
+                    None => (
+                        *first_down,
+                        0.05,
+                        format!(
+                            "it began after {} went down at {}, but nothing it names depends on it",
+                            first_down.label,
+                            facts.rel(first_down.at_ms)
+                        ),
+                    ),
+                }
+            }
+        };
+        self.add_against(
+            Some(c.at_ms),
+            Kind::Node,
+            format!("node {}", c.id),
+            text,
+            weight,
+        );
     }
 
     /// Overload and its symptoms. A component with more work than it can do

@@ -8,6 +8,7 @@ use plugin_api::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+use super::dependencies::Dependencies;
 pub(super) use super::metrics::MetricDelta;
 use super::metrics::{metric_deltas, num};
 
@@ -110,6 +111,8 @@ pub(super) struct Facts {
     pub(super) warnings: Vec<Warning>,
     /// Components of kind member (see [`ComponentKind`]).
     pub(super) member_count: usize,
+    /// What needs what, as the plugin declared it.
+    pub(super) dependencies: Dependencies,
 }
 
 impl Facts {
@@ -177,6 +180,9 @@ impl Facts {
                 }
                 acc
             });
+        let dependencies = Dependencies::declared(&nodes, &window.context.components, |name| {
+            resolve(&nodes, name)
+        });
         Facts {
             origin_ms,
             polls: window.snapshots.len(),
@@ -186,6 +192,7 @@ impl Facts {
             metric_deltas: metric_deltas(&window.snapshots, start_ms),
             warnings,
             member_count,
+            dependencies,
         }
     }
 

@@ -7,6 +7,7 @@
 //! and then to the class most likely to cause the others. Confidence follows
 //! the weight of evidence and drops when it is thin, brief or contested.
 
+mod dependencies;
 mod evidence;
 mod facts;
 mod hypotheses;

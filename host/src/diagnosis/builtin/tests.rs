@@ -169,3 +169,88 @@ fn a_latency_spike_on_saturated_members_is_read_as_their_overload() {
         .iter()
         .any(|e| e.observation.starts_with("it also explains p99")));
 }
+
+/// A primary, a replica that needs it, and an unrelated cache member; from
+/// poll `down_at` the member `down` stops answering, and from poll 5 a lag
+/// invariant on the replica breaks. `graph` declares what needs what.
+fn replica_lag_after(down: &str, graph: bool) -> ObservationWindow {
+    let snaps = (0..10u64)
+        .map(|k| {
+            let mut replica = node("db-replica");
+            if graph {
+                replica = replica.depends_on(["db-primary"]);
+            }
+            let mut nodes = vec![node("db-primary"), replica, node("cache-1")];
+            for n in nodes.iter_mut().filter(|n| n.id == down && k >= 3) {
+                n.status = NodeStatus::Down;
+                n.stale = true;
+            }
+            HealthSnapshot {
+                at_ms: k * 500,
+                nodes,
+                invariants: vec![invariant(
+                    "replica caught up",
+                    AnomalyClass::Lag,
+                    k >= 5,
+                    &["db-replica"],
+                )],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ObservationWindow::from_snapshots("s", DiagnosisContext::default(), snaps)
+}
+
+#[test]
+fn a_declared_dependency_makes_a_later_symptom_the_consequence_of_what_it_needs() {
+    let d = diagnose(&replica_lag_after("db-primary", true));
+    assert_eq!(d.class, Some(AnomalyClass::NodeDown), "{}", d.narrative);
+    assert_eq!(d.affected_components, vec!["db-primary".to_string()]);
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.observation.contains("which depends on db-primary")),
+        "{:?}",
+        d.evidence
+    );
+    let lag = d
+        .alternatives
+        .iter()
+        .find(|a| a.hypothesis == "lag")
+        .expect("lag weighed");
+    assert!(
+        lag.contradicting
+            .iter()
+            .any(|e| e.contains("db-replica depends on it")),
+        "{lag:?}"
+    );
+}
+
+#[test]
+fn without_a_dependency_the_same_stop_is_only_earlier_and_counts_for_little() {
+    // The cache stops first, but nothing the lag names needs it: the graph
+    // says the timing is a coincidence, and the lag is surer than when timing
+    // is all there is.
+    let graph = diagnose(&replica_lag_after("cache-1", true));
+    let timing = diagnose(&replica_lag_after("cache-1", false));
+    assert_eq!(graph.class, Some(AnomalyClass::Lag), "{}", graph.narrative);
+    assert_eq!(graph.affected_components, vec!["db-replica".to_string()]);
+    assert!(
+        graph.confidence > timing.confidence,
+        "graph {} vs timing {}",
+        graph.confidence,
+        timing.confidence
+    );
+    let against: Vec<&String> = graph
+        .alternatives
+        .iter()
+        .filter(|a| a.hypothesis == "lag")
+        .flat_map(|a| a.contradicting.iter())
+        .collect();
+    assert!(
+        against
+            .iter()
+            .any(|e| e.contains("nothing it names depends on it")),
+        "{against:?}"
+    );
+}
