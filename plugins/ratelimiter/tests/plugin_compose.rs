@@ -77,3 +77,48 @@ fn conservation_holds_for_own_traffic_and_fails_on_unaccounted_checks() {
     assert_eq!(c.components, vec!["node-1"]);
     assert_eq!(c.class, AnomalyClass::Accounting);
 }
+
+#[test]
+fn checks_a_node_counted_before_this_instance_are_not_its_to_account_for() {
+    // A second demo against a compose cluster that outlived the first host:
+    // the nodes' counters hold the first host's checks.
+    let redis = RedisGuard::start();
+    let nodes = cluster(&redis, "cached", 100);
+    let rt = runtime();
+    let http = reqwest::Client::new();
+    rt.block_on(async {
+        put_limit(&http, &nodes[0].url(), "demo", 100_000, 60_000).await;
+        burst(&http, &[nodes[0].url()], "demo", 7).await
+    });
+    let counted = rt.block_on(async {
+        let text = http
+            .get(format!("{}/metrics", nodes[0].url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        subject_ratelimiter::wire::scrape::Scrape::parse(&text)
+    });
+    assert!(
+        counted.allowed + counted.denied >= 7,
+        "the earlier checks are counted by the node: {counted:?}"
+    );
+    let s = Running::start(&config(&redis, &nodes));
+    // Without the baseline, node-1 stays 7 checks over for good.
+    s.0.run_step("set-limit").unwrap();
+    wait_for(Duration::from_secs(10), "some load", || {
+        let snap = s.0.health().unwrap();
+        (snap.metric("allowed").map_or(0.0, |m| m.value) >= 20.0).then_some(())
+    });
+    s.wait("conservation", InvariantStatus::Ok, Duration::from_secs(5));
+    // Checks someone else sends while this instance watches still count.
+    rt.block_on(burst(&http, &[nodes[0].url()], "demo", 5));
+    let c = s.wait(
+        "conservation",
+        InvariantStatus::Violated,
+        Duration::from_secs(5),
+    );
+    assert_eq!(c.components, vec!["node-1"]);
+}

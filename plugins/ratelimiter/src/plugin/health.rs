@@ -94,10 +94,17 @@ pub async fn poll_loop(shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let mut obs = observe(&shared).await;
-        mark_restarts(&shared, &mut obs);
-        record(&shared, obs);
+        poll_once(&shared).await;
     }
+}
+
+/// One observation, recorded. Setup runs one before any check is sent, so
+/// each node's counts from before this instance (a cluster that outlived
+/// an earlier host) become its baseline (`Accounting::exclude_foreign`).
+pub async fn poll_once(shared: &Shared) {
+    let mut obs = observe(shared).await;
+    mark_restarts(shared, &mut obs);
+    record(shared, obs);
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -175,6 +182,10 @@ async fn observe_node(shared: &Shared, i: usize, url: &str, watched: &[String]) 
     }
     .await;
     let tally_after = shared.acc.snapshot(i);
+    let scrape = scrape.map(|mut s| {
+        shared.acc.exclude_foreign(i, &mut s, &tally_after);
+        s
+    });
     let health = get_json::<HealthView>(http, format!("{url}/health"));
     let (health, counters) = tokio::join!(health, read_counters(http, url, watched));
     NodeObs {

@@ -2,6 +2,7 @@
 //! accounting, Jepsen-style: every attempt ends in exactly one outcome, and an
 //! attempt whose fate is uncertain (timeout, reset) is `unknown`, not guessed.
 
+use crate::wire::scrape::Scrape;
 use crate::wire::{CheckRequest, CheckResponse};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,11 +70,43 @@ impl NodeTally {
 }
 
 #[derive(Debug, Default)]
-pub struct Accounting(Mutex<Vec<NodeTally>>);
+pub struct Accounting(
+    Mutex<Vec<NodeTally>>,
+    Mutex<HashMap<(usize, u64), Answered>>,
+);
 
 impl Accounting {
     pub fn new(nodes: usize) -> Accounting {
-        Accounting(Mutex::new(vec![NodeTally::default(); nodes]))
+        Accounting(
+            Mutex::new(vec![NodeTally::default(); nodes]),
+            Mutex::default(),
+        )
+    }
+
+    /// Takes off a scrape of node `i` what its process had counted before
+    /// anything of this instance reached it: an earlier host's load on a
+    /// cluster that outlived it (a second demo against the same compose
+    /// cluster, a killed host). Read at the first scrape of a process while
+    /// the plugin has nothing in flight to it and no answer from it (`after`
+    /// is the tally taken after that scrape); a process first scraped after
+    /// ours reached it keeps a zero baseline, which never hides a check.
+    pub fn exclude_foreign(&self, i: usize, scrape: &mut Scrape, after: &NodeTally) {
+        let mut baselines = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let untouched = after.in_flight == 0 && !after.by_instance.contains_key(&scrape.instance);
+        let base = *baselines
+            .entry((i, scrape.instance))
+            .or_insert_with(|| match untouched {
+                true => Answered {
+                    allowed: scrape.allowed,
+                    denied: scrape.denied,
+                    errors: scrape.errors,
+                    unknown: 0,
+                },
+                false => Answered::default(),
+            });
+        scrape.allowed = scrape.allowed.saturating_sub(base.allowed);
+        scrape.denied = scrape.denied.saturating_sub(base.denied);
+        scrape.errors = scrape.errors.saturating_sub(base.errors);
     }
 
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut NodeTally) -> R) -> Option<R> {

@@ -383,6 +383,7 @@ impl Subject for RateLimiterSubject {
             ),
         };
         *lock(&self.env) = Some(Arc::new(env));
+        rt.block_on(health::poll_once(&self.shared));
         self.spawn_task(&rt, health::poll_loop(Arc::clone(&self.shared)));
         self.shared.event(Level::Info, msg);
         Ok(())
