@@ -315,7 +315,10 @@ async fn anthropic_request_has_the_documented_shape_and_stream_is_parsed() {
     );
     // The tokens of message_start and message_delta, for a campaign's model figures.
     let call = d.model_call.expect("a model call is recorded");
-    assert_eq!((call.input_tokens, call.output_tokens), (Some(900), Some(400)));
+    assert_eq!(
+        (call.input_tokens, call.output_tokens),
+        (Some(900), Some(400))
+    );
 
     let req = server.only_request();
     assert_eq!(req.path, "/v1/messages");
@@ -516,7 +519,10 @@ async fn openai_request_has_the_documented_shape_and_stream_is_parsed() {
     assert_eq!(d.backend, format!("openai:{MODEL}"));
     assert_eq!(streamed, text);
     let call = d.model_call.expect("a model call is recorded");
-    assert_eq!((call.input_tokens, call.output_tokens), (Some(700), Some(250)));
+    assert_eq!(
+        (call.input_tokens, call.output_tokens),
+        (Some(700), Some(250))
+    );
 
     let req = server.only_request();
     assert_eq!(req.path, "/v1/chat/completions");

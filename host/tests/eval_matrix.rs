@@ -4,33 +4,13 @@
 //! cell and fault with their n; a bad file is an error naming the file and the
 //! key; a subject that does not settle between trials is rebuilt and reported.
 
-use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::trial::TrialResult;
-use demo_host::journal::Journal;
+use report_support::campaign::{assert_trials_are_their_journals, read_report};
 use report_support::{demo_host, example_plugin, run_bounded};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 mod report_support;
-
-fn read_report(dir: &Path) -> CampaignReport {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json has the documented schema")
-}
-
-/// Each trial is what its journal says (the cell and the rebuild mark are the campaign's).
-fn assert_trials_are_their_journals(report: &CampaignReport, dir: &Path) {
-    for t in &report.trials {
-        let rel = t.journal.as_deref().expect("each trial names its journal");
-        let journal = Journal::read(&dir.join(rel)).expect("the trial's journal reads back");
-        let mut again = TrialResult::from_journal(&t.fault, t.trial, &journal);
-        again.journal = t.journal.clone();
-        again.cell = t.cell.clone();
-        again.unsettled = t.unsettled.clone();
-        assert_eq!(&again, t, "trial {rel} as its journal says");
-    }
-}
 
 #[test]
 fn the_example_campaign_file_plays_its_matrix_and_groups_the_figures() {
@@ -61,7 +41,11 @@ fn the_example_campaign_file_plays_its_matrix_and_groups_the_figures() {
     let mut counted: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for t in report.trials.iter().filter(|t| t.fault != "baseline") {
         *counted
-            .entry((t.cell.subject.clone(), t.cell.policy.clone(), t.fault.clone()))
+            .entry((
+                t.cell.subject.clone(),
+                t.cell.policy.clone(),
+                t.fault.clone(),
+            ))
             .or_default() += 1;
     }
     let grouped: BTreeMap<(String, String, String), usize> = report
@@ -83,7 +67,10 @@ fn the_example_campaign_file_plays_its_matrix_and_groups_the_figures() {
         grouped.get(&key("example", "never", "partition{duration_ms=1500}")),
         Some(&2)
     );
-    assert_eq!(grouped.get(&key("example-5", "never", "partition")), Some(&1));
+    assert_eq!(
+        grouped.get(&key("example-5", "never", "partition")),
+        Some(&1)
+    );
     assert_eq!(report.cells.len(), 4, "2 subjects × 2 policies");
     for c in &report.cells {
         assert_eq!(c.fault, "all");

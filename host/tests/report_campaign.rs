@@ -6,33 +6,23 @@
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
-use demo_host::journal::Journal;
+use report_support::campaign::{assert_trials_are_their_journals, read_report};
 use report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use std::path::Path;
 use std::time::Duration;
 
 mod report_support;
 
-fn read_report(dir: &Path) -> CampaignReport {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json has the documented schema")
-}
-
 /// Every trial in the report is what its journal says, and the figures count them.
 fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {
-    for t in &report.trials {
-        let rel = t.journal.as_deref().expect("each trial names its journal");
-        let journal = Journal::read(&dir.join(rel)).expect("the trial's journal reads back");
-        let mut again = TrialResult::from_journal(&t.fault, t.trial, &journal);
-        again.journal = t.journal.clone();
-        // The matrix cell is the campaign's, not the journal's.
-        again.cell = t.cell.clone();
-        assert_eq!(&again, t, "trial {rel} as its journal says");
+    let journals = assert_trials_are_their_journals(report, dir);
+    for (t, journal) in report.trials.iter().zip(&journals) {
         let faults = usize::from(t.fault != BASELINE);
         assert_eq!(
             journal.chaos_windows.len(),
             faults,
-            "{rel}: one fault per fault trial"
+            "{:?}: one fault per fault trial",
+            t.journal
         );
     }
     let (baseline, faulted): (Vec<&TrialResult>, Vec<&TrialResult>) =

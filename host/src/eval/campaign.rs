@@ -253,7 +253,11 @@ fn cell_figures(cell: &Cell, trials: &[&TrialResult], seed: u64) -> (Vec<Figures
     let faults = first_seen(trials.iter().map(|t| &t.fault))
         .into_iter()
         .map(|fault| {
-            let of: Vec<&TrialResult> = trials.iter().copied().filter(|t| t.fault == fault).collect();
+            let of: Vec<&TrialResult> = trials
+                .iter()
+                .copied()
+                .filter(|t| t.fault == fault)
+                .collect();
             with_cell(Figures::of(&fault, &of, seed))
         })
         .collect();
@@ -291,8 +295,11 @@ impl CampaignReport {
         let (mut groups, mut cells) = (Vec::new(), Vec::new());
         if matrix.len() > 1 {
             for cell in &matrix {
-                let of: Vec<&TrialResult> =
-                    faulted.iter().copied().filter(|t| t.cell == *cell).collect();
+                let of: Vec<&TrialResult> = faulted
+                    .iter()
+                    .copied()
+                    .filter(|t| t.cell == *cell)
+                    .collect();
                 let (per_fault, all) = cell_figures(cell, &of, seed);
                 groups.extend(per_fault);
                 cells.push(all);
@@ -523,7 +530,10 @@ pub(crate) mod tests {
             .map(|b| (b.subject.clone(), b.trials, b.false_alarms.k))
             .collect();
         assert_eq!(b, [(Some("a".into()), 1, 1), (Some("b".into()), 2, 0)]);
-        assert!(sample().groups.is_empty() && sample().cells.is_empty(), "one cell: no groups");
+        assert!(
+            sample().groups.is_empty() && sample().cells.is_empty(),
+            "one cell: no groups"
+        );
     }
 
     #[test]
@@ -539,7 +549,10 @@ pub(crate) mod tests {
                 output_tokens: (i != 0).then_some(400),
             });
             t.diagnosis_error = match i {
-                3 => Some(format!("{}: the answer is not JSON", crate::diagnosis::SCHEMA_MISMATCH)),
+                3 => Some(format!(
+                    "{}: the answer is not JSON",
+                    crate::diagnosis::SCHEMA_MISMATCH
+                )),
                 4 => Some("could not reach anthropic: refused".into()),
                 _ => None,
             };
@@ -550,11 +563,18 @@ pub(crate) mod tests {
         assert_eq!(m.calls, 5);
         assert_eq!((m.schema_failures.k, m.schema_failures.n), (1, 5));
         let (lo, hi) = stats::wilson(1, 5).unwrap();
-        assert_eq!((m.schema_failures.lo, m.schema_failures.hi), (Some(lo), Some(hi)));
+        assert_eq!(
+            (m.schema_failures.lo, m.schema_failures.hi),
+            (Some(lo), Some(hi))
+        );
         assert_eq!((m.other_failures.k, m.other_failures.n), (1, 5));
         assert_eq!(m.latency_ms.n, 3);
         assert_eq!(m.latency_ms.p50.value, Some(1100.0));
-        assert_eq!((m.input_tokens.n, m.output_tokens.n), (3, 2), "only what the API reported");
+        assert_eq!(
+            (m.input_tokens.n, m.output_tokens.n),
+            (3, 2),
+            "only what the API reported"
+        );
         assert_eq!(m.output_tokens.p50.value, Some(400.0));
     }
 

@@ -308,7 +308,10 @@ fn with_params(s: &Scenario, set: &BTreeMap<String, ParamValue>) -> Scenario {
             }
         }
     }
-    let label: Vec<String> = set.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+    let label: Vec<String> = set
+        .iter()
+        .map(|(k, v)| format!("{k}={}", show(v)))
+        .collect();
     out.fault = format!("{}{{{}}}", s.fault, label.join(","));
     out
 }
@@ -348,11 +351,17 @@ mod tests {
     fn bad_input_names_the_file_and_the_key() {
         let p = Path::new("c.toml");
         let e = parse("seed = 1\n", p).unwrap_err().to_string();
-        assert!(e.starts_with("c.toml: `subject`") && e.contains("[[subject]]"), "{e}");
+        assert!(
+            e.starts_with("c.toml: `subject`") && e.contains("[[subject]]"),
+            "{e}"
+        );
         let e = parse("[[subject]]\nplugin = \"x\"\ntrails = 3\n", p)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("c.toml") && e.contains("trails") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("c.toml") && e.contains("trails") && e.contains("line 3"),
+            "{e}"
+        );
         assert!(e.contains("docs/eval.md"), "says where the format is: {e}");
         let e = parse("policies = [\"always\"]\n[[subject]]\nplugin = \"x\"\n", p)
             .unwrap_err()
@@ -365,9 +374,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("subject[0].fault[0].trials"), "{e}");
-        let e = parse("[[subject]]\nplugin = \"a/x\"\n[[subject]]\nplugin = \"b/x\"\n", p)
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "[[subject]]\nplugin = \"a/x\"\n[[subject]]\nplugin = \"b/x\"\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`x`") && e.contains("name"), "{e}");
     }
 
@@ -379,13 +391,7 @@ mod tests {
             }),
             plugin_api::Chapter::narrate("r", "").on_enter(OnEnter::Recover),
         ];
-        let mut d: SubjectDescription = serde_json::from_value(serde_json::json!({
-            "info": {"id": "s", "name": "S", "version": "1", "description": "", "api_version": "", "environments": []},
-            "chapters": [],
-            "chaos_actions": [],
-            "diagnosis": {"system": "", "components": [], "glossary": []}
-        }))
-        .expect("a minimal description");
+        let mut d = crate::eval::plan::tests::bare();
         d.chapters = chapters;
         d.chaos_actions = vec![plugin_api::ChaosAction {
             id: "partition".into(),
@@ -437,6 +443,9 @@ mod tests {
         let e = variants(Path::new("c.toml"), 0, &f.subjects[0], &example_desc(), 10)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("subject[0].fault[0].name") && e.contains("flood"), "{e}");
+        assert!(
+            e.contains("subject[0].fault[0].name") && e.contains("flood"),
+            "{e}"
+        );
     }
 }

@@ -206,9 +206,20 @@ pub fn trial_description(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plugin_api::{Component, ParamValue};
+
+    /// A description with no chapter, chaos action or component, for tests to fill.
+    pub(crate) fn bare() -> SubjectDescription {
+        serde_json::from_value(serde_json::json!({
+            "info": {"id": "s", "name": "S", "version": "1", "description": "", "api_version": "", "environments": []},
+            "chapters": [],
+            "chaos_actions": [],
+            "diagnosis": {"system": "", "components": [], "glossary": []}
+        }))
+        .expect("a minimal description")
+    }
 
     fn chaos(action: &str) -> Chapter {
         Chapter::narrate(action, "").on_enter(OnEnter::Chaos {
@@ -218,13 +229,7 @@ mod tests {
     }
 
     fn demo() -> SubjectDescription {
-        let mut d: SubjectDescription = serde_json::from_value(serde_json::json!({
-            "info": {"id": "s", "name": "S", "version": "1", "description": "", "api_version": "", "environments": []},
-            "chapters": [],
-            "chaos_actions": [],
-            "diagnosis": {"system": "", "components": [], "glossary": []}
-        }))
-        .expect("a minimal description");
+        let mut d = bare();
         d.chapters = vec![
             Chapter::narrate("Welcome", ""),
             chaos("partition"),
@@ -303,7 +308,13 @@ mod tests {
             .iter()
             .all(|t| (MIN_PHASE_MS..=MIN_PHASE_MS + 1000).contains(&t.phase_ms)));
         assert!(a.iter().all(|t| t.cell == 0));
-        let m = plan_matrix(&[("partition".into(), 2), ("crash".into(), 1)], 3, 1, 1000, 7);
+        let m = plan_matrix(
+            &[("partition".into(), 2), ("crash".into(), 1)],
+            3,
+            1,
+            1000,
+            7,
+        );
         assert_eq!(m.len(), (2 + 1) * 3 + 1);
         for cell in 0..3 {
             let mut idx: Vec<usize> = m

@@ -147,7 +147,9 @@ async fn campaign(
         loaded.push(
             load(file, origin, args, i, subject, cells.len())
                 .await
-                .with_context(|| format!("{origin}: subject[{i}] ({})", subject.plugin.display()))?,
+                .with_context(|| {
+                    format!("{origin}: subject[{i}] ({})", subject.plugin.display())
+                })?,
         );
     }
     let mut names: Vec<&str> = loaded.iter().map(|l| l.name.as_str()).collect();
@@ -292,12 +294,13 @@ async fn load(
         file.phase_ms(),
         file.seed().wrapping_add(index as u64),
     );
-    let name = subject.name.clone().unwrap_or_else(|| {
-        match subject.config.trim() {
+    let name = subject
+        .name
+        .clone()
+        .unwrap_or_else(|| match subject.config.trim() {
             "" => desc.info.id.clone(),
             c => format!("{} ({c})", desc.info.id),
-        }
-    });
+        });
     Ok(Loaded {
         name,
         prepared,
@@ -321,12 +324,7 @@ struct SubjectRun<'a> {
 impl SubjectRun<'_> {
     /// Sets the subject up, plays its trials, tears it down; true when the
     /// campaign must stop (Ctrl-C, a subject that did not settle even rebuilt).
-    async fn play(
-        &self,
-        l: Loaded,
-        sigint: &mut Signal,
-        tally: &mut Tally,
-    ) -> Result<bool> {
+    async fn play(&self, l: Loaded, sigint: &mut Signal, tally: &mut Tally) -> Result<bool> {
         let exec = l.prepared.exec;
         let mut rx = l.prepared.rx;
         let environment = l.prepared.environment;
@@ -342,12 +340,24 @@ impl SubjectRun<'_> {
         for t in &l.planned {
             let n = tally.done + 1;
             if interrupted(sigint) {
-                tally.notes.push(format!("stopped by Ctrl-C before trial {n}"));
+                tally
+                    .notes
+                    .push(format!("stopped by Ctrl-C before trial {n}"));
                 stopped = true;
                 break;
             }
             match self
-                .settle(&gate, &exec, &mut rx, &environment, &l.name, sigint, tally, n, t)
+                .settle(
+                    &gate,
+                    &exec,
+                    &mut rx,
+                    &environment,
+                    &l.name,
+                    sigint,
+                    tally,
+                    n,
+                    t,
+                )
                 .await?
             {
                 true => {}
@@ -364,7 +374,16 @@ impl SubjectRun<'_> {
                 ..exec.clone()
             };
             let mut result = self
-                .play_one(&trial_exec, &mut rx, &environment, &desc, &l.scenarios, &l.name, cell, t)
+                .play_one(
+                    &trial_exec,
+                    &mut rx,
+                    &environment,
+                    &desc,
+                    &l.scenarios,
+                    &l.name,
+                    cell,
+                    t,
+                )
                 .await?;
             result.cell = Cell {
                 subject: l.name.clone(),
@@ -382,7 +401,14 @@ impl SubjectRun<'_> {
                 stopped = true;
                 break;
             }
-            let line = trial_line(n, self.planned_total, &result);
+            let mut line = trial_line(n, self.planned_total, &result);
+            if self.matrix {
+                let c = &result.cell;
+                line.push_str(&format!(
+                    " [{} · {} · {}]",
+                    c.subject, c.diagnoser, c.policy
+                ));
+            }
             tally.results.push(result);
             let right = tally.results.iter().filter(|r| r.correct()).count();
             self.bar.set_message(format!(
@@ -409,7 +435,9 @@ impl SubjectRun<'_> {
             }
         }
         if let Err(e) = exec.session.teardown().await {
-            tally.notes.push(format!("teardown of {} failed: {e}", l.name));
+            tally
+                .notes
+                .push(format!("teardown of {} failed: {e}", l.name));
         }
         Ok(stopped)
     }
@@ -473,7 +501,9 @@ impl SubjectRun<'_> {
         let why = match gate.wait(&exec.session, sigint).await {
             Ok(()) => return Ok(true),
             Err(gate::Unsettled::Interrupted) => {
-                tally.notes.push(format!("stopped by Ctrl-C before trial {n}"));
+                tally
+                    .notes
+                    .push(format!("stopped by Ctrl-C before trial {n}"));
                 return Ok(false);
             }
             Err(gate::Unsettled::Still(why)) => why,
@@ -490,9 +520,12 @@ impl SubjectRun<'_> {
             "{name} was not healthy within {} s {after}: {why}; it was torn down and set up again",
             self.args.gate_timeout
         ));
-        self.bar.println(format!("rebuilding {name}: not healthy {after}"));
+        self.bar
+            .println(format!("rebuilding {name}: not healthy {after}"));
         if let Err(e) = exec.session.teardown().await {
-            tally.notes.push(format!("teardown of {name} for the rebuild failed: {e}"));
+            tally
+                .notes
+                .push(format!("teardown of {name} for the rebuild failed: {e}"));
         }
         self.bring_up(exec, rx, environment, name)
             .await
@@ -500,7 +533,9 @@ impl SubjectRun<'_> {
         match gate.wait(&exec.session, sigint).await {
             Ok(()) => Ok(true),
             Err(gate::Unsettled::Interrupted) => {
-                tally.notes.push(format!("stopped by Ctrl-C before trial {n}"));
+                tally
+                    .notes
+                    .push(format!("stopped by Ctrl-C before trial {n}"));
                 Ok(false)
             }
             Err(gate::Unsettled::Still(why)) => {
@@ -530,9 +565,13 @@ impl SubjectRun<'_> {
             Some(scenario) => plan::trial_description(desc, scenario, t.phase_ms, TAIL_MS),
             None => plan::baseline_description(desc, t.phase_ms),
         });
-        let journal =
-            headless::run_trial(exec.clone(), rx, self.options(environment, cell.policy), chapters)
-                .await;
+        let journal = headless::run_trial(
+            exec.clone(),
+            rx,
+            self.options(environment, cell.policy),
+            chapters,
+        )
+        .await;
         let rel = match self.matrix {
             false => format!("trials/{}-{:03}.json", t.fault, t.index + 1),
             true if t.fault == plan::BASELINE => {
@@ -568,10 +607,12 @@ impl SubjectRun<'_> {
 /// A name fit for a file name: letters, digits, `-` and `_`; the rest `_`.
 fn slug(name: &str) -> String {
     name.chars()
-        .map(|c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            true => c,
-            false => '_',
-        })
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '_',
+            },
+        )
         .collect()
 }
 
