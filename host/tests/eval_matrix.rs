@@ -5,8 +5,8 @@
 //! key; a subject that does not settle between trials is rebuilt and reported.
 
 use demo_host::eval::trial::TrialResult;
-use report_support::campaign::{assert_trials_are_their_journals, read_report};
-use report_support::{demo_host, example_plugin, run_bounded};
+use report_support::campaign::{assert_trials_are_their_journals, eval, eval_example, read_report};
+use report_support::{demo_host, run_bounded};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -15,13 +15,7 @@ mod report_support;
 #[test]
 fn the_example_campaign_file_plays_its_matrix_and_groups_the_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "docs/eval/campaign.example.toml", "--out"])
-            .arg(&out),
-        Duration::from_secs(900),
-    );
+    let (run, out) = eval(dir.path(), &["docs/eval/campaign.example.toml".into()]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "eval failed:\n{stderr}");
     let report = read_report(&out);
@@ -136,24 +130,18 @@ fn a_bad_campaign_file_names_the_file_and_the_key() {
 #[test]
 fn a_subject_that_does_not_settle_is_rebuilt_and_the_report_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
     // The test hook leaves every partition in effect after its recovery, so
     // the subject is not healthy at the next trial's gate until set up again.
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "--plugin"])
-            .arg(example_plugin())
-            .args([
-                "--config",
-                "test_hooks=true,sticky_partition=true",
-                "--trials",
-                "2",
-                "--gate-timeout",
-                "1",
-                "--out",
-            ])
-            .arg(&out),
-        Duration::from_secs(600),
+    let (run, out) = eval_example(
+        dir.path(),
+        &[
+            "--config",
+            "test_hooks=true,sticky_partition=true",
+            "--trials",
+            "2",
+            "--gate-timeout",
+            "1",
+        ],
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "eval failed:\n{stderr}");

@@ -6,7 +6,7 @@
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
-use report_support::campaign::{assert_trials_are_their_journals, read_report};
+use report_support::campaign::{assert_trials_are_their_journals, eval_example, read_report};
 use report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use std::path::Path;
 use std::time::Duration;
@@ -57,24 +57,18 @@ fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {
 #[test]
 fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "--plugin"])
-            .arg(example_plugin())
-            .args([
-                "--faults",
-                "partition",
-                "--trials",
-                "3",
-                "--baseline",
-                "2",
-                "--seed",
-                "11",
-                "--out",
-            ])
-            .arg(&out),
-        Duration::from_secs(600),
+    let (run, out) = eval_example(
+        dir.path(),
+        &[
+            "--faults",
+            "partition",
+            "--trials",
+            "3",
+            "--baseline",
+            "2",
+            "--seed",
+            "11",
+        ],
     );
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -138,22 +132,9 @@ fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals(
 #[test]
 fn a_campaign_with_fixes_reports_remediation_success_and_time_to_resolve() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "--plugin"])
-            .arg(example_plugin())
-            .args([
-                "--trials",
-                "3",
-                "--seed",
-                "5",
-                "--remediate",
-                "auto",
-                "--out",
-            ])
-            .arg(&out),
-        Duration::from_secs(600),
+    let (run, out) = eval_example(
+        dir.path(),
+        &["--trials", "3", "--seed", "5", "--remediate", "auto"],
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "eval failed:\n{stderr}");

@@ -4,7 +4,32 @@
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+/// `demo-host eval ARGS --out DIR/eval` with its state in `DIR/state`, bounded
+/// in time: the run and the report's directory.
+pub fn eval(dir: &Path, args: &[OsString]) -> (Output, PathBuf) {
+    let out = dir.join("eval");
+    let run = super::run_bounded(
+        super::demo_host(&dir.join("state"))
+            .arg("eval")
+            .args(args)
+            .arg("--out")
+            .arg(&out),
+        Duration::from_secs(900),
+    );
+    (run, out)
+}
+
+/// [`eval`] of the example plugin.
+pub fn eval_example(dir: &Path, args: &[&str]) -> (Output, PathBuf) {
+    let mut all: Vec<OsString> = vec!["--plugin".into(), super::example_plugin().into()];
+    all.extend(args.iter().map(OsString::from));
+    eval(dir, &all)
+}
 
 pub fn read_report(dir: &Path) -> CampaignReport {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
