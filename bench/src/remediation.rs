@@ -106,7 +106,40 @@ pub fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         );
     }
     ensure!(!rows.is_empty(), "the campaign played no fault");
+    rows.push(throughput(&alone));
     Ok(rows)
+}
+
+/// The original timed each trial against a 300 s timeout: 12 trials an hour at best.
+const ORIGINAL_TRIAL_BUDGET_S: f64 = 300.0;
+
+/// The budget for one trial on a reused environment, inject to recovered.
+const TRIAL_TARGET_S: f64 = 10.0;
+
+/// Campaign throughput of the run without fixes: trials an hour over its
+/// wall time (setup and teardown included), against the original's budget.
+fn throughput(r: &CampaignReport) -> Row {
+    let wall_s = r.campaign.ended_ms.saturating_sub(r.campaign.started_ms) as f64 / 1000.0;
+    let n = r.trials.len().max(1) as f64;
+    let per_trial = wall_s / n;
+    let per_hour = 3600.0 / per_trial.max(f64::EPSILON);
+    let original = 3600.0 / ORIGINAL_TRIAL_BUDGET_S;
+    Row::new(
+        GROUP,
+        format!(
+            "campaign throughput (--remediate never, {} trials in {wall_s:.0} s)",
+            r.trials.len()
+        ),
+        format!("{per_hour:.0} trials/h · {per_trial:.1} s a trial"),
+    )
+    .baseline(
+        format!("the original's 300 s timeout a trial: {original:.0} trials/h"),
+        Some(per_hour / original),
+    )
+    .target(
+        "≤ 10 s a trial",
+        Verdict::at_most(per_trial, TRIAL_TARGET_S),
+    )
 }
 
 fn read(path: &Path) -> anyhow::Result<CampaignReport> {

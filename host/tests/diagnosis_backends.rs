@@ -277,6 +277,11 @@ fn openai_stream(answer: &str, done: bool) -> Vec<String> {
             "data: {}\n\n",
             json!({"id": "c1", "object": "chat.completion.chunk", "model": MODEL, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         ));
+        // What `stream_options.include_usage` adds: a last chunk without choices.
+        chunks.push(format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "model": MODEL, "choices": [], "usage": {"prompt_tokens": 700, "completion_tokens": 250, "total_tokens": 950}})
+        ));
         chunks.push("data: [DONE]\n\n".into());
     }
     chunks
@@ -307,6 +312,12 @@ async fn anthropic_request_has_the_documented_shape_and_stream_is_parsed() {
     assert_eq!(
         streamed, text,
         "progress carries the streamed JSON as it arrives"
+    );
+    // The tokens of message_start and message_delta, for a campaign's model figures.
+    let call = d.model_call.expect("a model call is recorded");
+    assert_eq!(
+        (call.input_tokens, call.output_tokens),
+        (Some(900), Some(400))
     );
 
     let req = server.only_request();
@@ -507,6 +518,11 @@ async fn openai_request_has_the_documented_shape_and_stream_is_parsed() {
     assert_same_conclusion(&d, &want);
     assert_eq!(d.backend, format!("openai:{MODEL}"));
     assert_eq!(streamed, text);
+    let call = d.model_call.expect("a model call is recorded");
+    assert_eq!(
+        (call.input_tokens, call.output_tokens),
+        (Some(700), Some(250))
+    );
 
     let req = server.only_request();
     assert_eq!(req.path, "/v1/chat/completions");
@@ -515,6 +531,7 @@ async fn openai_request_has_the_documented_shape_and_stream_is_parsed() {
     let b = &req.body;
     assert_eq!(b["model"], MODEL);
     assert_eq!(b["stream"], true);
+    assert_eq!(b["stream_options"], json!({"include_usage": true}));
     let messages = b["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["role"], "system");

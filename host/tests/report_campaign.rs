@@ -6,31 +6,23 @@
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
-use demo_host::journal::Journal;
+use report_support::campaign::{assert_trials_are_their_journals, eval_example, read_report};
 use report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use std::path::Path;
 use std::time::Duration;
 
 mod report_support;
 
-fn read_report(dir: &Path) -> CampaignReport {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json has the documented schema")
-}
-
 /// Every trial in the report is what its journal says, and the figures count them.
 fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {
-    for t in &report.trials {
-        let rel = t.journal.as_deref().expect("each trial names its journal");
-        let journal = Journal::read(&dir.join(rel)).expect("the trial's journal reads back");
-        let mut again = TrialResult::from_journal(&t.fault, t.trial, &journal);
-        again.journal = t.journal.clone();
-        assert_eq!(&again, t, "trial {rel} as its journal says");
+    let journals = assert_trials_are_their_journals(report, dir);
+    for (t, journal) in report.trials.iter().zip(&journals) {
         let faults = usize::from(t.fault != BASELINE);
         assert_eq!(
             journal.chaos_windows.len(),
             faults,
-            "{rel}: one fault per fault trial"
+            "{:?}: one fault per fault trial",
+            t.journal
         );
     }
     let (baseline, faulted): (Vec<&TrialResult>, Vec<&TrialResult>) =
@@ -65,24 +57,18 @@ fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {
 #[test]
 fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "--plugin"])
-            .arg(example_plugin())
-            .args([
-                "--faults",
-                "partition",
-                "--trials",
-                "3",
-                "--baseline",
-                "2",
-                "--seed",
-                "11",
-                "--out",
-            ])
-            .arg(&out),
-        Duration::from_secs(600),
+    let (run, out) = eval_example(
+        dir.path(),
+        &[
+            "--faults",
+            "partition",
+            "--trials",
+            "3",
+            "--baseline",
+            "2",
+            "--seed",
+            "11",
+        ],
     );
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -146,22 +132,9 @@ fn a_small_campaign_on_the_example_writes_a_report_consistent_with_its_journals(
 #[test]
 fn a_campaign_with_fixes_reports_remediation_success_and_time_to_resolve() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("eval");
-    let run = run_bounded(
-        demo_host(&dir.path().join("state"))
-            .args(["eval", "--plugin"])
-            .arg(example_plugin())
-            .args([
-                "--trials",
-                "3",
-                "--seed",
-                "5",
-                "--remediate",
-                "auto",
-                "--out",
-            ])
-            .arg(&out),
-        Duration::from_secs(600),
+    let (run, out) = eval_example(
+        dir.path(),
+        &["--trials", "3", "--seed", "5", "--remediate", "auto"],
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "eval failed:\n{stderr}");

@@ -265,6 +265,7 @@ fn campaign_report_opens_in_chromium_with_charts_and_tables() {
             planned_trials: 3,
             notes: vec![],
             remediate: "never".into(),
+            rebuilds: 0,
         },
         trials,
     );

@@ -55,6 +55,9 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct EvalArgs {
+    /// A campaign file (TOML, docs/eval.md): a matrix of subjects × faults with
+    /// parameter sets × diagnosers × policies; replaces --plugin, --faults.
+    pub campaign: Option<PathBuf>,
     #[command(flatten)]
     pub plugin: PluginArgs,
     /// Plugin config: key=value pairs (e.g. "env=local").
@@ -72,9 +75,13 @@ pub struct EvalArgs {
     /// Fixes the order of the trials, their injection phases and the bootstrap resamples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Where report.json, report.md, report.html and trials/*.json go.
-    #[arg(long, default_value = "eval")]
-    pub out: PathBuf,
+    /// Where report.json, report.md, report.html and trials/*.json go (default: the
+    /// campaign file's `out`, else ./eval).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Pause after each trial before the health gate, in ms.
+    #[arg(long, default_value_t = 0)]
+    pub cooldown_ms: u64,
     /// Injection phase: up to this many ms of baseline are added at random before each fault.
     #[arg(long, default_value_t = 1000)]
     pub phase_ms: u64,

@@ -6,6 +6,7 @@ use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, status_error, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
 use super::report::ANSWER_NAME;
+use super::usage::ModelCall;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Value};
 
@@ -34,6 +35,7 @@ pub async fn ask(
     api_key: &Secret,
     prompt: &Prompt,
     progress: &mut (dyn FnMut(&str) + Send),
+    call: &mut ModelCall,
 ) -> Result<RawAnswer, DiagnosisError> {
     let peer = Peer {
         backend: "anthropic",
@@ -52,12 +54,16 @@ pub async fn ask(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
     match post(&peer, &url, headers, &request_body(model, prompt)).await? {
-        Body::Json(reply) => answer_from_message(&reply),
+        Body::Json(reply) => {
+            call.read_anthropic(&reply);
+            answer_from_message(&reply)
+        }
         Body::Stream(response) => {
             let mut tool_json = String::new();
             let mut text = String::new();
             read_events(&peer, response, |event| {
                 let data = event_json(&peer, &event)?;
+                call.read_anthropic(&data);
                 match data
                     .get("type")
                     .and_then(Value::as_str)

@@ -4,6 +4,10 @@
 use std::time::Duration;
 use thiserror::Error;
 
+/// What every [`DiagnosisError::SchemaMismatch`] says, so a journal's failure
+/// text tells a schema failure from the rest (a campaign's schema-failure rate).
+pub const SCHEMA_MISMATCH: &str = "the reply does not match the diagnosis schema";
+
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum DiagnosisError {
     #[error("{backend} rejected the API key (HTTP 401): check {key_var}")]
@@ -65,5 +69,14 @@ fn retry_hint(retry_after: &Option<Duration>) -> String {
     match retry_after {
         Some(d) => format!(", retry after {}s", d.as_secs()),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_schema_mismatch_says_so_in_its_text() {
+        let e = super::DiagnosisError::SchemaMismatch("no anomaly".into());
+        assert!(e.to_string().starts_with(super::SCHEMA_MISMATCH), "{e}");
     }
 }

@@ -17,6 +17,7 @@ pub mod remedy;
 mod report;
 mod score;
 pub mod sse;
+pub mod usage;
 mod window;
 
 pub use config::{
@@ -24,7 +25,7 @@ pub use config::{
     DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_BASE_URL, ENV_ANTHROPIC_BASE_URL, ENV_ANTHROPIC_KEY,
     ENV_BACKEND, ENV_MODEL, ENV_OPENAI_BASE_URL, ENV_OPENAI_KEY,
 };
-pub use error::DiagnosisError;
+pub use error::{DiagnosisError, SCHEMA_MISMATCH};
 pub use prompt::{build_prompt, Prompt};
 pub use report::{
     answer_schema, answer_schema_for, parse_answer, Alternative, Diagnosis, Evidence,
@@ -42,7 +43,9 @@ pub mod request {
 use http::RawAnswer;
 use mask::Masker;
 use plugin_api::InvariantStatus;
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
+use usage::ModelCall;
 
 /// Diagnoses a window with the configured backend.
 ///
@@ -72,8 +75,18 @@ pub async fn diagnose(
                 let masker = opts.mask_identities.then(|| Masker::for_window(window));
                 let prompt = prompt_for(window, masker.as_ref());
                 let mut relay = Relay::new(&progress, masker.as_ref());
-                let raw =
-                    anthropic::ask(base_url, model, api_key, &prompt, &mut |c| relay.push(c)).await;
+                let mut call = ModelCall::default();
+                let started = Instant::now();
+                let raw = anthropic::ask(
+                    base_url,
+                    model,
+                    api_key,
+                    &prompt,
+                    &mut |c| relay.push(c),
+                    &mut call,
+                )
+                .await;
+                call.latency_ms = started.elapsed().as_millis() as u64;
                 relay.flush();
                 finish(
                     raw?,
@@ -82,6 +95,7 @@ pub async fn diagnose(
                     findings,
                     &window.remedies,
                 )
+                .map(|d| with_call(d, call))
             }
             BackendConfig::OpenAi {
                 base_url,
@@ -91,10 +105,18 @@ pub async fn diagnose(
                 let masker = opts.mask_identities.then(|| Masker::for_window(window));
                 let prompt = prompt_for(window, masker.as_ref());
                 let mut relay = Relay::new(&progress, masker.as_ref());
-                let raw = openai::ask(base_url, model, api_key.as_ref(), &prompt, &mut |c| {
-                    relay.push(c)
-                })
+                let mut call = ModelCall::default();
+                let started = Instant::now();
+                let raw = openai::ask(
+                    base_url,
+                    model,
+                    api_key.as_ref(),
+                    &prompt,
+                    &mut |c| relay.push(c),
+                    &mut call,
+                )
                 .await;
+                call.latency_ms = started.elapsed().as_millis() as u64;
                 relay.flush();
                 finish(
                     raw?,
@@ -103,6 +125,7 @@ pub async fn diagnose(
                     findings,
                     &window.remedies,
                 )
+                .map(|d| with_call(d, call))
             }
         }
     };
@@ -113,6 +136,12 @@ pub async fn diagnose(
 
 /// Forwards streamed text to the panel with masked names restored, holding
 /// back a tail that may be the start of a placeholder split across chunks.
+/// The diagnosis with what its model call took and cost.
+fn with_call(mut d: Diagnosis, call: ModelCall) -> Diagnosis {
+    d.model_call = Some(call);
+    d
+}
+
 struct Relay<'a> {
     tx: &'a UnboundedSender<String>,
     masker: Option<&'a Masker>,

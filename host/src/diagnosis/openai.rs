@@ -7,6 +7,7 @@ use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
 use super::report::ANSWER_NAME;
+use super::usage::ModelCall;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};
 
@@ -18,6 +19,9 @@ pub fn request_body(model: &str, prompt: &Prompt) -> Value {
             {"role": "user", "content": prompt.user},
         ],
         "stream": true,
+        // The last chunk then carries the tokens used (`usage`); servers that
+        // do not know the option ignore it.
+        "stream_options": {"include_usage": true},
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": ANSWER_NAME, "schema": prompt.schema.clone(), "strict": true},
@@ -38,6 +42,7 @@ pub async fn ask(
     api_key: Option<&Secret>,
     prompt: &Prompt,
     progress: &mut (dyn FnMut(&str) + Send),
+    call: &mut ModelCall,
 ) -> Result<RawAnswer, DiagnosisError> {
     let peer = Peer {
         backend: "openai",
@@ -65,6 +70,7 @@ pub async fn ask(
     .await?
     {
         Body::Json(reply) => {
+            call.read_openai(&reply);
             if reply.get("error").is_some() {
                 return Err(super::http::status_error(
                     &peer,
@@ -91,6 +97,7 @@ pub async fn ask(
                     return Ok(true);
                 }
                 let data = event_json(&peer, &event)?;
+                call.read_openai(&data);
                 if data.get("error").is_some() {
                     return Err(super::http::status_error(
                         &peer,

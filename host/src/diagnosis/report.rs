@@ -39,6 +39,9 @@ pub struct Diagnosis {
     /// One of the subject's declared remedies, when one fits.
     #[serde(default)]
     pub proposed_remedy: Option<ProposedRemedy>,
+    /// A model backend's call: latency and the tokens the API reported (host-filled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_call: Option<super::usage::ModelCall>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +266,7 @@ pub fn parse_answer_value(
         backend,
         rule_findings,
         proposed_remedy,
+        model_call: None,
     })
 }
 

@@ -68,7 +68,8 @@ pub enum Action {
         result: Result<(), CallError>,
     },
     DiagnosisChunk(String),
-    DiagnosisDone(Result<Diagnosis, DiagnosisError>),
+    /// Boxed: a diagnosis is the largest payload by far, and every other action moves through the same channel.
+    DiagnosisDone(Box<Result<Diagnosis, DiagnosisError>>),
     /// A line for the event log, stamped when it was said: a plugin's lines
     /// during a long `setup` reach the engine only afterwards.
     Log {

@@ -141,13 +141,13 @@ impl Sim {
                     Err(failed("run_step", "no"))
                 },
             },
-            Effect::Diagnose(_) => Action::DiagnosisDone(if ok {
+            Effect::Diagnose(_) => Action::DiagnosisDone(Box::new(if ok {
                 Ok(diagnosis())
             } else {
                 Err(crate::diagnosis::DiagnosisError::Timeout(
                     std::time::Duration::from_secs(60),
                 ))
-            }),
+            })),
             Effect::Discover => Action::OpenPicker(vec![("other".into(), "/x.so".into())]),
             Effect::Remediate { .. } => {
                 if ok {

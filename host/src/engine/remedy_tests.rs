@@ -49,7 +49,7 @@ fn diagnosed(mode: Mode, remedy: plugin_api::Remedy, policy: Policy) -> (Demo, V
     );
     update(&mut demo, T0 + 150, Action::Diagnose);
     let d = diagnosis(&demo, "View Drift", &["store (127.0.0.1:6379)"]);
-    let fx = update(&mut demo, T0 + 200, Action::DiagnosisDone(Ok(d)));
+    let fx = update(&mut demo, T0 + 200, Action::DiagnosisDone(Box::new(Ok(d))));
     (demo, fx)
 }
 
@@ -122,7 +122,7 @@ fn a_proposal_of_an_undeclared_remedy_or_a_missing_component_runs_nothing() {
             rationale: "r".into(),
         });
         update(&mut demo, T0 + 250, Action::Diagnose);
-        let fx = update(&mut demo, T0 + 300, Action::DiagnosisDone(Ok(d)));
+        let fx = update(&mut demo, T0 + 300, Action::DiagnosisDone(Box::new(Ok(d))));
         assert!(!remediates(&fx), "{id} on {target}");
         assert!(demo.remediation.latest().is_none());
         assert!(demo
@@ -307,7 +307,7 @@ fn the_kill_switch_refuses_the_waiting_remedy_and_every_later_one() {
     // A later diagnosis proposes again, and it is refused at once.
     update(&mut demo, T0 + 400, Action::Diagnose);
     let d = diagnosis(&demo, "view drift", &["store"]);
-    let fx = update(&mut demo, T0 + 500, Action::DiagnosisDone(Ok(d)));
+    let fx = update(&mut demo, T0 + 500, Action::DiagnosisDone(Box::new(Ok(d))));
     assert!(!remediates(&fx));
     assert_eq!(demo.remediation.runs.len(), 2);
     assert!(matches!(stage(&demo), Stage::Refused { .. }));

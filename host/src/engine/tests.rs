@@ -205,7 +205,7 @@ fn a_diagnosis_that_misses_pauses_an_interactive_demo_for_review() {
     update(
         &mut demo,
         T0 + 3600,
-        Action::DiagnosisDone(Ok(diagnosis("node down", &["node-1"]))),
+        Action::DiagnosisDone(Box::new(Ok(diagnosis("node down", &["node-1"])))),
     );
     assert!(demo.ui.review.is_some(), "a miss pauses the demo");
     update(&mut demo, T0 + 3700, Action::Next);
@@ -231,7 +231,7 @@ fn a_matching_diagnosis_is_scored_and_attached_to_the_incident() {
     update(
         &mut demo,
         T0 + 3800,
-        Action::DiagnosisDone(Ok(diagnosis("view drift", &["store"]))),
+        Action::DiagnosisDone(Box::new(Ok(diagnosis("view drift", &["store"])))),
     );
     let run = demo.diagnoses.last().unwrap();
     assert!(run.score.as_ref().unwrap().passed(), "{:?}", run.score);

@@ -58,7 +58,7 @@ pub fn update(demo: &mut Demo, now_ms: u64, action: Action) -> Vec<Effect> {
             faults::recovered(demo, fault_id, result, &mut fx)
         }
         Action::DiagnosisChunk(text) => diagnose::chunk(demo, text),
-        Action::DiagnosisDone(result) => diagnose::finish_diagnosis(demo, result, &mut fx),
+        Action::DiagnosisDone(result) => diagnose::finish_diagnosis(demo, *result, &mut fx),
         Action::ApproveRemedy => remedy::approve(demo, &mut fx),
         Action::RejectRemedy => remedy::reject(demo),
         Action::KillSwitch => remedy::kill_switch(demo),

@@ -3,7 +3,7 @@
 
 use super::plan::BASELINE;
 use super::stats::{self, Proportion, QuantileCi, ReliabilityBin, BOOTSTRAP_RESAMPLES};
-use super::trial::TrialResult;
+use super::trial::{Cell, TrialResult};
 use serde::{Deserialize, Serialize};
 
 /// The schema name and version written into every `report.json`.
@@ -35,6 +35,10 @@ pub struct CampaignInfo {
     /// Which proposed fixes ran (`never`: the self-healing baseline).
     #[serde(default)]
     pub remediate: String,
+    /// How often the subject did not settle between trials and was set up
+    /// again (each such trial has `unsettled`).
+    #[serde(default)]
+    pub rebuilds: usize,
 }
 
 /// p50 and p95 of a latency, each with its bootstrap 95 % interval.
@@ -69,6 +73,9 @@ pub struct Calibration {
 pub struct Figures {
     /// The fault, or `all` for the overall figures.
     pub fault: String,
+    /// The matrix cell of a group's figures (`groups`, `cells`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<Cell>,
     pub trials: usize,
     /// Share of trials whose fault was detected.
     pub detection: Proportion,
@@ -90,6 +97,54 @@ pub struct Figures {
     /// `None` when no trial attempted a remediation.
     pub remediation: Option<Proportion>,
     pub time_to_resolve_ms: Option<Latency>,
+    /// A model backend's figures; `None` when no trial asked a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelFigures>,
+}
+
+/// What a model backend did: how often its answer missed the schema, how
+/// long it took, and the tokens the API reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFigures {
+    /// Trials that asked the model (an answer or a failure).
+    pub calls: usize,
+    /// Answers not in the diagnosis schema, over the calls.
+    pub schema_failures: Proportion,
+    /// Other failures (HTTP, transport, timeout), over the calls.
+    pub other_failures: Proportion,
+    /// Over the answered calls, from request to answer read.
+    pub latency_ms: Latency,
+    /// Over the answered calls whose API reported them (the quantiles are token counts).
+    pub input_tokens: Latency,
+    pub output_tokens: Latency,
+}
+
+impl ModelFigures {
+    fn of(trials: &[&TrialResult], seed: u64) -> Option<ModelFigures> {
+        let asked: Vec<&&TrialResult> = trials
+            .iter()
+            .filter(|t| t.model_call.is_some() || t.diagnosis_error.is_some())
+            .collect();
+        if !trials.iter().any(|t| t.model_call.is_some()) && asked.is_empty() {
+            return None;
+        }
+        let calls: Vec<_> = asked.iter().filter_map(|t| t.model_call).collect();
+        let of = |f: fn(&crate::diagnosis::usage::ModelCall) -> Option<u64>| -> Vec<f64> {
+            calls.iter().filter_map(f).map(|v| v as f64).collect()
+        };
+        Some(ModelFigures {
+            calls: asked.len(),
+            schema_failures: Proportion::of(asked.iter().map(|t| t.schema_failure())),
+            other_failures: Proportion::of(
+                asked
+                    .iter()
+                    .map(|t| t.diagnosis_error.is_some() && !t.schema_failure()),
+            ),
+            latency_ms: Latency::of(&of(|c| Some(c.latency_ms)), seed ^ 4),
+            input_tokens: Latency::of(&of(|c| c.input_tokens), seed ^ 5),
+            output_tokens: Latency::of(&of(|c| c.output_tokens), seed ^ 6),
+        })
+    }
 }
 
 impl Figures {
@@ -113,6 +168,7 @@ impl Figures {
             .collect();
         Figures {
             fault: fault.to_string(),
+            cell: None,
             trials: trials.len(),
             detection: Proportion::of(trials.iter().map(|t| t.detected)),
             time_to_detect_ms: Latency::of(&ms(|t| t.time_to_detect_ms), seed),
@@ -138,6 +194,7 @@ impl Figures {
                     .collect();
                 Latency::of(&v, seed ^ 3)
             }),
+            model: ModelFigures::of(trials, seed),
         }
     }
 }
@@ -145,6 +202,9 @@ impl Figures {
 /// Trials without a fault: how often the host saw a violation that was not there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineFigures {
+    /// The subject, in `baselines` (one per subject of a matrix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub trials: usize,
     pub false_alarms: Proportion,
 }
@@ -160,7 +220,48 @@ pub struct CampaignReport {
     /// `None` when the campaign ran no baseline trial.
     #[serde(default)]
     pub baseline: Option<BaselineFigures>,
+    /// A matrix of more than one subject × diagnoser × policy: the figures of
+    /// each cell and fault, in the order they first ran; empty otherwise.
+    #[serde(default)]
+    pub groups: Vec<Figures>,
+    /// The same, each cell over all its faults (`fault` = `all`).
+    #[serde(default)]
+    pub cells: Vec<Figures>,
+    /// False alarms per subject, when the baseline trials ran on more than one.
+    #[serde(default)]
+    pub baselines: Vec<BaselineFigures>,
     pub trials: Vec<TrialResult>,
+}
+
+/// The distinct items in the order they first appear.
+fn first_seen<'a, T: PartialEq + Clone + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+/// The figures of one cell's trials, per fault and over all its faults.
+fn cell_figures(cell: &Cell, trials: &[&TrialResult], seed: u64) -> (Vec<Figures>, Figures) {
+    let with_cell = |mut f: Figures| {
+        f.cell = Some(cell.clone());
+        f
+    };
+    let faults = first_seen(trials.iter().map(|t| &t.fault))
+        .into_iter()
+        .map(|fault| {
+            let of: Vec<&TrialResult> = trials
+                .iter()
+                .copied()
+                .filter(|t| t.fault == fault)
+                .collect();
+            with_cell(Figures::of(&fault, &of, seed))
+        })
+        .collect();
+    (faults, with_cell(Figures::of("all", trials, seed)))
 }
 
 impl CampaignReport {
@@ -189,15 +290,50 @@ impl CampaignReport {
             seed,
         );
         let baseline: Vec<&TrialResult> = trials.iter().filter(|t| is_baseline(t)).collect();
+        let faulted: Vec<&TrialResult> = trials.iter().filter(|t| !is_baseline(t)).collect();
+        let matrix = first_seen(faulted.iter().map(|t| &t.cell));
+        let (mut groups, mut cells) = (Vec::new(), Vec::new());
+        if matrix.len() > 1 {
+            for cell in &matrix {
+                let of: Vec<&TrialResult> = faulted
+                    .iter()
+                    .copied()
+                    .filter(|t| t.cell == *cell)
+                    .collect();
+                let (per_fault, all) = cell_figures(cell, &of, seed);
+                groups.extend(per_fault);
+                cells.push(all);
+            }
+        }
+        let subjects = first_seen(baseline.iter().map(|t| &t.cell.subject));
+        let baselines = match subjects.len() > 1 {
+            true => subjects
+                .into_iter()
+                .map(|s| {
+                    let of: Vec<&&TrialResult> =
+                        baseline.iter().filter(|t| t.cell.subject == s).collect();
+                    BaselineFigures {
+                        subject: Some(s),
+                        trials: of.len(),
+                        false_alarms: Proportion::of(of.iter().map(|t| t.false_alarm)),
+                    }
+                })
+                .collect(),
+            false => Vec::new(),
+        };
         CampaignReport {
             schema: SCHEMA.to_string(),
             campaign,
             overall,
             faults,
             baseline: (!baseline.is_empty()).then(|| BaselineFigures {
+                subject: None,
                 trials: baseline.len(),
                 false_alarms: Proportion::of(baseline.iter().map(|t| t.false_alarm)),
             }),
+            groups,
+            cells,
+            baselines,
             trials,
         }
     }
@@ -240,6 +376,10 @@ pub(crate) mod tests {
             journal: Some(format!("trials/{fault}-{i}.json")),
             failures: vec![],
             false_alarm: false,
+            cell: Cell::default(),
+            unsettled: None,
+            diagnosis_error: None,
+            model_call: None,
         }
     }
 
@@ -256,6 +396,7 @@ pub(crate) mod tests {
             planned_trials: trials,
             notes: vec![],
             remediate: "never".into(),
+            rebuilds: 0,
         }
     }
 
@@ -331,6 +472,110 @@ pub(crate) mod tests {
         assert_eq!(r.faults.len(), 1, "baseline is not a fault");
         assert_eq!((r.overall.trials, r.overall.accuracy.k), (1, 1));
         assert_eq!(sample().baseline, None);
+    }
+
+    #[test]
+    fn a_matrix_is_grouped_per_cell_and_fault_each_with_its_n() {
+        let cell = |subject: &str, policy: &str| Cell {
+            subject: subject.into(),
+            diagnoser: "builtin".into(),
+            policy: policy.into(),
+        };
+        let mut trials = Vec::new();
+        for (i, (c, fault, right)) in [
+            (cell("a", "never"), "partition", true),
+            (cell("a", "auto"), "partition", false),
+            (cell("a", "never"), "partition", true),
+            (cell("b", "never"), "crash", true),
+            (cell("a", "never"), "crash", false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut t = trial(fault, i, Some(100), right);
+            t.cell = c;
+            trials.push(t);
+        }
+        for (i, s) in ["a", "b", "b"].into_iter().enumerate() {
+            let mut t = trial(BASELINE, i, None, false);
+            t.cell = cell(s, "never");
+            t.false_alarm = s == "a";
+            trials.push(t);
+        }
+        let r = CampaignReport::new(info(8), trials);
+        let g: Vec<(String, String, String, usize, usize)> = r
+            .groups
+            .iter()
+            .map(|f| {
+                let c = f.cell.clone().expect("a group names its cell");
+                (c.subject, c.policy, f.fault.clone(), f.trials, f.accuracy.k)
+            })
+            .collect();
+        let own = |s: &str, p: &str, f: &str, n, k| (s.into(), p.into(), f.into(), n, k);
+        assert_eq!(
+            g,
+            [
+                own("a", "never", "partition", 2, 2),
+                own("a", "never", "crash", 1, 0),
+                own("a", "auto", "partition", 1, 0),
+                own("b", "never", "crash", 1, 1),
+            ]
+        );
+        let cells: Vec<(usize, usize)> = r.cells.iter().map(|f| (f.trials, f.accuracy.k)).collect();
+        assert_eq!(cells, [(3, 2), (1, 0), (1, 1)]);
+        assert!(r.cells.iter().all(|f| f.fault == "all"));
+        let b: Vec<(Option<String>, usize, usize)> = r
+            .baselines
+            .iter()
+            .map(|b| (b.subject.clone(), b.trials, b.false_alarms.k))
+            .collect();
+        assert_eq!(b, [(Some("a".into()), 1, 1), (Some("b".into()), 2, 0)]);
+        assert!(
+            sample().groups.is_empty() && sample().cells.is_empty(),
+            "one cell: no groups"
+        );
+    }
+
+    #[test]
+    fn model_figures_count_schema_failures_latency_and_tokens() {
+        use crate::diagnosis::usage::ModelCall;
+        assert_eq!(sample().overall.model, None, "the builtin asks no model");
+        let mut trials = Vec::new();
+        for i in 0..5 {
+            let mut t = trial("crash", i, Some(100), i < 3);
+            t.model_call = (i < 3).then_some(ModelCall {
+                latency_ms: 1000 + 100 * i as u64,
+                input_tokens: Some(900),
+                output_tokens: (i != 0).then_some(400),
+            });
+            t.diagnosis_error = match i {
+                3 => Some(format!(
+                    "{}: the answer is not JSON",
+                    crate::diagnosis::SCHEMA_MISMATCH
+                )),
+                4 => Some("could not reach anthropic: refused".into()),
+                _ => None,
+            };
+            trials.push(t);
+        }
+        let r = CampaignReport::new(info(5), trials);
+        let m = r.overall.model.expect("model figures");
+        assert_eq!(m.calls, 5);
+        assert_eq!((m.schema_failures.k, m.schema_failures.n), (1, 5));
+        let (lo, hi) = stats::wilson(1, 5).unwrap();
+        assert_eq!(
+            (m.schema_failures.lo, m.schema_failures.hi),
+            (Some(lo), Some(hi))
+        );
+        assert_eq!((m.other_failures.k, m.other_failures.n), (1, 5));
+        assert_eq!(m.latency_ms.n, 3);
+        assert_eq!(m.latency_ms.p50.value, Some(1100.0));
+        assert_eq!(
+            (m.input_tokens.n, m.output_tokens.n),
+            (3, 2),
+            "only what the API reported"
+        );
+        assert_eq!(m.output_tokens.p50.value, Some(400.0));
     }
 
     #[test]

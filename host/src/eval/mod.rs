@@ -5,6 +5,7 @@
 //! campaign report shows. Rendering lives in `crate::report`.
 
 pub mod campaign;
+pub mod matrix;
 pub mod plan;
 pub mod runner;
 pub mod stats;

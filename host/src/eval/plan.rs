@@ -20,8 +20,10 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedTrial {
     pub fault: String,
-    /// 0-based index of the trial within its fault.
+    /// 0-based index of the trial within its fault (and cell).
     pub index: usize,
+    /// Which diagnoser × policy cell of a campaign's matrix plays it (0 outside a matrix).
+    pub cell: usize,
     /// How long the trial's baseline lasts before the fault is injected: a
     /// random phase against the health poller and the subject's own cycles.
     pub phase_ms: u64,
@@ -128,21 +130,36 @@ pub fn plan(
     phase_span_ms: u64,
     seed: u64,
 ) -> Vec<PlannedTrial> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut out: Vec<PlannedTrial> = scenarios
+    let counts: Vec<(String, usize)> = scenarios
         .iter()
-        .flat_map(|s| {
-            (0..trials).map(|index| PlannedTrial {
-                fault: s.fault.clone(),
-                index,
-                phase_ms: 0,
-            })
+        .map(|s| (s.fault.clone(), trials))
+        .collect();
+    plan_matrix(&counts, 1, baseline, phase_span_ms, seed)
+}
+
+/// As [`plan`] for a matrix: each fault's own number of trials in each of
+/// `cells` diagnoser × policy cells, shuffled together (so no cell plays on a
+/// subject warmer than another's), and `baseline` trials in cell 0.
+pub fn plan_matrix(
+    faults: &[(String, usize)],
+    cells: usize,
+    baseline: usize,
+    phase_span_ms: u64,
+    seed: u64,
+) -> Vec<PlannedTrial> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let trial = |fault: &str, cell: usize, index: usize| PlannedTrial {
+        fault: fault.to_string(),
+        index,
+        cell,
+        phase_ms: 0,
+    };
+    let mut out: Vec<PlannedTrial> = faults
+        .iter()
+        .flat_map(|(fault, trials)| {
+            (0..cells).flat_map(move |cell| (0..*trials).map(move |i| trial(fault, cell, i)))
         })
-        .chain((0..baseline).map(|index| PlannedTrial {
-            fault: BASELINE.to_string(),
-            index,
-            phase_ms: 0,
-        }))
+        .chain((0..baseline).map(|i| trial(BASELINE, 0, i)))
         .collect();
     out.shuffle(&mut rng);
     for t in &mut out {
@@ -189,9 +206,20 @@ pub fn trial_description(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plugin_api::{Component, ParamValue};
+
+    /// A description with no chapter, chaos action or component, for tests to fill.
+    pub(crate) fn bare() -> SubjectDescription {
+        serde_json::from_value(serde_json::json!({
+            "info": {"id": "s", "name": "S", "version": "1", "description": "", "api_version": "", "environments": []},
+            "chapters": [],
+            "chaos_actions": [],
+            "diagnosis": {"system": "", "components": [], "glossary": []}
+        }))
+        .expect("a minimal description")
+    }
 
     fn chaos(action: &str) -> Chapter {
         Chapter::narrate(action, "").on_enter(OnEnter::Chaos {
@@ -201,13 +229,7 @@ mod tests {
     }
 
     fn demo() -> SubjectDescription {
-        let mut d: SubjectDescription = serde_json::from_value(serde_json::json!({
-            "info": {"id": "s", "name": "S", "version": "1", "description": "", "api_version": "", "environments": []},
-            "chapters": [],
-            "chaos_actions": [],
-            "diagnosis": {"system": "", "components": [], "glossary": []}
-        }))
-        .expect("a minimal description");
+        let mut d = bare();
         d.chapters = vec![
             Chapter::narrate("Welcome", ""),
             chaos("partition"),
@@ -285,6 +307,24 @@ mod tests {
         assert!(a
             .iter()
             .all(|t| (MIN_PHASE_MS..=MIN_PHASE_MS + 1000).contains(&t.phase_ms)));
+        assert!(a.iter().all(|t| t.cell == 0));
+        let m = plan_matrix(
+            &[("partition".into(), 2), ("crash".into(), 1)],
+            3,
+            1,
+            1000,
+            7,
+        );
+        assert_eq!(m.len(), (2 + 1) * 3 + 1);
+        for cell in 0..3 {
+            let mut idx: Vec<usize> = m
+                .iter()
+                .filter(|t| t.fault == "partition" && t.cell == cell)
+                .map(|t| t.index)
+                .collect();
+            idx.sort();
+            assert_eq!(idx, [0, 1], "cell {cell}");
+        }
         let distinct: std::collections::BTreeSet<u64> = a.iter().map(|t| t.phase_ms).collect();
         assert!(distinct.len() > 5, "phases vary: {distinct:?}");
         let with_baseline = plan(&s, 1, 4, 1000, 7);

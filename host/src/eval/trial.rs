@@ -2,10 +2,14 @@
 //! taken from the trial's journal so every figure can be traced back to one.
 
 use crate::diagnosis;
+use crate::diagnosis::usage::ModelCall;
 use crate::engine::state::DiagnosisRun;
 use crate::journal::Journal;
 use plugin_api::InvariantStatus;
 use serde::{Deserialize, Serialize};
+
+/// How the engine records a failed diagnosis in its chapter (`engine::diagnose`).
+const DIAGNOSIS_FAILED: &str = "diagnosis failed: ";
 
 /// What a remediation attempt achieved (absent when no remedy ran).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +23,17 @@ pub struct Remediation {
     /// From approval to the remedy verified.
     #[serde(default)]
     pub time_from_approval_ms: Option<u64>,
+}
+
+/// Which cell of a campaign's matrix a trial belongs to: subject, diagnoser and policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cell {
+    /// The subject's name in the campaign (its plugin's id unless named).
+    pub subject: String,
+    /// The diagnoser's label (`builtin`, `anthropic:claude-…`).
+    pub diagnoser: String,
+    /// The remediation policy (`never`, `low-risk`, `auto`).
+    pub policy: String,
 }
 
 /// One trial of one fault. Times are from the fault taking effect.
@@ -55,12 +70,32 @@ pub struct TrialResult {
     /// A trial without a fault saw an invariant violated.
     #[serde(default)]
     pub false_alarm: bool,
+    /// The matrix cell the trial ran in (set by the campaign, not the journal).
+    #[serde(default)]
+    pub cell: Cell,
+    /// The subject did not settle after this trial within the gate's deadline,
+    /// and was torn down and set up again: what was still wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsettled: Option<String>,
+    /// Why the diagnosis failed, when it did (`diagnosis failed: …` in the journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis_error: Option<String>,
+    /// A model backend's call for the diagnosis: latency and tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_call: Option<ModelCall>,
 }
 
 impl TrialResult {
     /// Both anomaly and component right.
     pub fn correct(&self) -> bool {
         self.anomaly_correct && self.component_correct
+    }
+
+    /// The model answered, but not in the diagnosis schema.
+    pub fn schema_failure(&self) -> bool {
+        self.diagnosis_error
+            .as_deref()
+            .is_some_and(|e| e.contains(diagnosis::SCHEMA_MISMATCH))
     }
 
     /// The result of a trial whose journal is `journal`: the first fault it
@@ -123,6 +158,15 @@ impl TrialResult {
                         .values()
                         .any(|s| *s == InvariantStatus::Violated)
                 }),
+            cell: Cell::default(),
+            unsettled: None,
+            diagnosis_error: journal.chapters.iter().find_map(|c| {
+                c.action_error
+                    .as_deref()?
+                    .strip_prefix(DIAGNOSIS_FAILED)
+                    .map(str::to_string)
+            }),
+            model_call: run.and_then(|r| r.diagnosis.model_call),
         }
     }
 }

@@ -49,6 +49,24 @@ impl Shown {
         }
     }
 
+    /// A token count's quantile and its interval (`not reported` without any).
+    fn tokens(q: &QuantileCi) -> Shown {
+        match (q.value, q.lo, q.hi) {
+            (Some(v), Some(lo), Some(hi)) => Shown {
+                text: format!("{v:.0}"),
+                ci: format!("[{lo:.0}–{hi:.0}]"),
+            },
+            (Some(v), _, _) => Shown {
+                text: format!("{v:.0}"),
+                ci: String::new(),
+            },
+            _ => Shown {
+                text: "not reported".into(),
+                ci: String::new(),
+            },
+        }
+    }
+
     fn quantile(q: &QuantileCi) -> Shown {
         match (q.value, q.lo, q.hi) {
             (Some(v), Some(lo), Some(hi)) => Shown {
@@ -67,9 +85,45 @@ impl Shown {
     }
 }
 
+/// A model backend's figures, for the page.
+#[derive(Debug, Serialize)]
+struct ModelRow {
+    calls: usize,
+    schema_failures: Shown,
+    other_failures: Shown,
+    latency_n: usize,
+    latency_p50: Shown,
+    latency_p95: Shown,
+    input_n: usize,
+    input_p50: Shown,
+    output_n: usize,
+    output_p50: Shown,
+}
+
+impl ModelRow {
+    fn of(m: &crate::eval::campaign::ModelFigures) -> ModelRow {
+        ModelRow {
+            calls: m.calls,
+            schema_failures: Shown::proportion(&m.schema_failures),
+            other_failures: Shown::proportion(&m.other_failures),
+            latency_n: m.latency_ms.n,
+            latency_p50: Shown::quantile(&m.latency_ms.p50),
+            latency_p95: Shown::quantile(&m.latency_ms.p95),
+            input_n: m.input_tokens.n,
+            input_p50: Shown::tokens(&m.input_tokens.p50),
+            output_n: m.output_tokens.n,
+            output_p50: Shown::tokens(&m.output_tokens.p50),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Row {
     fault: String,
+    /// A matrix group's cell (empty outside `groups` and `cells`).
+    subject: String,
+    diagnoser: String,
+    policy: String,
     trials: usize,
     detection: Shown,
     ttd_n: usize,
@@ -88,12 +142,17 @@ struct Row {
     remediation: Shown,
     resolve_p50: Shown,
     resolve_n: usize,
+    model: Option<ModelRow>,
 }
 
 impl Row {
     fn of(f: &Figures) -> Row {
+        let cell = f.cell.clone().unwrap_or_default();
         Row {
             fault: f.fault.clone(),
+            subject: cell.subject,
+            diagnoser: cell.diagnoser,
+            policy: cell.policy,
             trials: f.trials,
             detection: Shown::proportion(&f.detection),
             ttd_n: f.time_to_detect_ms.n,
@@ -130,6 +189,7 @@ impl Row {
                     ci: String::new(),
                 }),
             resolve_n: f.time_to_resolve_ms.as_ref().map_or(0, |l| l.n),
+            model: f.model.as_ref().map(ModelRow::of),
         }
     }
 }
@@ -145,6 +205,10 @@ struct BinRow {
 #[derive(Debug, Clone, Serialize)]
 struct TrialRow {
     fault: String,
+    /// `subject · diagnoser · policy`, in a matrix.
+    cell: String,
+    /// The subject did not settle after this trial and was rebuilt: what was wrong.
+    unsettled: Option<String>,
     trial: usize,
     detected: bool,
     ttd: String,
@@ -165,6 +229,13 @@ impl TrialRow {
         let d = |v: Option<u64>| page::opt_duration(v.map(|v| v as f64));
         TrialRow {
             fault: t.fault.clone(),
+            cell: [&t.cell.subject, &t.cell.diagnoser, &t.cell.policy]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" · "),
+            unsettled: t.unsettled.clone(),
             trial: t.trial + 1,
             detected: t.detected,
             ttd: d(t.time_to_detect_ms),
@@ -208,6 +279,14 @@ struct CampaignPage {
     planned: usize,
     overall: Row,
     faults: Vec<Row>,
+    /// A matrix: per cell and fault, and per cell over its faults.
+    groups: Vec<Row>,
+    cells: Vec<Row>,
+    /// False alarms per subject of a matrix: (subject, trials, share).
+    baselines: Vec<(String, usize, Shown)>,
+    rebuilds: usize,
+    /// Some fault's trials asked a model backend.
+    has_model: bool,
     bins: Vec<BinRow>,
     /// `None` without baseline trials.
     false_alarms: Option<Shown>,
@@ -286,6 +365,21 @@ fn build(r: &CampaignReport) -> Result<CampaignPage, ReportError> {
         planned: c.planned_trials,
         overall: Row::of(&r.overall),
         faults: r.faults.iter().map(Row::of).collect(),
+        groups: r.groups.iter().map(Row::of).collect(),
+        cells: r.cells.iter().map(Row::of).collect(),
+        baselines: r
+            .baselines
+            .iter()
+            .map(|b| {
+                (
+                    b.subject.clone().unwrap_or_default(),
+                    b.trials,
+                    Shown::proportion(&b.false_alarms),
+                )
+            })
+            .collect(),
+        rebuilds: c.rebuilds,
+        has_model: r.overall.model.is_some(),
         false_alarms: r
             .baseline
             .as_ref()

@@ -183,7 +183,7 @@ impl Executor {
                     };
                     let result = diagnosis::diagnose(&cfg, &window, &opts, chunk_tx).await;
                     let _ = forward.await;
-                    let _ = tx.send(Action::DiagnosisDone(result));
+                    let _ = tx.send(Action::DiagnosisDone(Box::new(result)));
                 });
             }
             Effect::Remediate {

@@ -110,7 +110,11 @@ fn diagnosed() {
             "rationale": "resync the store addresses view drift, on the cluster"}
     }))
     .expect("a diagnosis");
-    update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));
+    update(
+        &mut demo,
+        T0 + 39_000,
+        Action::DiagnosisDone(Box::new(Ok(d))),
+    );
     insta::assert_snapshot!(draw(&demo, 120, 40));
 }
 
@@ -242,7 +246,11 @@ fn a_long_diagnosis_keeps_its_conclusion_and_fix_in_view_while_scrolling() {
         "proposed_remedy": {"id": "resync", "target": "", "params": [], "rationale": "r"}
     }))
     .expect("a diagnosis");
-    update(&mut demo, T0 + 39_000, Action::DiagnosisDone(Ok(d)));
+    update(
+        &mut demo,
+        T0 + 39_000,
+        Action::DiagnosisDone(Box::new(Ok(d))),
+    );
     let text = |demo: &Demo| {
         let b = draw(demo, 120, 40);
         let buf = b.buffer();

@@ -46,6 +46,10 @@ pub struct ExampleSubject {
     writer: Mutex<Option<JoinHandle<()>>>,
     since: SinceTracker,
     test_hooks: bool,
+    /// Test hook (`test_hooks=true,sticky_partition=true`): recovering a
+    /// partition leaves it in effect until it expires, so the subject does not
+    /// settle after a trial (the host's campaign rebuild test); a new setup heals it.
+    sticky_partition: bool,
 }
 
 impl Subject for ExampleSubject {
@@ -170,7 +174,8 @@ impl Subject for ExampleSubject {
     }
 
     fn create(ctx: InstanceContext) -> PluginResult<Self> {
-        ctx.config.reject_unknown(&["env", "test_hooks", "nodes"])?;
+        ctx.config
+            .reject_unknown(&["env", "test_hooks", "nodes", "sticky_partition"])?;
         if let Some(env) = ctx.config.get("env") {
             if env != "inprocess" {
                 return Err(PluginError::invalid(format!(
@@ -205,12 +210,20 @@ impl Subject for ExampleSubject {
             writer: Mutex::new(None),
             since: SinceTracker::default(),
             test_hooks: ctx.config.parse_or("test_hooks", false)?,
+            sticky_partition: ctx.config.parse_or("test_hooks", false)?
+                && ctx.config.parse_or("sticky_partition", false)?,
         })
     }
 
     fn setup(&self) -> PluginResult<()> {
         let mut writer = self.writer.lock().map_err(PluginError::failed)?;
         if writer.is_none() {
+            // A fresh start: no replica is left partitioned by an earlier run.
+            let acked = self.shared.acknowledged.load(Ordering::SeqCst);
+            for r in lock(&self.shared.replicas)?.iter_mut() {
+                r.partitioned_until = None;
+                r.value = acked;
+            }
             self.shared.stop.store(false, Ordering::SeqCst);
             let shared = Arc::clone(&self.shared);
             *writer = Some(std::thread::spawn(move || write_loop(&shared)));
@@ -424,6 +437,7 @@ impl Subject for ExampleSubject {
             .find(|r| r.id == target)
             .ok_or_else(|| PluginError::invalid(format!("no replica `{target}`")))?;
         match action {
+            "partition" if self.sticky_partition => return Ok(()),
             "partition" => replica.partitioned_until = None,
             "crash" => replica.up = true,
             other => {

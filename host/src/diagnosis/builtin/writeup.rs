@@ -311,6 +311,7 @@ pub(super) fn anomaly(
         backend: "builtin".into(),
         rule_findings: Vec::new(),
         proposed_remedy: None,
+        model_call: None,
     }
 }
 
@@ -374,6 +375,7 @@ pub(super) fn healthy(window: &ObservationWindow, facts: &Facts, all: &[Hypothes
         backend: "builtin".into(),
         rule_findings: Vec::new(),
         proposed_remedy: None,
+        model_call: None,
     }
 }
 
