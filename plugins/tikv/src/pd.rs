@@ -159,6 +159,8 @@ pub enum PdError {
 #[derive(Debug, Clone)]
 pub struct PdClient {
     base: String,
+    /// PD's own address, which errors name (`base` may be a proxy route to it).
+    shown: String,
     http: reqwest::Client,
 }
 
@@ -175,15 +177,29 @@ impl PdClient {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(PdClient { base, http })
+        Ok(PdClient {
+            shown: base.clone(),
+            base,
+            http,
+        })
     }
 
+    /// Sends the requests to `route` (a proxy route to the same PD, e.g.
+    /// `http://127.0.0.1:40113`); errors still name PD's own address.
+    pub fn through(self, route: &str) -> PdClient {
+        PdClient {
+            base: route.trim_end_matches('/').to_string(),
+            ..self
+        }
+    }
+
+    /// PD's own address (not the route the requests may go through).
     pub fn base(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, PdError> {
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", self.shown);
         let unreachable = |e: reqwest::Error| PdError::Unreachable {
             url: url.clone(),
             detail: if e.is_timeout() {
@@ -192,7 +208,12 @@ impl PdClient {
                 e.to_string()
             },
         };
-        let response = self.http.get(&url).send().await.map_err(unreachable)?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = response.status();
         let body = response.text().await.map_err(unreachable)?;
         if !status.is_success() {
