@@ -428,12 +428,12 @@ impl Subject for TikvSubject {
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
         // The route to PD lived in the host process that cut it, and ended with it.
-        if serde_json::from_str::<PdPartitionUndo>(undo).is_ok() {
+        if serde_json::from_str::<PdPartitionUndo>(undo).is_ok_and(|u| u.action == PD_PARTITION) {
             return Ok(());
         }
         let undo: StoreKillUndo = serde_json::from_str(undo).map_err(|e| {
             PluginError::invalid(format!(
-                "undo record is not a store-kill or pd-partition record: {e}"
+                "undo record is not a store-kill record (nor a pd-partition one): {e}"
             ))
         })?;
         self.recover_undo(&undo)
