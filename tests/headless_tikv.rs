@@ -186,9 +186,10 @@ fn the_builtin_names_pd_when_the_observers_route_to_pd_is_cut() {
         "{diagnosis:#?}"
     );
     assert_eq!(diagnosis.anomaly, "pd unavailable", "{diagnosis:#?}");
+    // PD by its own address, not the route's.
     assert_eq!(
-        diagnosis.affected_components.first().map(String::as_str),
-        Some("pd"),
+        diagnosis.affected_components.first(),
+        Some(&format!("pd ({})", pd.url())),
         "{diagnosis:#?}"
     );
 }
