@@ -707,8 +707,8 @@ fn role(port: u16) -> &'static str {
 }
 
 #[test]
-fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dead_hosts_record_fails_back()
-{
+fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dead_hosts_record_fails_back(
+) {
     let test =
         "failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dead_hosts_record_fails_back";
     if skip_without_engine(test) {
@@ -731,7 +731,11 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
         ],
         "each node reaches redis through its own proxy route"
     );
-    assert_eq!(role(cluster.standby_port), "slave", "the standby replicates");
+    assert_eq!(
+        role(cluster.standby_port),
+        "slave",
+        "the standby replicates"
+    );
 
     let loader = Loader::new();
     let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
@@ -747,7 +751,13 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
     rt.block_on(session.run_step("set-limit")).unwrap();
     use plugin_api::InvariantStatus::{Ok as Fine, Violated};
     wait_invariant(&rt, &session, "redis down", Fine, Duration::from_secs(20));
-    wait_invariant(&rt, &session, "counter drift", Fine, Duration::from_secs(20));
+    wait_invariant(
+        &rt,
+        &session,
+        "counter drift",
+        Fine,
+        Duration::from_secs(20),
+    );
     // Replication is asynchronous: the limit must be on the standby before the freeze.
     assert!(
         wait_until(Duration::from_secs(10), || redis_command(
@@ -760,7 +770,13 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
     );
 
     let freeze = rt.block_on(session.inject("redis-freeze", vec![])).unwrap();
-    wait_invariant(&rt, &session, "redis down", Violated, Duration::from_secs(20));
+    wait_invariant(
+        &rt,
+        &session,
+        "redis down",
+        Violated,
+        Duration::from_secs(20),
+    );
     let fix = rt
         .block_on(session.remediate("failover-redis", vec![], ""))
         .unwrap_or_else(|e| panic!("failover-redis runs in compose: {e}"));
@@ -774,10 +790,20 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
         vec!["redis://redis-standby:6379".to_string(); 3],
         "every node uses the standby by its service name"
     );
-    assert_eq!(role(cluster.standby_port), "master", "the standby was promoted");
+    assert_eq!(
+        role(cluster.standby_port),
+        "master",
+        "the standby was promoted"
+    );
     // The remedy's own deadline (verify_within_ms of failover-redis).
     wait_invariant(&rt, &session, "redis down", Fine, Duration::from_secs(10));
-    wait_invariant(&rt, &session, "counter drift", Fine, Duration::from_secs(10));
+    wait_invariant(
+        &rt,
+        &session,
+        "counter drift",
+        Fine,
+        Duration::from_secs(10),
+    );
     let engine = rt.block_on(Engine::connect()).unwrap();
     let redis = rt
         .block_on(engine.find(&Selector::service(&cluster.project.name, "redis")))
@@ -808,9 +834,9 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
     );
     assert_eq!(role(cluster.redis_port), "master");
     assert!(
-        wait_until(Duration::from_secs(20), || ratelimiter_node::cluster::replica_synced(
-            cluster.standby_port
-        )),
+        wait_until(Duration::from_secs(20), || {
+            ratelimiter_node::cluster::replica_synced(cluster.standby_port)
+        }),
         "the standby replicates redis again"
     );
     let left = std::fs::read_to_string(&record_path).unwrap();
@@ -854,7 +880,13 @@ fn restart_node_restarts_a_killed_node_container_while_the_kill_is_in_effect() {
     let kill = rt
         .block_on(session.inject("node-kill", vec![("node".into(), ParamValue::Int(2))]))
         .unwrap();
-    wait_invariant(&rt, &session, "node down", Violated, Duration::from_secs(20));
+    wait_invariant(
+        &rt,
+        &session,
+        "node down",
+        Violated,
+        Duration::from_secs(20),
+    );
     assert!(!cluster.node_ok(1), "node-2's container is down");
     let fix = rt
         .block_on(session.remediate("restart-node", vec![], "node-2"))

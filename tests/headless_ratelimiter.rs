@@ -336,7 +336,10 @@ fn the_whole_demo_with_every_fix_run_by_policy_passes() {
     let detected = journal["detections"].as_array().unwrap().len();
     assert!(detected >= 6, "{:#}", journal["detections"]);
     let unfixed = unfixed_anomalies(&journal);
-    assert!(unfixed.is_empty(), "no resolved fix for {unfixed:?}: {remedies:#?}");
+    assert!(
+        unfixed.is_empty(),
+        "no resolved fix for {unfixed:?}: {remedies:#?}"
+    );
     let leftovers =
         std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
     assert!(

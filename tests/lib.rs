@@ -613,6 +613,11 @@ pub fn unfixed_anomalies(journal: &serde_json::Value) -> Vec<String> {
                         .is_some_and(|i| i.contains(&d["invariant"]))
             })
         })
-        .map(|d| format!("{} (fault started {})", d["invariant"], d["fault_started_ms"]))
+        .map(|d| {
+            format!(
+                "{} (fault started {})",
+                d["invariant"], d["fault_started_ms"]
+            )
+        })
         .collect()
 }

@@ -178,7 +178,10 @@ impl TikvSubject {
 
     /// The faults on the plugin's route to PD (empty without one).
     pub fn pd_route_faults(&self) -> Vec<String> {
-        self.pd_link.as_ref().map(PdLink::faults).unwrap_or_default()
+        self.pd_link
+            .as_ref()
+            .map(PdLink::faults)
+            .unwrap_or_default()
     }
 
     fn recover_undo(&self, undo: &StoreKillUndo) -> PluginResult<()> {
@@ -359,7 +362,8 @@ impl Subject for TikvSubject {
                 link.heal(fault_id)?;
             }
             lock(&self.pd_cuts)?.retain(|f| f != fault_id);
-            self.log.info(format!("recovered: {fault_id}, PD is in reach again"));
+            self.log
+                .info(format!("recovered: {fault_id}, PD is in reach again"));
             return Ok(());
         }
         let Some(undo) = lock(&self.faults)?

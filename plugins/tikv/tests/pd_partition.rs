@@ -51,7 +51,11 @@ fn a_cut_to_pd_shows_pd_unavailable_on_pd_while_pd_answers_everyone_else() {
     });
     let i = invariant(&h, "pd healthy");
     assert_eq!(i.class, AnomalyClass::DependencyDown);
-    assert_eq!(i.components.first().map(String::as_str), Some("pd"), "{i:?}");
+    assert_eq!(
+        i.components.first().map(String::as_str),
+        Some("pd"),
+        "{i:?}"
+    );
     assert!(i.detail.contains("timed out"), "{}", i.detail);
     assert_eq!(node(&h, "pd").status, NodeStatus::Down);
     assert!(
@@ -79,7 +83,10 @@ fn teardown_heals_a_cut_and_without_the_route_the_action_is_unsupported() {
     s.teardown().unwrap();
     assert!(s.pd_route_faults().is_empty(), "teardown removed the cut");
 
-    let direct = subject(&format!("pd={} docker=off load=off fault_proxy=off", pd.url()));
+    let direct = subject(&format!(
+        "pd={} docker=off load=off fault_proxy=off",
+        pd.url()
+    ));
     let err = direct
         .inject("pd-partition", &Params::default())
         .unwrap_err();

@@ -482,7 +482,8 @@ pub async fn put_back_redis(
     // A standby that replicates again was failed back already (by a host
     // that put the record back before it died, or by teardown after a later
     // start did): the servers stay as they are, only the nodes are checked.
-    let failed_back = matches!(info_replication(standby.url).await, Ok(info) if info.contains("role:slave"));
+    let failed_back =
+        matches!(info_replication(standby.url).await, Ok(info) if info.contains("role:slave"));
     if !failed_back {
         match catch_up(original, standby).await {
             Ok(()) => {}
