@@ -654,6 +654,23 @@ fn recovered_by_the_next_start(
 // addresses must come back to ok.
 // ---------------------------------------------------------------------------
 
+/// The rate limiter plugin loaded and set up against the project (the
+/// loader is returned to outlive the session).
+fn set_up(rt: &tokio::runtime::Runtime, lib: &Path, config: &str) -> (Loader, Session) {
+    let loader = Loader::new();
+    let plugin = loader.load(lib).expect("the rate limiter plugin loads");
+    let session = rt
+        .block_on(Session::create(
+            plugin,
+            config,
+            Timeouts::default(),
+            |_, _| {},
+        ))
+        .unwrap();
+    rt.block_on(session.setup()).unwrap();
+    (loader, session)
+}
+
 /// Polls the plugin's health until `invariant` has `status`, or fails the test.
 fn wait_invariant(
     rt: &tokio::runtime::Runtime,
@@ -737,17 +754,7 @@ fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dea
         "the standby replicates"
     );
 
-    let loader = Loader::new();
-    let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
-    let session = rt
-        .block_on(Session::create(
-            plugin,
-            &config,
-            Timeouts::default(),
-            |_, _| {},
-        ))
-        .unwrap();
-    rt.block_on(session.setup()).unwrap();
+    let (_loader, session) = set_up(&rt, &lib, &config);
     rt.block_on(session.run_step("set-limit")).unwrap();
     use plugin_api::InvariantStatus::{Ok as Fine, Violated};
     wait_invariant(&rt, &session, "redis down", Fine, Duration::from_secs(20));
@@ -863,17 +870,7 @@ fn restart_node_restarts_a_killed_node_container_while_the_kill_is_in_effect() {
     let cluster = Cluster::up();
     let config = cluster.plugin_config();
     let rt = runtime();
-    let loader = Loader::new();
-    let plugin = loader.load(&lib).expect("the rate limiter plugin loads");
-    let session = rt
-        .block_on(Session::create(
-            plugin,
-            &config,
-            Timeouts::default(),
-            |_, _| {},
-        ))
-        .unwrap();
-    rt.block_on(session.setup()).unwrap();
+    let (_loader, session) = set_up(&rt, &lib, &config);
     use plugin_api::InvariantStatus::{Ok as Fine, Violated};
     wait_invariant(&rt, &session, "node down", Fine, Duration::from_secs(20));
 
