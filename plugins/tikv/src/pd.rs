@@ -158,9 +158,10 @@ pub enum PdError {
 /// A PD HTTP client. Requests time out quickly so a slow PD cannot stall a health poll.
 #[derive(Debug, Clone)]
 pub struct PdClient {
+    /// PD's own address, which errors name.
     base: String,
-    /// PD's own address, which errors name (`base` may be a proxy route to it).
-    shown: String,
+    /// Where the requests go: `base`, or a proxy route to it.
+    send_to: String,
     http: reqwest::Client,
 }
 
@@ -178,7 +179,7 @@ impl PdClient {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(PdClient {
-            shown: base.clone(),
+            send_to: base.clone(),
             base,
             http,
         })
@@ -188,18 +189,18 @@ impl PdClient {
     /// `http://127.0.0.1:40113`); errors still name PD's own address.
     pub fn through(self, route: &str) -> PdClient {
         PdClient {
-            base: route.trim_end_matches('/').to_string(),
+            send_to: route.trim_end_matches('/').to_string(),
             ..self
         }
     }
 
     /// PD's own address (not the route the requests may go through).
     pub fn base(&self) -> &str {
-        &self.shown
+        &self.base
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, PdError> {
-        let url = format!("{}{path}", self.shown);
+        let url = format!("{}{path}", self.base);
         let unreachable = |e: reqwest::Error| PdError::Unreachable {
             url: url.clone(),
             detail: if e.is_timeout() {
@@ -210,7 +211,7 @@ impl PdClient {
         };
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.send_to))
             .send()
             .await
             .map_err(unreachable)?;
