@@ -38,6 +38,8 @@ struct Cluster {
     node_ports: Vec<u16>,
     /// The fault proxy's HTTP API.
     proxy_port: u16,
+    /// The standby Redis (failover-redis).
+    standby_port: u16,
 }
 
 impl Cluster {
@@ -46,6 +48,7 @@ impl Cluster {
         let redis_port = free_port();
         let node_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let proxy_port = free_port();
+        let standby_port = free_port();
         let file = workspace_root().join("compose/ratelimiter/docker-compose.yml");
         let mut env = vec![
             (
@@ -62,6 +65,7 @@ impl Cluster {
             ),
             ("RL_REDIS_PORT".to_string(), redis_port.to_string()),
             ("RL_PROXY_PORT".to_string(), proxy_port.to_string()),
+            ("RL_STANDBY_PORT".to_string(), standby_port.to_string()),
         ];
         for (i, port) in node_ports.iter().enumerate() {
             env.push((format!("RL_NODE{}_PORT", i + 1), port.to_string()));
@@ -79,8 +83,16 @@ impl Cluster {
             redis_port,
             node_ports,
             proxy_port,
+            standby_port,
         };
         cluster.assert_healthy(Duration::from_secs(60), "after up");
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                ratelimiter_node::cluster::replica_synced(cluster.standby_port)
+            }),
+            "the standby redis did not sync from redis:\n{}",
+            cluster.logs(20)
+        );
         eprintln!(
             "compose project {} up and healthy in {:?}",
             cluster.project.name,
@@ -131,11 +143,12 @@ impl Cluster {
             .map(|i| format!("{}-node-{i}", self.project.name))
             .collect();
         format!(
-            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={},proxy_api=http://127.0.0.1:{}",
+            "env=compose,redis=redis://127.0.0.1:{},nodes={},containers={},proxy_api=http://127.0.0.1:{},standby=redis://127.0.0.1:{}",
             self.redis_port,
             nodes.join("+"),
             containers.join("+"),
-            self.proxy_port
+            self.proxy_port,
+            self.standby_port
         )
     }
 
@@ -189,8 +202,8 @@ fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
         .unwrap();
     assert_eq!(
         running.len(),
-        5,
-        "redis, three nodes and the fault proxy run: {running:?}"
+        6,
+        "redis, its standby, three nodes and the fault proxy run: {running:?}"
     );
 
     // SIGKILL node-2; the record alone (as a later process would read it) restarts it.
@@ -241,9 +254,9 @@ fn container_chaos_through_the_docker_api_is_undone_from_its_record() {
 }
 
 #[test]
-fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() {
+fn the_headless_demo_passes_against_the_compose_cluster_with_every_fix_and_leaves_it_healthy() {
     if skip_without_engine(
-        "the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy",
+        "the_headless_demo_passes_against_the_compose_cluster_with_every_fix_and_leaves_it_healthy",
     ) {
         return;
     }
@@ -261,6 +274,8 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
             "--no-build",
             "--countdown",
             "0",
+            "--remediate",
+            "auto",
             "--plugin",
         ])
         .arg(&lib)
@@ -334,6 +349,20 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
             .all(|w| w["ended_ms"].is_u64()),
         "every fault ended"
     );
+    // With --remediate auto, every anomaly got a fix that resolved it while
+    // its fault was in effect (the standby container for Redis, a restarted
+    // container for the node), and was put back after.
+    let unfixed = unfixed_anomalies(&journal);
+    assert!(
+        unfixed.is_empty(),
+        "no resolved fix for {unfixed:?}: {:#}",
+        journal["remedies"]
+    );
+    assert_eq!(
+        role(cluster.standby_port),
+        "slave",
+        "the standby replicates redis again after the demo"
+    );
 
     // The cluster is healthy again: Redis takes writes (no CLIENT PAUSE left), every container runs.
     assert!(
@@ -347,8 +376,8 @@ fn the_headless_demo_passes_against_the_compose_cluster_and_leaves_it_healthy() 
         .block_on(engine.find(&Selector::project(&cluster.project.name)))
         .unwrap();
     assert!(
-        live.len() == 5 && live.iter().all(|c| c.is_live()),
-        "all five containers run: {live:?}"
+        live.len() == 6 && live.iter().all(|c| c.is_live()),
+        "all six containers run: {live:?}"
     );
     // No fault is left on the proxy container's routes.
     let routes = http_get(cluster.proxy_port, "/routes", PROBE).expect("the proxy answers");
@@ -492,7 +521,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
     // The guard brings the project down if the test fails half way; demo-host does the real work.
     let guard = ComposeProject::new("rlup", &file, Vec::new());
     let (redis_port, node_ports) = (free_port(), [free_port(), free_port(), free_port()]);
-    let proxy_port = free_port();
+    let (proxy_port, standby_port) = (free_port(), free_port());
     let nodes: Vec<String> = node_ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
@@ -501,7 +530,7 @@ fn demo_host_up_and_down_manage_the_compose_project() {
         .map(|i| format!("{}-node-{i}", guard.name))
         .collect();
     let config = format!(
-        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={},proxy_api=http://127.0.0.1:{proxy_port}",
+        "env=compose,project={},redis=redis://127.0.0.1:{redis_port},nodes={},containers={},proxy_api=http://127.0.0.1:{proxy_port},standby=redis://127.0.0.1:{standby_port}",
         guard.name,
         nodes.join("+"),
         containers.join("+")
@@ -540,8 +569,8 @@ fn demo_host_up_and_down_manage_the_compose_project() {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count());
     assert_eq!(
         names,
-        Ok(5),
-        "redis, three nodes and the fault proxy run in the project"
+        Ok(6),
+        "redis, its standby, three nodes and the fault proxy run in the project"
     );
 
     let down = run("down");
@@ -616,4 +645,259 @@ fn recovered_by_the_next_start(
         "the next start recovered the leftover: {said:?}"
     );
     record_path
+}
+
+// ---------------------------------------------------------------------------
+// Remedies in compose (issue 15): failover-redis promotes the standby
+// container and fails back, restart-node restarts a killed node container.
+// Each runs while its fault is still in effect, and the invariant it
+// addresses must come back to ok.
+// ---------------------------------------------------------------------------
+
+/// The rate limiter plugin loaded and set up against the project (the
+/// loader is returned to outlive the session).
+fn set_up(rt: &tokio::runtime::Runtime, lib: &Path, config: &str) -> (Loader, Session) {
+    let loader = Loader::new();
+    let plugin = loader.load(lib).expect("the rate limiter plugin loads");
+    let session = rt
+        .block_on(Session::create(
+            plugin,
+            config,
+            Timeouts::default(),
+            |_, _| {},
+        ))
+        .unwrap();
+    rt.block_on(session.setup()).unwrap();
+    (loader, session)
+}
+
+/// Polls the plugin's health until `invariant` has `status`, or fails the test.
+fn wait_invariant(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    invariant: &str,
+    status: plugin_api::InvariantStatus,
+    limit: Duration,
+) {
+    let mut last = None;
+    let reached = wait_until(limit, || {
+        let snap = rt.block_on(session.health()).expect("health answers");
+        let i = snap.invariant(invariant).cloned();
+        let hit = i.as_ref().is_some_and(|i| i.status == status);
+        last = i;
+        hit
+    });
+    assert!(
+        reached,
+        "{invariant} is not {status:?} within {limit:?}; last: {last:#?}"
+    );
+}
+
+/// The Redis each node uses, from its admin endpoint.
+fn nodes_redis(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .node_ports
+        .iter()
+        .map(|p| {
+            let (_, body) = http_get(*p, "/admin", PROBE).expect("the node's admin answers");
+            let v: Value = serde_json::from_str(&body).expect("the admin view is JSON");
+            v["redis"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+/// `master` or `slave`, from `ROLE` on a published Redis port (the first
+/// element of its answer, whose first line `redis_command` does not show).
+fn role(port: u16) -> &'static str {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis answers");
+    s.set_read_timeout(Some(PROBE)).unwrap();
+    s.write_all(b"ROLE\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).expect("ROLE answers");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    match reply.lines().nth(2) {
+        Some("slave") => "slave",
+        Some("master") => "master",
+        _ => panic!("ROLE on port {port}: {reply:?}"),
+    }
+}
+
+#[test]
+fn failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dead_hosts_record_fails_back(
+) {
+    let test =
+        "failover_redis_promotes_the_standby_container_while_redis_is_frozen_and_a_dead_hosts_record_fails_back";
+    if skip_without_engine(test) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lib = plugin_library("ratelimiter");
+    let host = demo_host_binary();
+    let cluster = Cluster::up();
+    let config = cluster.plugin_config();
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let routes = nodes_redis(&cluster);
+    assert_eq!(
+        routes,
+        [
+            "redis://fault-proxy:7001",
+            "redis://fault-proxy:7002",
+            "redis://fault-proxy:7003"
+        ],
+        "each node reaches redis through its own proxy route"
+    );
+    assert_eq!(
+        role(cluster.standby_port),
+        "slave",
+        "the standby replicates"
+    );
+
+    let (_loader, session) = set_up(&rt, &lib, &config);
+    rt.block_on(session.run_step("set-limit")).unwrap();
+    use plugin_api::InvariantStatus::{Ok as Fine, Violated};
+    wait_invariant(&rt, &session, "redis down", Fine, Duration::from_secs(20));
+    wait_invariant(
+        &rt,
+        &session,
+        "counter drift",
+        Fine,
+        Duration::from_secs(20),
+    );
+    // Replication is asynchronous: the limit must be on the standby before the freeze.
+    assert!(
+        wait_until(Duration::from_secs(10), || redis_command(
+            cluster.standby_port,
+            "HGET rl:limit:demo limit",
+            PROBE
+        )
+        .is_some_and(|r| r.starts_with('$') && !r.starts_with("$-1"))),
+        "the limit reached the standby"
+    );
+
+    let freeze = rt.block_on(session.inject("redis-freeze", vec![])).unwrap();
+    wait_invariant(
+        &rt,
+        &session,
+        "redis down",
+        Violated,
+        Duration::from_secs(20),
+    );
+    let fix = rt
+        .block_on(session.remediate("failover-redis", vec![], ""))
+        .unwrap_or_else(|e| panic!("failover-redis runs in compose: {e}"));
+    assert!(
+        fix.summary.contains("3 of 3 nodes repointed"),
+        "{}",
+        fix.summary
+    );
+    assert_eq!(
+        nodes_redis(&cluster),
+        vec!["redis://redis-standby:6379".to_string(); 3],
+        "every node uses the standby by its service name"
+    );
+    assert_eq!(
+        role(cluster.standby_port),
+        "master",
+        "the standby was promoted"
+    );
+    // The remedy's own deadline (verify_within_ms of failover-redis).
+    wait_invariant(&rt, &session, "redis down", Fine, Duration::from_secs(10));
+    wait_invariant(
+        &rt,
+        &session,
+        "counter drift",
+        Fine,
+        Duration::from_secs(10),
+    );
+    let engine = rt.block_on(Engine::connect()).unwrap();
+    let redis = rt
+        .block_on(engine.find(&Selector::service(&cluster.project.name, "redis")))
+        .unwrap()
+        .remove(0);
+    assert!(
+        rt.block_on(engine.inspect(&redis.id)).unwrap().paused,
+        "the fault is still in effect: the fix did not thaw redis"
+    );
+
+    // The host dies: the freeze is thawed (its own record), then the next
+    // start fails back from the remedy's record alone.
+    rt.block_on(session.recover(&freeze.fault_id)).unwrap();
+    let record = plugin_api::ActiveFault {
+        fault_id: format!("remedy:failover-redis-{}", freeze.started_ms),
+        action_id: "remedy:failover-redis".into(),
+        targets: vec![],
+        summary: fix.summary.clone(),
+        started_ms: freeze.started_ms,
+        expires_ms: None,
+        undo: fix.undo.clone(),
+    };
+    let record_path = recovered_by_the_next_start(&host, &lib, &config, state.path(), record);
+    assert_eq!(
+        nodes_redis(&cluster),
+        routes,
+        "each node is back on its own route"
+    );
+    assert_eq!(role(cluster.redis_port), "master");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ratelimiter_node::cluster::replica_synced(cluster.standby_port)
+        }),
+        "the standby replicates redis again"
+    );
+    let left = std::fs::read_to_string(&record_path).unwrap();
+    assert!(!left.contains("failover"), "the record is cleared: {left}");
+    // This host's teardown finds the pair failed back already and leaves it so.
+    rt.block_on(session.teardown()).unwrap();
+    assert_eq!(nodes_redis(&cluster), routes);
+    assert_eq!(role(cluster.standby_port), "slave");
+    cluster.assert_healthy(Duration::from_secs(30), "after the fail-back");
+
+    drop(session);
+    cluster.down_leaving_nothing();
+}
+
+#[test]
+fn restart_node_restarts_a_killed_node_container_while_the_kill_is_in_effect() {
+    if skip_without_engine(
+        "restart_node_restarts_a_killed_node_container_while_the_kill_is_in_effect",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lib = plugin_library("ratelimiter");
+    let cluster = Cluster::up();
+    let config = cluster.plugin_config();
+    let rt = runtime();
+    let (_loader, session) = set_up(&rt, &lib, &config);
+    use plugin_api::InvariantStatus::{Ok as Fine, Violated};
+    wait_invariant(&rt, &session, "node down", Fine, Duration::from_secs(20));
+
+    let kill = rt
+        .block_on(session.inject("node-kill", vec![("node".into(), ParamValue::Int(2))]))
+        .unwrap();
+    wait_invariant(
+        &rt,
+        &session,
+        "node down",
+        Violated,
+        Duration::from_secs(20),
+    );
+    assert!(!cluster.node_ok(1), "node-2's container is down");
+    let fix = rt
+        .block_on(session.remediate("restart-node", vec![], "node-2"))
+        .unwrap_or_else(|e| panic!("restart-node runs in compose: {e}"));
+    assert!(fix.summary.contains("container"), "{}", fix.summary);
+    assert!(fix.undo.is_empty(), "a restart leaves nothing to put back");
+    // The remedy's own deadline (verify_within_ms of restart-node).
+    wait_invariant(&rt, &session, "node down", Fine, Duration::from_secs(10));
+    assert!(cluster.node_ok(1), "node-2 answers healthy again");
+    // The fault's own recovery finds the container running and has nothing to do.
+    rt.block_on(session.recover(&kill.fault_id)).unwrap();
+    rt.block_on(session.teardown()).unwrap();
+    cluster.assert_healthy(Duration::from_secs(30), "after the demo's recovery");
+
+    drop(session);
+    cluster.down_leaving_nothing();
 }

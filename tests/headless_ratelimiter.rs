@@ -304,6 +304,8 @@ fn the_whole_demo_with_every_fix_run_by_policy_passes() {
         ("failover-redis", "counter drift"),
         ("strict-mode", "ghost allowing"),
         ("restart-node", "node down"),
+        ("failover-redis", "redis latency"),
+        ("failover-redis", "node cut off"),
         ("failover-redis", "redis down"),
     ] {
         let run = remedies
@@ -330,6 +332,14 @@ fn the_whole_demo_with_every_fix_run_by_policy_passes() {
             "{fix} resolved {anomaly} while the fault lasted: {window:#} {run:#}"
         );
     }
+    // Every anomaly the demo detected got a fix that resolved it (issue 15).
+    let detected = journal["detections"].as_array().unwrap().len();
+    assert!(detected >= 6, "{:#}", journal["detections"]);
+    let unfixed = unfixed_anomalies(&journal);
+    assert!(
+        unfixed.is_empty(),
+        "no resolved fix for {unfixed:?}: {remedies:#?}"
+    );
     let leftovers =
         std::fs::read_to_string(state.path().join("leftover-faults.json")).unwrap_or_default();
     assert!(

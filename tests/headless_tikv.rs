@@ -135,3 +135,61 @@ fn a_killed_store_is_detected_and_diagnosed_as_store_down() {
         pd.states()
     );
 }
+
+// ---------------------------------------------------------------------------
+// pd-partition (issue 17): the plugin's own route to PD cut through the fault
+// proxy, against the PD fixture (no Docker needed); the builtin diagnoser
+// must name PD, from the polls alone.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_builtin_names_pd_when_the_observers_route_to_pd_is_cut() {
+    use plugin_api::{InvariantStatus, Params, Subject};
+    let pd = PdFixture::start(FixtureOptions::three_stores()).unwrap();
+    let config = format!("pd={} docker=off load=off", pd.url());
+    let s = subject_tikv::TikvSubject::create(plugin_api::InstanceContext {
+        config: plugin_api::Config::parse(&config).unwrap(),
+        raw_config: config.clone(),
+        library_dir: workspace_root().join("plugins/tikv"),
+        log: plugin_api::Logger::discard(),
+    })
+    .unwrap();
+    let mut polls = Vec::new();
+    for _ in 0..3 {
+        polls.push(s.health().unwrap());
+    }
+    let cut = s.inject("pd-partition", &Params::default()).unwrap();
+    let violated = |h: &plugin_api::HealthSnapshot| {
+        h.invariant("pd healthy")
+            .is_some_and(|i| i.status == InvariantStatus::Violated)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !polls.last().is_some_and(violated) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pd healthy not violated: {:#?}",
+            polls.last()
+        );
+        polls.push(s.health().unwrap());
+    }
+    polls.push(s.health().unwrap());
+    let d = subject_tikv::TikvSubject::describe();
+    let mut window =
+        demo_host::diagnosis::ObservationWindow::from_snapshots(d.info.name, d.diagnosis, polls);
+    window.redact_mentions(&[cut.fault_id.as_str(), cut.summary.as_str()]);
+    let diagnosis = demo_host::diagnosis::builtin::diagnose(&window);
+    s.recover(&cut.fault_id).unwrap();
+    s.teardown().unwrap();
+    assert_eq!(
+        diagnosis.class,
+        Some(plugin_api::AnomalyClass::DependencyDown),
+        "{diagnosis:#?}"
+    );
+    assert_eq!(diagnosis.anomaly, "pd unavailable", "{diagnosis:#?}");
+    // PD by its own address, not the route's.
+    assert_eq!(
+        diagnosis.affected_components.first(),
+        Some(&format!("pd ({})", pd.url())),
+        "{diagnosis:#?}"
+    );
+}

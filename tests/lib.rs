@@ -591,3 +591,33 @@ pub mod docker {
         (n > 0).then(|| reply.lines().next().unwrap_or_default().to_string())
     }
 }
+
+/// The anomalies a headless run's journal shows detected without a fix that
+/// resolved them: a remedy run of the same fault (its `fault_started_ms`),
+/// stage `resolved`, whose invariants hold the anomaly. Empty when every
+/// detected anomaly was fixed (issue 15: a remedy for every demo anomaly).
+pub fn unfixed_anomalies(journal: &serde_json::Value) -> Vec<String> {
+    let empty = Vec::new();
+    let remedies = journal["remedies"].as_array().unwrap_or(&empty);
+    journal["detections"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter(|d| d["detected_ms"].is_u64())
+        .filter(|d| {
+            !remedies.iter().any(|r| {
+                r["fault_started_ms"] == d["fault_started_ms"]
+                    && r["stage"]["stage"] == "resolved"
+                    && r["invariants"]
+                        .as_array()
+                        .is_some_and(|i| i.contains(&d["invariant"]))
+            })
+        })
+        .map(|d| {
+            format!(
+                "{} (fault started {})",
+                d["invariant"], d["fault_started_ms"]
+            )
+        })
+        .collect()
+}

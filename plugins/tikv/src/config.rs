@@ -11,6 +11,7 @@ pub const KEYS: &[&str] = &[
     "metrics",
     "docker",
     "load",
+    "fault_proxy",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct TikvConfig {
     pub docker: bool,
     /// Off: the load steps only say that no load runs (runs against the PD fixture, where no TiKV serves go-ycsb).
     pub load: bool,
+    /// On (the default, for an http:// PD): the plugin reaches PD through a
+    /// route of an in-process fault proxy, which `pd-partition` cuts.
+    pub fault_proxy: bool,
 }
 
 impl TikvConfig {
@@ -108,9 +112,19 @@ impl TikvConfig {
                 )))
             }
         };
+        let fault_proxy = match config.get_or("fault_proxy", "on") {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(PluginError::invalid(format!(
+                    "config `fault_proxy={other}` takes on or off (off: the plugin reaches PD directly, and pd-partition is unsupported)"
+                )))
+            }
+        };
         Ok(TikvConfig {
             env,
             load,
+            fault_proxy,
             pd,
             project,
             compose_file,
@@ -141,6 +155,11 @@ mod tests {
         assert!(!c.docker);
         assert!(c.load);
         assert!(!parse("load=off").unwrap().load);
+        assert!(c.fault_proxy && !parse("fault_proxy=off").unwrap().fault_proxy);
+        assert!(parse("fault_proxy=maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("on or off"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod load;
 pub mod metrics;
 pub mod pd;
+pub mod pd_link;
 pub mod prom;
 pub mod remedy;
 pub mod units;
@@ -25,6 +26,7 @@ use crate::env::Started;
 use crate::load::{Load, LoadSource, START_LOAD, STOP_LOAD};
 use crate::metrics::MetricsReader;
 use crate::pd::{PdClient, StoresInfo};
+use crate::pd_link::{PdLink, PdPartitionUndo, PD_PARTITION};
 use docker_chaos::Engine;
 use plugin_api::*;
 use std::collections::BTreeMap;
@@ -49,6 +51,9 @@ pub struct TikvSubject {
     started: Mutex<Started>,
     load: Mutex<Load>,
     faults: Mutex<Vec<(ActiveFault, StoreKillUndo)>>,
+    /// The plugin's route to PD (`fault_proxy=on`), and the cuts on it (fault ids).
+    pd_link: Option<PdLink>,
+    pd_cuts: Mutex<Vec<String>>,
     next_fault: AtomicU64,
     since: SinceTracker,
     last_stores: Mutex<Option<StoresInfo>>,
@@ -132,6 +137,54 @@ impl TikvSubject {
         events
     }
 
+    /// `pd-partition`: the plugin's route to PD holds every byte both ways.
+    fn cut_pd(&self) -> PluginResult<ActiveFault> {
+        let link = self.pd_link.as_ref().ok_or_else(|| {
+            PluginError::Unsupported(format!(
+                "{PD_PARTITION} needs the plugin's route to PD through the fault proxy: set fault_proxy=on with an http:// pd= (now fault_proxy={}, pd={})",
+                if self.cfg.fault_proxy { "on" } else { "off" },
+                self.cfg.pd
+            ))
+        })?;
+        if let Some(open) = lock(&self.pd_cuts)?.first() {
+            return Err(PluginError::invalid(format!(
+                "PD is already cut off from the plugin ({open})"
+            )));
+        }
+        let fault_id = format!(
+            "{PD_PARTITION}-{}",
+            self.next_fault.fetch_add(1, Ordering::SeqCst)
+        );
+        link.cut(&fault_id)?;
+        let undo = PdPartitionUndo {
+            action: PD_PARTITION.into(),
+            fault: fault_id.clone(),
+        };
+        let fault = ActiveFault {
+            fault_id: fault_id.clone(),
+            action_id: PD_PARTITION.into(),
+            targets: vec!["pd".into(), self.cfg.pd.clone()],
+            summary: format!(
+                "the plugin's route to PD ({}) holds every byte both ways: PD and the stores go on, the observer loses PD",
+                self.cfg.pd
+            ),
+            started_ms: now_ms(),
+            expires_ms: None,
+            undo: serde_json::to_string(&undo).map_err(PluginError::failed)?,
+        };
+        self.log.warn(format!("injected: {}", fault.summary));
+        lock(&self.pd_cuts)?.push(fault_id);
+        Ok(fault)
+    }
+
+    /// The faults on the plugin's route to PD (empty without one).
+    pub fn pd_route_faults(&self) -> Vec<String> {
+        self.pd_link
+            .as_ref()
+            .map(PdLink::faults)
+            .unwrap_or_default()
+    }
+
     fn recover_undo(&self, undo: &StoreKillUndo) -> PluginResult<()> {
         let engine = self.engine()?;
         self.rt
@@ -152,7 +205,16 @@ impl Subject for TikvSubject {
             .enable_all()
             .build()
             .map_err(|e| PluginError::failed(format!("cannot start the plugin's runtime: {e}")))?;
-        let pd = PdClient::new(&cfg.pd, REQUEST_TIMEOUT).map_err(PluginError::invalid)?;
+        // TLS to PD would not verify against a loopback route: https goes direct.
+        let pd_link = if cfg.fault_proxy && cfg.pd.starts_with("http://") {
+            Some(PdLink::start(&rt, &cfg.pd)?)
+        } else {
+            None
+        };
+        let mut pd = PdClient::new(&cfg.pd, REQUEST_TIMEOUT).map_err(PluginError::invalid)?;
+        if let Some(link) = &pd_link {
+            pd = pd.through(link.url());
+        }
         let metrics = MetricsReader::new(cfg.metrics.clone(), REQUEST_TIMEOUT)
             .map_err(PluginError::failed)?;
         Ok(TikvSubject {
@@ -164,6 +226,8 @@ impl Subject for TikvSubject {
             started: Mutex::new(Started::Nothing),
             load: Mutex::new(Load::Idle),
             faults: Mutex::new(Vec::new()),
+            pd_link,
+            pd_cuts: Mutex::new(Vec::new()),
             next_fault: AtomicU64::new(1),
             since: SinceTracker::default(),
             last_stores: Mutex::new(None),
@@ -183,10 +247,9 @@ impl Subject for TikvSubject {
     }
 
     fn teardown(&self) -> PluginResult<()> {
-        let ids: Vec<String> = lock(&self.faults)?
-            .iter()
-            .map(|f| f.0.fault_id.clone())
-            .collect();
+        // The way to PD first: recovering a store waits for PD to see it.
+        let mut ids: Vec<String> = lock(&self.pd_cuts)?.clone();
+        ids.extend(lock(&self.faults)?.iter().map(|f| f.0.fault_id.clone()));
         let mut errors = Vec::new();
         for id in ids {
             if let Err(e) = self.recover(&id) {
@@ -237,7 +300,8 @@ impl Subject for TikvSubject {
         };
         let obs = Observation {
             at_ms,
-            pd_url: self.pd.base().to_string(),
+            // PD's own address, not the route's: that is the component named.
+            pd_url: self.cfg.pd.clone(),
             stores: stores.map_err(|e| e.to_string()),
             last_stores,
             last_members,
@@ -257,9 +321,12 @@ impl Subject for TikvSubject {
     }
 
     fn inject(&self, action: &str, params: &Params) -> PluginResult<ActiveFault> {
+        if action == PD_PARTITION {
+            return self.cut_pd();
+        }
         if action != STORE_KILL {
             return Err(PluginError::invalid(format!(
-                "unknown chaos action `{action}`; this subject offers: {STORE_KILL}"
+                "unknown chaos action `{action}`; this subject offers: {STORE_KILL}, {PD_PARTITION}"
             )));
         }
         if self.cfg.env == Env::Local {
@@ -302,6 +369,15 @@ impl Subject for TikvSubject {
     }
 
     fn recover(&self, fault_id: &str) -> PluginResult<()> {
+        if lock(&self.pd_cuts)?.iter().any(|f| f == fault_id) {
+            if let Some(link) = &self.pd_link {
+                link.heal(fault_id)?;
+            }
+            lock(&self.pd_cuts)?.retain(|f| f != fault_id);
+            self.log
+                .info(format!("recovered: {fault_id}, PD is in reach again"));
+            return Ok(());
+        }
         let Some(undo) = lock(&self.faults)?
             .iter()
             .find(|f| f.0.fault_id == fault_id)
@@ -367,8 +443,14 @@ impl Subject for TikvSubject {
     }
 
     fn recover_leftover(&self, undo: &str) -> PluginResult<()> {
+        // The route to PD lived in the host process that cut it, and ended with it.
+        if serde_json::from_str::<PdPartitionUndo>(undo).is_ok_and(|u| u.action == PD_PARTITION) {
+            return Ok(());
+        }
         let undo: StoreKillUndo = serde_json::from_str(undo).map_err(|e| {
-            PluginError::invalid(format!("undo record is not a store-kill record: {e}"))
+            PluginError::invalid(format!(
+                "undo record is not a store-kill record (nor a pd-partition one): {e}"
+            ))
         })?;
         self.recover_undo(&undo)
     }
@@ -431,6 +513,15 @@ fn describe() -> SubjectDescription {
                 max: Some(16.0),
                 unit: String::new(),
             }],
+            recovery: Recovery::ExplicitRecover,
+        },
+        ChaosAction {
+            id: PD_PARTITION.into(),
+            name: "Cut the observer off from PD".into(),
+            kind: ChaosKind::Custom("network partition".into()),
+            description: "A blackhole on the plugin's own route to PD (an in-process fault proxy): every byte                           is held both ways and no connection is closed, as behind a dead link between a                           monitoring host and PD. PD and the stores go on; PD's API times out for the observer.                           Recovery removes it from the open connections at once."
+                .into(),
+            params: vec![],
             recovery: Recovery::ExplicitRecover,
         }],
         diagnosis: diagnosis_context(),

@@ -158,7 +158,10 @@ pub enum PdError {
 /// A PD HTTP client. Requests time out quickly so a slow PD cannot stall a health poll.
 #[derive(Debug, Clone)]
 pub struct PdClient {
+    /// PD's own address, which errors name.
     base: String,
+    /// Where the requests go: `base`, or a proxy route to it.
+    send_to: String,
     http: reqwest::Client,
 }
 
@@ -175,9 +178,23 @@ impl PdClient {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(PdClient { base, http })
+        Ok(PdClient {
+            send_to: base.clone(),
+            base,
+            http,
+        })
     }
 
+    /// Sends the requests to `route` (a proxy route to the same PD, e.g.
+    /// `http://127.0.0.1:40113`); errors still name PD's own address.
+    pub fn through(self, route: &str) -> PdClient {
+        PdClient {
+            send_to: route.trim_end_matches('/').to_string(),
+            ..self
+        }
+    }
+
+    /// PD's own address (not the route the requests may go through).
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -192,7 +209,12 @@ impl PdClient {
                 e.to_string()
             },
         };
-        let response = self.http.get(&url).send().await.map_err(unreachable)?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.send_to))
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = response.status();
         let body = response.text().await.map_err(unreachable)?;
         if !status.is_success() {

@@ -45,10 +45,17 @@ pub enum Undo {
     },
     /// A remedy promoted the standby Redis and repointed the nodes to it.
     RedisFailover {
+        /// Both servers as the plugin reaches them.
         original: String,
         standby: String,
         /// Each node's Redis before it.
         nodes: Vec<super::remedy::NodeSetting>,
+        /// Each server as the other reaches it, where that differs (compose:
+        /// service names inside the project's network); absent: as above.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        original_peer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        standby_peer: Option<String>,
     },
 }
 
@@ -432,9 +439,17 @@ pub(super) fn undo_fault(rt: &Runtime, undo: &Undo) -> PluginResult<()> {
             original,
             standby,
             nodes,
+            original_peer,
+            standby_peer,
         } => {
+            use super::remedy::Server;
             let http = reqwest::Client::new();
-            rt.block_on(super::remedy::put_back_redis(&http, original, standby, nodes))
+            rt.block_on(super::remedy::put_back_redis(
+                &http,
+                Server::new(original, original_peer.as_deref()),
+                Server::new(standby, standby_peer.as_deref()),
+                nodes,
+            ))
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::config::{container_prefix, PluginConfig};
 use docker_chaos::compose::{ComposeError, Project};
 use plugin_api::{Logger, PluginError, PluginResult};
-use ratelimiter_node::cluster::{http_ok, redis_ping, wait_until};
+use ratelimiter_node::cluster::{http_ok, redis_ping, replica_synced, wait_until};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,6 +42,9 @@ pub fn project(cfg: &PluginConfig, library_dir: &Path) -> PluginResult<Project> 
         env.push((format!("RL_NODE{}_PORT", i + 1), port_of(url)?.to_string()));
     }
     env.push(("RL_PROXY_PORT".into(), port_of(&cfg.proxy_api)?.to_string()));
+    if let Some(standby) = &cfg.standby {
+        env.push(("RL_STANDBY_PORT".into(), port_of(&standby.url)?.to_string()));
+    }
     for (var, image) in LOCAL_IMAGES {
         if std::env::var_os(var).is_none() && image_exists(image) {
             env.push((var.into(), image.into()));
@@ -69,6 +72,17 @@ pub fn up(project: &Project, cfg: &PluginConfig, log: &Logger) -> PluginResult<S
         )));
     }
     log.info("redis answers");
+    if let Some(standby) = &cfg.standby {
+        // Synced before any fault, so that a failover finds every count there.
+        let port = port_of(&standby.url)?;
+        if !wait_until(HEALTHY_WITHIN, || replica_synced(port)) {
+            return Err(PluginError::failed(format!(
+                "the standby redis did not sync from redis at {} within {HEALTHY_WITHIN:?}",
+                standby.url
+            )));
+        }
+        log.info("the standby redis replicates redis");
+    }
     let proxy_port = port_of(&cfg.proxy_api)?;
     if !wait_until(HEALTHY_WITHIN, || http_ok(proxy_port, "/routes")) {
         return Err(PluginError::failed(format!(

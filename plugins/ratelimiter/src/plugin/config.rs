@@ -27,6 +27,9 @@ pub const KEYS: &[&str] = &[
     "fault_proxy",
     "proxy_api",
     "redis_latency_ms",
+    "standby",
+    "redis_in_network",
+    "standby_in_network",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,22 @@ pub struct PluginConfig {
     pub proxy_api: String,
     /// Above this median round trip from a node to Redis, `redis latency` is violated.
     pub redis_latency_ms: u64,
+    /// Compose: the standby Redis the failover-redis remedy promotes, unless `standby=off`.
+    pub standby: Option<ComposeStandby>,
+}
+
+/// Compose: where the standby Redis is reached from here, and the two Redis
+/// servers' addresses inside the project's network, where the nodes and the
+/// servers themselves reach each other (the compose file's service names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeStandby {
+    /// `standby=`: its published port, from the plugin.
+    pub url: String,
+    /// `standby_in_network=`: what the nodes are repointed to, and what the
+    /// primary replicates when failing back.
+    pub in_network: String,
+    /// `redis_in_network=`: what the standby replicates again after a fail-back.
+    pub primary_in_network: String,
 }
 
 impl PluginConfig {
@@ -164,6 +183,18 @@ impl PluginConfig {
                 .trim_end_matches('/')
                 .to_string(),
             redis_latency_ms: ranged("redis_latency_ms", 10, 1, 60_000)?,
+            standby: match c.get_or("standby", "redis://127.0.0.1:6380") {
+                "off" => None,
+                url => Some(ComposeStandby {
+                    url: url.to_string(),
+                    in_network: c
+                        .get_or("standby_in_network", "redis://redis-standby:6379")
+                        .to_string(),
+                    primary_in_network: c
+                        .get_or("redis_in_network", "redis://redis:6379")
+                        .to_string(),
+                }),
+            },
         };
         if env == EnvKind::Compose {
             if cfg.nodes.is_empty() || cfg.nodes.len() > 3 {
@@ -188,6 +219,19 @@ impl PluginConfig {
                     cfg.redis
                 ))
             })?;
+            if let Some(s) = &cfg.standby {
+                for (key, url) in [
+                    ("standby", &s.url),
+                    ("standby_in_network", &s.in_network),
+                    ("redis_in_network", &s.primary_in_network),
+                ] {
+                    redis::Client::open(url.as_str()).map_err(|e| {
+                        PluginError::invalid(format!(
+                            "config `{key}={url}` is not a Redis URL ({e}); `standby=off` runs without a standby"
+                        ))
+                    })?;
+                }
+            }
         }
         cfg.redis_container = match c.get("redis_container") {
             Some(name) => name.to_string(),
@@ -261,5 +305,18 @@ mod tests {
             .contains("proxy_api=nope"));
         let c = parse("env=compose nodes=http://127.0.0.1:9001+http://127.0.0.1:9002 redis=redis://127.0.0.1:7000").unwrap();
         assert_eq!(c.nodes.len(), 2);
+        assert_eq!(
+            c.standby,
+            Some(ComposeStandby {
+                url: "redis://127.0.0.1:6380".into(),
+                in_network: "redis://redis-standby:6379".into(),
+                primary_in_network: "redis://redis:6379".into(),
+            })
+        );
+        assert_eq!(parse("env=compose standby=off").unwrap().standby, None);
+        assert!(parse("env=compose standby=nope")
+            .unwrap_err()
+            .to_string()
+            .contains("`standby=nope` is not a Redis URL"));
     }
 }

@@ -2,7 +2,7 @@
 //! `ratelimiter_node::cluster` launcher), or a compose stack reached at
 //! configured endpoints.
 
-use super::config::{EnvKind, PluginConfig};
+use super::config::{ComposeStandby, EnvKind, PluginConfig};
 use docker_chaos::Engine;
 use plugin_api::{PluginError, PluginResult};
 use ratelimiter_node::cluster::{which, Cluster, Logs, NodeArgs, RedisPath};
@@ -26,7 +26,20 @@ pub enum Env {
         redis_container: String,
         /// The fault proxy container's HTTP API (`proxy_api=`), unless `fault_proxy=off`.
         proxy_api: Option<String>,
+        /// The standby Redis service (`standby=`), unless `standby=off`.
+        standby: Option<ComposeStandby>,
     },
+}
+
+/// The standby Redis a failover promotes, by the address each party reaches it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standby {
+    /// From the plugin (REPLICAOF NO ONE, and its own reads after the failover).
+    pub url: String,
+    /// From the nodes and from the primary (PUT /admin/redis, fail-back).
+    pub peer: String,
+    /// The primary, as the standby reaches it (REPLICAOF after a fail-back).
+    pub primary_peer: String,
 }
 
 /// What a frozen Redis is thawed from.
@@ -95,6 +108,7 @@ impl Env {
                 containers: cfg.containers.clone(),
                 redis_container: cfg.redis_container.clone(),
                 proxy_api: cfg.fault_proxy.then(|| cfg.proxy_api.clone()),
+                standby: cfg.standby.clone(),
             }),
         }
     }
@@ -113,11 +127,21 @@ impl Env {
         }
     }
 
-    /// The standby Redis a failover promotes (local environment only).
-    pub fn standby_url(&self) -> Option<String> {
+    /// The standby Redis a failover promotes: the local one started beside
+    /// Redis (all parties reach it at the same loopback address), or the
+    /// compose project's service.
+    pub fn standby(&self) -> Option<Standby> {
         match self {
-            Env::Local(l) => l.standby_url(),
-            Env::Compose { .. } => None,
+            Env::Local(l) => l.standby_url().map(|url| Standby {
+                peer: url.clone(),
+                url,
+                primary_peer: l.redis_url(),
+            }),
+            Env::Compose { standby, .. } => standby.as_ref().map(|s| Standby {
+                url: s.url.clone(),
+                peer: s.in_network.clone(),
+                primary_peer: s.primary_in_network.clone(),
+            }),
         }
     }
 

@@ -215,9 +215,12 @@ impl RateLimiterSubject {
         &self.shared
     }
 
-    /// The standby Redis the failover-redis remedy promotes (local environment).
+    /// The standby Redis the failover-redis remedy promotes, as the plugin reaches it.
     pub fn standby_url(&self) -> Option<String> {
-        lock(&self.env).as_deref().and_then(Env::standby_url)
+        lock(&self.env)
+            .as_deref()
+            .and_then(Env::standby)
+            .map(|s| s.url)
     }
 
     /// Whether any injected fault is still active (not recovered).

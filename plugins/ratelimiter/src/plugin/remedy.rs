@@ -7,7 +7,9 @@
 use super::chaos::Undo;
 use super::describe::STEP_PROBE_BURST;
 use super::env::Env;
-use super::invariants::{COUNTER_DRIFT, GHOST_ALLOWING, NODE_DOWN, REDIS_DOWN, REDIS_LATENCY};
+use super::invariants::{
+    COUNTER_DRIFT, GHOST_ALLOWING, NODE_CUT_OFF, NODE_DOWN, REDIS_DOWN, REDIS_LATENCY,
+};
 use super::{lock, RateLimiterSubject, Shared};
 use crate::wire::{AdminView, Limit, Mode, ModeChange, RedisChange};
 use plugin_api::*;
@@ -54,8 +56,13 @@ pub fn remedies() -> Vec<Remedy> {
         Remedy {
             id: FAILOVER_REDIS.into(),
             name: "Fail over to the standby Redis".into(),
-            description: "Promote the standby Redis (REPLICAOF NO ONE) and repoint every node to it (PUT /admin/redis): a paused, frozen or slow primary is left for its healthy standby; the increments the nodes could not flush land on the new primary and the drift closes.".into(),
-            addresses: vec![COUNTER_DRIFT.into(), REDIS_DOWN.into(), REDIS_LATENCY.into()],
+            description: "Promote the standby Redis (REPLICAOF NO ONE) and repoint every node to it (PUT /admin/redis): a paused, frozen or slow primary is left for its healthy standby, and a node that lost its way to the primary reaches the standby by its own path; the increments the nodes could not flush land on the new primary and the drift closes.".into(),
+            addresses: vec![
+                COUNTER_DRIFT.into(),
+                REDIS_DOWN.into(),
+                REDIS_LATENCY.into(),
+                NODE_CUT_OFF.into(),
+            ],
             params: vec![],
             target: RemedyTarget::Cluster,
             risk: Risk::High,
@@ -467,15 +474,22 @@ pub fn probe_burst(shared: &Arc<Shared>, rt: &Runtime) -> PluginResult<String> {
 /// the host that started them.
 pub async fn put_back_redis(
     http: &reqwest::Client,
-    original: &str,
-    standby: &str,
+    original: Server<'_>,
+    standby: Server<'_>,
     nodes: &[NodeSetting],
 ) -> PluginResult<()> {
     let mut errors = Vec::new();
-    match catch_up(original, standby).await {
-        Ok(()) => {}
-        Err(e) if e.unreachable => {}
-        Err(e) => errors.push(e.message),
+    // A standby that replicates again was failed back already (by a host
+    // that put the record back before it died, or by teardown after a later
+    // start did): the servers stay as they are, only the nodes are checked.
+    let failed_back =
+        matches!(info_replication(standby.url).await, Ok(info) if info.contains("role:slave"));
+    if !failed_back {
+        match catch_up(original, standby).await {
+            Ok(()) => {}
+            Err(e) if e.unreachable => {}
+            Err(e) => errors.push(e.message),
+        }
     }
     for n in nodes {
         let change = RedisChange {
@@ -486,9 +500,11 @@ pub async fn put_back_redis(
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if let Err(e) = replicaof(standby, Some(original)).await {
-        if !e.unreachable {
-            errors.push(e.message);
+    if !failed_back {
+        if let Err(e) = replicaof(standby.url, Some(original.peer)).await {
+            if !e.unreachable {
+                errors.push(e.message);
+            }
         }
     }
     if errors.is_empty() {
@@ -501,8 +517,26 @@ pub async fn put_back_redis(
 /// How long the original Redis may take to copy the standby when failing back.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
+/// A Redis server of a failover: where the plugin reaches it, and where the
+/// other server and the nodes do (the same locally; a service name in compose).
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    pub url: &'a str,
+    pub peer: &'a str,
+}
+
+impl<'a> Server<'a> {
+    pub fn new(url: &'a str, peer: Option<&'a str>) -> Server<'a> {
+        Server {
+            url,
+            peer: peer.unwrap_or(url),
+        }
+    }
+}
+
 /// Makes `original` a replica of `standby` until it has synced, then a primary again.
-async fn catch_up(original: &str, standby: &str) -> Result<(), RedisCallError> {
+async fn catch_up(original: Server<'_>, standby: Server<'_>) -> Result<(), RedisCallError> {
+    let (original, standby) = (original.url, standby.peer);
     replicaof(original, Some(standby)).await?;
     let started = std::time::Instant::now();
     loop {
@@ -600,23 +634,24 @@ async fn redis_call<T: redis::FromRedisValue>(
 
 fn failover_redis(s: &RateLimiterSubject, rt: &Runtime, env: &Env) -> PluginResult<RemedyOutcome> {
     let shared = &s.shared;
-    let standby = env.standby_url().ok_or_else(|| {
+    let standby = env.standby().ok_or_else(|| {
         PluginError::Unsupported(format!(
-            "failover-redis needs a standby Redis, which only the local environment starts (this is env={})",
+            "failover-redis needs a standby Redis: the local environment starts one; in compose it is the `redis-standby` service (this is env={} with standby=off)",
             env.kind()
         ))
     })?;
     let original = shared.redis_url();
-    if original == standby {
+    if original == standby.url {
         return Err(PluginError::invalid(format!(
-            "the nodes already use the standby {standby}: there is nothing to fail over to"
+            "the nodes already use the standby {}: there is nothing to fail over to",
+            standby.url
         )));
     }
-    rt.block_on(replicaof(&standby, None))
+    rt.block_on(replicaof(&standby.url, None))
         .map_err(|e| PluginError::failed(e.message))?;
     let urls = shared.node_urls();
     let change = RedisChange {
-        url: standby.clone(),
+        url: standby.peer.clone(),
     };
     let answers = rt.block_on(futures::future::join_all(
         urls.iter()
@@ -636,15 +671,24 @@ fn failover_redis(s: &RateLimiterSubject, rt: &Runtime, env: &Env) -> PluginResu
             Err(e) => refused.push(e.to_string()),
         }
     }
+    let differs = |peer: &str, url: &str| (peer != url).then(|| peer.to_string());
     let undo = Undo::RedisFailover {
         original: original.clone(),
-        standby: standby.clone(),
+        standby: standby.url.clone(),
         nodes: previous.clone(),
+        original_peer: differs(&standby.primary_peer, &original),
+        standby_peer: differs(&standby.peer, &standby.url),
     };
     if previous.is_empty() || !refused.is_empty() {
-        let _ = rt.block_on(put_back_redis(&shared.http, &original, &standby, &previous));
+        let _ = rt.block_on(put_back_redis(
+            &shared.http,
+            Server::new(&original, Some(&standby.primary_peer)),
+            Server::new(&standby.url, Some(&standby.peer)),
+            &previous,
+        ));
         return Err(PluginError::failed(format!(
-            "failover to {standby} abandoned and put back: {}",
+            "failover to {} abandoned and put back: {}",
+            standby.url,
             if refused.is_empty() {
                 format!("no node answered ({})", missed.join(", "))
             } else {
@@ -654,13 +698,17 @@ fn failover_redis(s: &RateLimiterSubject, rt: &Runtime, env: &Env) -> PluginResu
     }
     {
         let _rt = rt.enter();
-        shared.set_redis(&standby)?;
+        shared.set_redis(&standby.url)?;
     }
-    set_reconfig(shared, false, |r| r.redis = Some(standby.clone()));
+    // A node restarted later is pointed where the others are (`reapply`).
+    set_reconfig(shared, false, |r| r.redis = Some(standby.peer.clone()));
     let mut summary = format!(
-        "standby {standby} promoted (REPLICAOF NO ONE); {} of {} nodes repointed from {original}",
+        "standby {} promoted (REPLICAOF NO ONE); {} of {} nodes repointed from {} to {}",
+        standby.url,
         previous.len(),
-        urls.len()
+        urls.len(),
+        describe_previous(&previous),
+        standby.peer
     );
     if !missed.is_empty() {
         summary.push_str(&format!(
@@ -672,4 +720,12 @@ fn failover_redis(s: &RateLimiterSubject, rt: &Runtime, env: &Env) -> PluginResu
         summary,
         undo: serde_json::to_string(&undo).map_err(PluginError::failed)?,
     })
+}
+
+/// The nodes' Redis before a failover: one address, or each node's (they
+/// differ when each reaches Redis through its own proxy route).
+fn describe_previous(previous: &[NodeSetting]) -> String {
+    let mut values: Vec<&str> = previous.iter().map(|p| p.value.as_str()).collect();
+    values.dedup();
+    values.join(", ")
 }
