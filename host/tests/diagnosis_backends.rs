@@ -8,9 +8,9 @@ use demo_host::diagnosis::{
     answer_schema, builtin, diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError,
     ObservationWindow, ANSWER_NAME,
 };
+use model_support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-use model_support::*;
 
 fn assert_same_conclusion(got: &Diagnosis, want: &Diagnosis) {
     assert_eq!(got.anomaly, want.anomaly);

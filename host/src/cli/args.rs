@@ -187,7 +187,10 @@ pub struct DiagnoserArgs {
 
 impl DiagnoserArgs {
     /// Where model requests go, from `--record-replies` / `--replay-replies`.
-    pub fn replies(&self) -> Result<crate::diagnosis::cassette::Replies, crate::diagnosis::cassette::CassetteError> {
+    pub fn replies(
+        &self,
+    ) -> Result<crate::diagnosis::cassette::Replies, crate::diagnosis::cassette::CassetteError>
+    {
         use crate::diagnosis::cassette::Replies;
         match (&self.record_replies, &self.replay_replies) {
             (Some(dir), _) => Replies::record(dir),

@@ -1,12 +1,12 @@
 //! Anthropic Messages API backend: a forced tool call whose input schema is the
 //! diagnosis, streamed as `input_json_delta` chunks.
 
+use super::cassette::Replies;
 use super::config::{Secret, ENV_ANTHROPIC_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, status_error, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
 use super::report::ANSWER_NAME;
-use super::cassette::Replies;
 use super::usage::ModelCall;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Value};

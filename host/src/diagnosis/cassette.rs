@@ -109,10 +109,7 @@ impl Reply {
 /// are ordered), so equal bodies hash equal whatever order they were built in.
 pub fn key_of(body: &Value) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
-    format!(
-        "xxh3-128:{:032x}",
-        xxhash_rust::xxh3::xxh3_128(&canonical)
-    )
+    format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&canonical))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -318,13 +315,15 @@ impl Player {
             if line.trim().is_empty() {
                 continue;
             }
-            entries.push(
+            let mut entry: Entry =
                 serde_json::from_str(line).map_err(|err| CassetteError::Parse {
                     path: path.clone(),
                     line: i + 1,
                     err,
-                })?,
-            );
+                })?;
+            // The recorded body is the truth; a key edited apart from it is not trusted.
+            entry.key = key_of(&entry.request.body);
+            entries.push(entry);
         }
         Ok(Player {
             path,
@@ -374,13 +373,12 @@ impl Player {
             }
             // The recording this request stands in for: the trial's n-th.
             let expected = of_trial[(n - 1).min(of_trial.len() - 1)];
-            let diff = first_difference(&expected.request.body, &request.body).unwrap_or(
-                Difference {
+            let diff =
+                first_difference(&expected.request.body, &request.body).unwrap_or(Difference {
                     path: "$".into(),
                     expected: format!("hash {}", expected.key),
                     got: format!("hash {key}"),
-                },
-            );
+                });
             return Err(self.mismatch(trial, n, diff));
         };
         for (field, want, got) in [
@@ -445,11 +443,23 @@ mod tests {
         let play = Replies::replay(dir.path()).unwrap();
         let player = play.player().unwrap();
         let body = |e: &Entry| e.reply.body.clone().unwrap();
-        assert_eq!(body(player.serve("t1", &request(json!({"q": 1}))).unwrap()), "a");
-        assert_eq!(body(player.serve("t2", &request(json!({"q": 1}))).unwrap()), "c");
-        assert_eq!(body(player.serve("t1", &request(json!({"q": 1}))).unwrap()), "b");
+        assert_eq!(
+            body(player.serve("t1", &request(json!({"q": 1}))).unwrap()),
+            "a"
+        );
+        assert_eq!(
+            body(player.serve("t2", &request(json!({"q": 1}))).unwrap()),
+            "c"
+        );
+        assert_eq!(
+            body(player.serve("t1", &request(json!({"q": 1}))).unwrap()),
+            "b"
+        );
         let e = player.serve("t1", &request(json!({"q": 1}))).unwrap_err();
-        assert!(matches!(e, CassetteError::Exhausted { recorded: 2, .. }), "{e}");
+        assert!(
+            matches!(e, CassetteError::Exhausted { recorded: 2, .. }),
+            "{e}"
+        );
         let e = player.serve("t3", &request(json!({"q": 1}))).unwrap_err();
         assert!(e.to_string().contains("no recorded call of t3"), "{e}");
     }

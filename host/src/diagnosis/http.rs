@@ -125,7 +125,12 @@ impl Tape {
     fn write(mut self, latency_ms: u64) -> Result<(), cassette::CassetteError> {
         self.entry.reply.latency_ms = latency_ms;
         let mut bytes = std::mem::take(&mut self.bytes);
-        if let Some(key) = self.key.as_ref().map(Secret::expose).filter(|k| !k.is_empty()) {
+        if let Some(key) = self
+            .key
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|k| !k.is_empty())
+        {
             bytes = blank(&bytes, key.as_bytes());
         }
         self.entry.reply.set_bytes(bytes);

@@ -2,12 +2,12 @@
 //! vLLM, ...): the diagnosis schema goes in `response_format`, the answer
 //! streams as `delta.content` chunks.
 
+use super::cassette::Replies;
 use super::config::{Secret, ENV_OPENAI_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, Body, Peer, RawAnswer};
 use super::prompt::Prompt;
 use super::report::ANSWER_NAME;
-use super::cassette::Replies;
 use super::usage::ModelCall;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Value};

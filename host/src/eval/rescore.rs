@@ -20,11 +20,10 @@ use std::path::Path;
 
 pub async fn command(args: &EvalArgs, dir: &Path) -> Result<i32> {
     let replies = args.diagnosis.replies()?;
-    let cassette = args
-        .diagnosis
-        .replay_replies
-        .as_deref()
-        .ok_or_else(|| anyhow!("--rescore needs --replay-replies DIR, the campaign's cassette"))?;
+    let cassette =
+        args.diagnosis.replay_replies.as_deref().ok_or_else(|| {
+            anyhow!("--rescore needs --replay-replies DIR, the campaign's cassette")
+        })?;
     let path = dir.join("report.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the campaign's report {}", path.display()))?;
@@ -47,6 +46,7 @@ pub async fn command(args: &EvalArgs, dir: &Path) -> Result<i32> {
     ));
     let report = CampaignReport::new(info, results);
     let out = args.out.as_deref().unwrap_or(dir);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     super::runner::write_report(&report, out)
 }
 

@@ -598,13 +598,8 @@ impl SubjectRun<'_> {
         // The trial's model calls are recorded (or replayed) under its journal's name.
         let mut exec = exec.clone();
         exec.diagnose_options.replies = self.replies.for_trial(&rel);
-        let journal = headless::run_trial(
-            exec,
-            rx,
-            self.options(environment, cell.policy),
-            chapters,
-        )
-        .await;
+        let journal =
+            headless::run_trial(exec, rx, self.options(environment, cell.policy), chapters).await;
         write_json(&self.out.join(&rel), &journal)?;
         let mut result = TrialResult::from_journal(&t.fault, t.index, &journal);
         result.journal = Some(rel);

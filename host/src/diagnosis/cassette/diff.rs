@@ -33,8 +33,9 @@ fn walk(path: String, expected: Option<&Value>, got: Option<&Value>) -> Option<D
             keys.into_iter()
                 .find_map(|k| walk(member(&path, k), a.get(k), b.get(k)))
         }
-        (Some(Value::Array(a)), Some(Value::Array(b))) => (0..a.len().max(b.len()))
-            .find_map(|i| walk(format!("{path}[{i}]"), a.get(i), b.get(i))),
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            (0..a.len().max(b.len())).find_map(|i| walk(format!("{path}[{i}]"), a.get(i), b.get(i)))
+        }
         (Some(Value::String(a)), Some(Value::String(b))) => {
             let (expected, got) = strings(a, b);
             Some(Difference {
@@ -132,8 +133,16 @@ mod tests {
         let a = format!("{}X{}", "p".repeat(500), "s".repeat(500));
         let b = format!("{}Y{}", "p".repeat(500), "s".repeat(500));
         let d = first_difference(&json!(a), &json!(b)).unwrap();
-        assert!(d.expected.starts_with('…') && d.expected.contains('X'), "{}", d.expected);
-        assert!(d.got.contains('Y') && d.got.contains("from character 500"), "{}", d.got);
+        assert!(
+            d.expected.starts_with('…') && d.expected.contains('X'),
+            "{}",
+            d.expected
+        );
+        assert!(
+            d.got.contains('Y') && d.got.contains("from character 500"),
+            "{}",
+            d.got
+        );
         assert!(d.got.chars().count() < 120, "{}", d.got);
     }
 }
