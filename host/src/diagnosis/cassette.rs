@@ -137,7 +137,7 @@ pub enum CassetteError {
         path: PathBuf,
         trial: String,
         n: usize,
-        diff: Difference,
+        diff: Box<Difference>,
     },
     #[error("{trial} asks the same request a {}th time, but {path} recorded it {recorded} time(s)", .recorded + 1)]
     Exhausted {
@@ -403,7 +403,7 @@ impl Player {
             path: self.path.clone(),
             trial: trial.to_string(),
             n,
-            diff,
+            diff: Box::new(diff),
         }
     }
 }

@@ -108,7 +108,7 @@ pub struct Incoming {
     started: Instant,
     /// A replayed call's recorded latency, reported in place of the replay's own.
     replayed_ms: Option<u64>,
-    tape: Option<Tape>,
+    tape: Option<Box<Tape>>,
 }
 
 /// The call being recorded: its entry, and the bytes read so far.
@@ -261,12 +261,12 @@ async fn send(
             content_type.clone(),
             retry_after.map(|d| d.as_secs()),
         );
-        Tape {
+        Box::new(Tape {
             recorder: Arc::clone(recorder),
             entry,
             bytes: Vec::new(),
             key: peer.key.cloned(),
-        }
+        })
     });
     Ok(Raw {
         status,
