@@ -176,6 +176,91 @@ async fn a_changed_request_is_refused_naming_the_field_and_never_sent() {
     );
 }
 
+/// `demo-host run --headless` of the example plugin with the openai backend.
+fn headless_run(dir: &Path, base: &str, replies: &[&str]) -> (std::process::Output, Value) {
+    let journal = dir.join(format!("run-{}.json", replies[0].trim_start_matches("--")));
+    let out = report_support::run_bounded(
+        report_support::demo_host(&dir.join("state"))
+            .args(["run", "--plugin", "plugins/example", "--headless"])
+            .args([
+                "--countdown",
+                "0",
+                "--diagnoser",
+                "openai",
+                "--model",
+                MODEL,
+            ])
+            .args(["--llm-url", base])
+            .args(replies)
+            .arg("--journal")
+            .arg(&journal),
+        // The first run may build the example plugin.
+        std::time::Duration::from_secs(600),
+    );
+    let journal = std::fs::read_to_string(&journal)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (out, journal)
+}
+
+/// A live run recorded, then a second live run replayed from that recording:
+/// its windows carry its own times, so its request differs and the diagnosis
+/// fails naming the field; the provider is never asked in its place.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_is_recorded_and_a_new_run_cannot_pass_for_it() {
+    let mut answer: Value = serde_json::from_str(&answer().1).expect("answer");
+    answer["anomaly"] = json!("replica divergence");
+    let server = Server::start(Reply::Sse(openai_stream(&answer.to_string(), true))).await;
+    let base = server.base.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().to_path_buf();
+    let tape = work.join("cassette");
+    let ((recorded, journal), (replayed, replayed_journal)) =
+        tokio::task::spawn_blocking(move || {
+            let c = tape.to_str().expect("utf-8 path");
+            let recorded = headless_run(&work, &base, &["--record-replies", c]);
+            let replayed = headless_run(&work, &base, &["--replay-replies", c]);
+            (recorded, replayed)
+        })
+        .await
+        .expect("join");
+    // The answer may miss the run's component (the run then fails its
+    // expectation): what matters here is that it was asked, answered and recorded.
+    assert!(
+        journal["diagnoses"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "the recorded run kept its diagnosis:\n{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let asked = server.seen.lock().expect("lock").len();
+    assert!(asked >= 1, "the run asked the model");
+    let (raw, entries) = cassette(&dir.path().join("cassette"));
+    assert_eq!(entries.len(), asked, "one entry per call");
+    assert!(entries.iter().all(|e| e["trial"] == "run"));
+    assert!(!raw.contains(KEY));
+    assert_eq!(
+        journal["diagnoses"][0]["diagnosis"]["anomaly"],
+        "replica divergence"
+    );
+
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&replayed.stderr),
+        replayed_journal
+    );
+    assert!(
+        text.contains("does not match its recording") && text.contains("at $.messages"),
+        "the replayed run's diagnosis fails naming the field:\n{text}"
+    );
+    assert_eq!(
+        server.seen.lock().expect("lock").len(),
+        asked,
+        "the replayed run sent nothing to the provider"
+    );
+}
+
 /// The committed campaign: two partition trials of the example plugin
 /// diagnosed by `openai:test-model`, its journals, report and cassette.
 fn fixture() -> PathBuf {
