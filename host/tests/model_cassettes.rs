@@ -147,7 +147,7 @@ async fn a_changed_request_is_refused_naming_the_field_and_never_sent() {
     };
     let replay = with(Replies::replay(dir.path()).expect("replay"));
     let e = run(&other, &replay).await.0.expect_err("refused");
-    let DiagnosisError::Replay(message) = &e else {
+    let DiagnosisError::Cassette(message) = &e else {
         panic!("a replay error, not {e:?}")
     };
     assert!(message.contains("at $.model"), "{message}");

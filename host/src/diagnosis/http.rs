@@ -170,7 +170,7 @@ impl Incoming {
             .unwrap_or_else(|| self.started.elapsed().as_millis() as u64);
         if let Some(tape) = self.tape.take() {
             tape.write(latency_ms)
-                .map_err(|e| DiagnosisError::Replay(peer.scrub(&e.to_string())))?;
+                .map_err(|e| DiagnosisError::Cassette(peer.scrub(&e.to_string())))?;
         }
         Ok(latency_ms)
     }
@@ -214,9 +214,9 @@ async fn send(
     if let Some(player) = replies.player() {
         let entry = player
             .serve(replies.trial(), &request())
-            .map_err(|e| DiagnosisError::Replay(e.to_string()))?;
+            .map_err(|e| DiagnosisError::Cassette(e.to_string()))?;
         let bytes = entry.reply.bytes().map_err(|e| {
-            DiagnosisError::Replay(format!("{}: {} of {e}", player.path().display(), entry.key))
+            DiagnosisError::Cassette(format!("{}: {} of {e}", player.path().display(), entry.key))
         })?;
         let chunks = futures::stream::iter([Ok(bytes)]).boxed();
         return Ok(Raw {

@@ -87,7 +87,7 @@ async fn rescore(
                 run.diagnosis = d;
                 kept.push(run);
             }
-            Err(e @ DiagnosisError::Replay(_)) => return Err(e.into()),
+            Err(e @ DiagnosisError::Cassette(_)) => return Err(e.into()),
             // The recorded reply no longer passes (the schema check changed):
             // the trial's diagnosis failed, as it would have live.
             Err(e) => failed = failed.or(Some(e.to_string())),
