@@ -108,6 +108,7 @@ pub async fn prepare(args: &RunArgs) -> Result<Prepared> {
         diagnoser: Arc::new(diagnoser),
         diagnose_options: DiagnoseOptions {
             mask_identities: args.mask,
+            replies: args.diagnosis.replies()?,
             ..DiagnoseOptions::default()
         },
         leftovers: Arc::new(Leftovers::new(Leftovers::default_path())),

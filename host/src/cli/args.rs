@@ -96,6 +96,11 @@ pub struct EvalArgs {
     pub poll_ms: u64,
     #[command(flatten)]
     pub diagnosis: DiagnoserArgs,
+    /// Re-score the campaign in DIR offline instead of playing one: each trial's
+    /// diagnosis is asked again from the window its journal kept, the reply served
+    /// from --replay-replies, and the report written again (into --out, else DIR).
+    #[arg(long, value_name = "DIR", requires = "replay_replies")]
+    pub rescore: Option<PathBuf>,
     /// Which proposed fixes run in the trials: never (the self-healing baseline),
     /// low-risk, or auto; the report gives remediation success and time to resolve.
     #[arg(long, value_enum, default_value_t = crate::engine::remedy::Policy::Never)]
@@ -170,6 +175,29 @@ pub struct DiagnoserArgs {
     /// Base URL of an OpenAI-compatible server (Ollama, llama.cpp, vLLM) or of the Anthropic API.
     #[arg(long, env = "DEMO_HOST_LLM_URL")]
     pub llm_url: Option<String>,
+    /// Record every model request and its reply to DIR/cassette.jsonl (no header,
+    /// so no API key, is recorded), to replay or re-score offline.
+    #[arg(long, value_name = "DIR", conflicts_with = "replay_replies")]
+    pub record_replies: Option<PathBuf>,
+    /// Serve model replies from DIR/cassette.jsonl instead of the network; a request
+    /// that differs from its recording is an error naming the first differing field.
+    #[arg(long, value_name = "DIR")]
+    pub replay_replies: Option<PathBuf>,
+}
+
+impl DiagnoserArgs {
+    /// Where model requests go, from `--record-replies` / `--replay-replies`.
+    pub fn replies(
+        &self,
+    ) -> Result<crate::diagnosis::cassette::Replies, crate::diagnosis::cassette::CassetteError>
+    {
+        use crate::diagnosis::cassette::Replies;
+        match (&self.record_replies, &self.replay_replies) {
+            (Some(dir), _) => Replies::record(dir),
+            (None, Some(dir)) => Replies::replay(dir),
+            (None, None) => Ok(Replies::default()),
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,6 +1,7 @@
 //! Anthropic Messages API backend: a forced tool call whose input schema is the
 //! diagnosis, streamed as `input_json_delta` chunks.
 
+use super::cassette::Replies;
 use super::config::{Secret, ENV_ANTHROPIC_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, status_error, Body, Peer, RawAnswer};
@@ -33,6 +34,7 @@ pub async fn ask(
     base_url: &str,
     model: &str,
     api_key: &Secret,
+    replies: &Replies,
     prompt: &Prompt,
     progress: &mut (dyn FnMut(&str) + Send),
     call: &mut ModelCall,
@@ -53,15 +55,20 @@ pub async fn ask(
     headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
-    match post(&peer, &url, headers, &request_body(model, prompt)).await? {
-        Body::Json(reply) => {
+    match post(&peer, replies, &url, headers, &request_body(model, prompt)).await? {
+        Body::Json {
+            value: reply,
+            latency_ms,
+        } => {
+            call.latency_ms = latency_ms;
             call.read_anthropic(&reply);
             answer_from_message(&reply)
         }
-        Body::Stream(response) => {
+        Body::Stream(incoming) => {
             let mut tool_json = String::new();
             let mut text = String::new();
-            read_events(&peer, response, |event| {
+            let mut latency_ms = 0;
+            let outcome = read_events(&peer, incoming, &mut latency_ms, |event| {
                 let data = event_json(&peer, &event)?;
                 call.read_anthropic(&data);
                 match data
@@ -93,7 +100,9 @@ pub async fn ask(
                     _ => Ok(false),
                 }
             })
-            .await?;
+            .await;
+            call.latency_ms = latency_ms;
+            outcome?;
             if !tool_json.trim().is_empty() {
                 Ok(RawAnswer::Text(tool_json))
             } else if !text.trim().is_empty() {

@@ -1,5 +1,6 @@
 //! Which diagnoser to use, chosen by flag, then environment, then default.
 
+use super::cassette::Replies;
 use super::error::DiagnosisError;
 use std::fmt;
 use std::time::Duration;
@@ -147,6 +148,8 @@ pub struct DiagnoseOptions {
     /// Replace node names and addresses before a window leaves the machine,
     /// and restore them in the answer.
     pub mask_identities: bool,
+    /// Where model requests go: the network, recorded, or a cassette (`--record-replies`, `--replay-replies`).
+    pub replies: Replies,
 }
 
 impl Default for DiagnoseOptions {
@@ -154,6 +157,7 @@ impl Default for DiagnoseOptions {
         DiagnoseOptions {
             timeout: Duration::from_secs(60),
             mask_identities: false,
+            replies: Replies::default(),
         }
     }
 }

@@ -40,6 +40,11 @@ pub enum DiagnosisError {
     SchemaMismatch(String),
     #[error("could not reach {backend}: {message}")]
     Transport { backend: String, message: String },
+    /// `--replay-replies`: the cassette has no reply for this request (the
+    /// message names the first JSON field that differs from the recording);
+    /// or `--record-replies` could not write it.
+    #[error("model reply cassette: {0}")]
+    Cassette(String),
     #[error("diagnoser configuration: {0}")]
     Config(String),
     /// The server kept sending past a limit (`docs/limits.md`): a model that

@@ -7,6 +7,7 @@
 
 mod anthropic;
 pub mod builtin;
+pub mod cassette;
 mod config;
 mod error;
 mod http;
@@ -43,7 +44,6 @@ pub mod request {
 use http::RawAnswer;
 use mask::Masker;
 use plugin_api::InvariantStatus;
-use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use usage::ModelCall;
 
@@ -76,17 +76,16 @@ pub async fn diagnose(
                 let prompt = prompt_for(window, masker.as_ref());
                 let mut relay = Relay::new(&progress, masker.as_ref());
                 let mut call = ModelCall::default();
-                let started = Instant::now();
                 let raw = anthropic::ask(
                     base_url,
                     model,
                     api_key,
+                    &opts.replies,
                     &prompt,
                     &mut |c| relay.push(c),
                     &mut call,
                 )
                 .await;
-                call.latency_ms = started.elapsed().as_millis() as u64;
                 relay.flush();
                 finish(
                     raw?,
@@ -106,17 +105,16 @@ pub async fn diagnose(
                 let prompt = prompt_for(window, masker.as_ref());
                 let mut relay = Relay::new(&progress, masker.as_ref());
                 let mut call = ModelCall::default();
-                let started = Instant::now();
                 let raw = openai::ask(
                     base_url,
                     model,
                     api_key.as_ref(),
+                    &opts.replies,
                     &prompt,
                     &mut |c| relay.push(c),
                     &mut call,
                 )
                 .await;
-                call.latency_ms = started.elapsed().as_millis() as u64;
                 relay.flush();
                 finish(
                     raw?,

@@ -2,6 +2,7 @@
 //! vLLM, ...): the diagnosis schema goes in `response_format`, the answer
 //! streams as `delta.content` chunks.
 
+use super::cassette::Replies;
 use super::config::{Secret, ENV_OPENAI_KEY};
 use super::error::DiagnosisError;
 use super::http::{event_json, post, read_events, Body, Peer, RawAnswer};
@@ -40,6 +41,7 @@ pub async fn ask(
     base_url: &str,
     model: &str,
     api_key: Option<&Secret>,
+    replies: &Replies,
     prompt: &Prompt,
     progress: &mut (dyn FnMut(&str) + Send),
     call: &mut ModelCall,
@@ -63,13 +65,18 @@ pub async fn ask(
     }
     match post(
         &peer,
+        replies,
         &endpoint(base_url),
         headers,
         &request_body(model, prompt),
     )
     .await?
     {
-        Body::Json(reply) => {
+        Body::Json {
+            value: reply,
+            latency_ms,
+        } => {
+            call.latency_ms = latency_ms;
             call.read_openai(&reply);
             if reply.get("error").is_some() {
                 return Err(super::http::status_error(
@@ -89,10 +96,11 @@ pub async fn ask(
                     )
                 })
         }
-        Body::Stream(response) => {
+        Body::Stream(incoming) => {
             let mut content = String::new();
             let mut finished = false;
-            let outcome = read_events(&peer, response, |event| {
+            let mut latency_ms = 0;
+            let outcome = read_events(&peer, incoming, &mut latency_ms, |event| {
                 if event.data.trim() == "[DONE]" {
                     return Ok(true);
                 }
@@ -122,6 +130,7 @@ pub async fn ask(
                 Ok(false)
             })
             .await;
+            call.latency_ms = latency_ms;
             match outcome {
                 Ok(()) => {}
                 // Some servers close after the final chunk without `[DONE]`.

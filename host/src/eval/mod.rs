@@ -7,6 +7,7 @@
 pub mod campaign;
 pub mod matrix;
 pub mod plan;
+pub mod rescore;
 pub mod runner;
 pub mod stats;
 pub mod trial;

@@ -11,6 +11,7 @@ use super::plan::{self, PlannedTrial, Scenario};
 use super::trial::{Cell, TrialResult};
 use crate::app;
 use crate::cli::args::{DiagnoserArgs, EvalArgs, PluginArgs, RunArgs};
+use crate::diagnosis::cassette::Replies;
 use crate::diagnosis::{BackendConfig, DiagnoserFlags};
 use crate::engine::remedy::Policy;
 use crate::engine::Action;
@@ -36,6 +37,9 @@ const TAIL_MS: u64 = 1000;
 const INTERRUPTED: &str = "interrupted";
 
 pub async fn command(args: &EvalArgs) -> Result<i32> {
+    if let Some(dir) = &args.rescore {
+        return super::rescore::command(args, dir).await;
+    }
     let (file, origin) = match &args.campaign {
         Some(path) => {
             if args.plugin.plugin.is_some() || !args.faults.is_empty() {
@@ -54,7 +58,13 @@ pub async fn command(args: &EvalArgs) -> Result<i32> {
         .or_else(|| file.out.clone())
         .unwrap_or_else(|| PathBuf::from("eval"));
     let report = campaign(&file, &origin, args, &out).await?;
-    let written = report::write(&report, &out)
+    write_report(&report, &out)
+}
+
+/// Writes report.json, .md and .html into `out` and says what they hold; the
+/// exit code is 130 for an incomplete campaign.
+pub(super) fn write_report(report: &CampaignReport, out: &Path) -> Result<i32> {
+    let written = report::write(report, out)
         .with_context(|| format!("writing the report into {}", out.display()))?;
     let o = &report.overall;
     println!(
@@ -142,6 +152,7 @@ async fn campaign(
     out: &Path,
 ) -> Result<CampaignReport> {
     let cells = cells(file, origin)?;
+    let replies = args.diagnosis.replies()?;
     let mut loaded = Vec::new();
     for (i, subject) in file.subjects.iter().enumerate() {
         loaded.push(
@@ -184,6 +195,7 @@ async fn campaign(
             matrix,
             planned_total: planned,
             bar: &bar,
+            replies: &replies,
         };
         let stopped = app::guarded(run.play(l, &mut sigint, &mut tally), &current).await?;
         if stopped {
@@ -272,6 +284,8 @@ async fn load(
             diagnoser: "builtin".into(),
             model: None,
             llm_url: None,
+            record_replies: None,
+            replay_replies: None,
         },
         mask: false,
         // A campaign needs a clean subject: undo what an earlier host left in effect.
@@ -319,6 +333,8 @@ struct SubjectRun<'a> {
     matrix: bool,
     planned_total: usize,
     bar: &'a ProgressBar,
+    /// `--record-replies` / `--replay-replies`, labelled per trial.
+    replies: &'a Replies,
 }
 
 impl SubjectRun<'_> {
@@ -565,13 +581,6 @@ impl SubjectRun<'_> {
             Some(scenario) => plan::trial_description(desc, scenario, t.phase_ms, TAIL_MS),
             None => plan::baseline_description(desc, t.phase_ms),
         });
-        let journal = headless::run_trial(
-            exec.clone(),
-            rx,
-            self.options(environment, cell.policy),
-            chapters,
-        )
-        .await;
         let rel = match self.matrix {
             false => format!("trials/{}-{:03}.json", t.fault, t.index + 1),
             true if t.fault == plan::BASELINE => {
@@ -586,6 +595,11 @@ impl SubjectRun<'_> {
                 t.index + 1
             ),
         };
+        // The trial's model calls are recorded (or replayed) under its journal's name.
+        let mut exec = exec.clone();
+        exec.diagnose_options.replies = self.replies.for_trial(&rel);
+        let journal =
+            headless::run_trial(exec, rx, self.options(environment, cell.policy), chapters).await;
         write_json(&self.out.join(&rel), &journal)?;
         let mut result = TrialResult::from_journal(&t.fault, t.index, &journal);
         result.journal = Some(rel);
