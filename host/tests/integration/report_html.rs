@@ -6,12 +6,11 @@
 use demo_host::eval::campaign::{CampaignInfo, CampaignReport};
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
-use report_support::{demo_host, run_bounded};
+use crate::report_support::{demo_host, run_bounded};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-mod report_support;
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
