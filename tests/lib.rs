@@ -9,6 +9,18 @@ use std::sync::Mutex;
 /// Serialises the cargo builds that tests start (they share a target directory).
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// Held by a test whose cluster should not compete with another test's
+/// cluster in this process: a compose project, a PostgreSQL primary and
+/// replica, TiKV stand-in containers. The e2e modules were separate binaries
+/// once, each run alone; now they are threads of one, and these take turns.
+/// Not held around cargo builds (a test that holds it may build).
+pub static ALONE: Mutex<()> = Mutex::new(());
+
+/// Takes [`ALONE`] for as long as the guard lives.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
