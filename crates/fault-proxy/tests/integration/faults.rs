@@ -3,7 +3,7 @@
 //! (or `reset`) gives the connection back. Delays are checked as lower
 //! bounds only; speed belongs in demo-bench.
 
-mod common;
+use crate::common;
 
 use common::*;
 use fault_proxy::{Direction, Fault, RouteSpec};
