@@ -28,8 +28,6 @@ fn a_killed_store_is_detected_and_diagnosed_as_store_down() {
         }
     };
     let lib = plugin_library("tikv");
-    // Stand-in containers and a demo's timing: not beside another test's cluster.
-    let _alone = e2e_tests::alone();
     let project = rt
         .block_on(async {
             let project =

@@ -11,8 +11,8 @@ static BUILD: Mutex<()> = Mutex::new(());
 
 /// Held by a test whose cluster should not compete with another test's
 /// cluster in this process: a compose project, a PostgreSQL primary and
-/// replica, TiKV stand-in containers. The e2e modules were separate binaries
-/// once, each run alone; now they are threads of one, and these take turns.
+/// replica. The e2e modules were separate binaries once, each run alone;
+/// now they are threads of one, and these take turns.
 /// Not held around cargo builds (a test that holds it may build).
 pub static ALONE: Mutex<()> = Mutex::new(());
 

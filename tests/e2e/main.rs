@@ -12,7 +12,6 @@ mod diagnosis_scenarios;
 mod docker_ratelimiter;
 mod exit_paths;
 mod headless_ratelimiter;
-mod headless_tikv;
 mod hostile_plugin;
 mod leftover_recovery;
 mod plugin_loading;
