@@ -184,9 +184,10 @@ pub fn build_example_patched(
     }
     let write = |p: PathBuf, s: String| std::fs::write(p, s).expect("write fixture file");
     let workspace = Workspace::read(&root);
-    let mut fixture: toml::Table = "[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"example\"]\n"
-        .parse()
-        .expect("a workspace manifest");
+    let mut fixture: toml::Table =
+        "[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"example\"]\n"
+            .parse()
+            .expect("a workspace manifest");
     fixture.insert("profile".into(), workspace.profiles.clone());
     write(ws.join("Cargo.toml"), fixture.to_string());
     write(
@@ -739,13 +740,14 @@ mod tests {
         assert!(!text.contains("workspace"), "{text}");
         assert!(m.get("dev-dependencies").is_none(), "{text}");
         assert_eq!(
-            m["dependencies"]["abi_stable"]["version"],
-            ws.dependencies["abi_stable"],
+            m["dependencies"]["abi_stable"]["version"], ws.dependencies["abi_stable"],
             "{text}"
         );
         assert_eq!(m["package"]["edition"], ws.package["edition"]);
         let example: toml::Table = ws.standalone("plugins/example", |_| {}).parse().unwrap();
-        let api = example["dependencies"]["plugin-api"]["path"].as_str().unwrap();
+        let api = example["dependencies"]["plugin-api"]["path"]
+            .as_str()
+            .unwrap();
         assert!(
             Path::new(api).join("Cargo.toml").exists(),
             "path dependencies are absolute: {api}"

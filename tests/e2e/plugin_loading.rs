@@ -112,17 +112,27 @@ async fn a_build_truncating_the_plugin_file_under_a_session_does_not_crash_the_h
     // A build rewrites the file in place: truncated, then half written, then whole.
     let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(0).unwrap();
-    assert!(session.health().await.is_ok(), "the session runs its own copy");
+    assert!(
+        session.health().await.is_ok(),
+        "the session runs its own copy"
+    );
     assert!(
         matches!(must_fail(&loader, &path), LoadError::NotAPlugin { .. }),
         "an empty file is no plugin"
     );
     file.write_all(&build[..build.len() / 2]).unwrap();
     let half = must_fail(&loader, &path);
-    assert!(session.health().await.is_ok(), "after a load of half a file: {half}");
+    assert!(
+        session.health().await.is_ok(),
+        "after a load of half a file: {half}"
+    );
     file.write_all(&build[build.len() / 2..]).unwrap();
     let whole = loader.load(&path).unwrap();
-    assert_eq!(whole.load_time, Duration::ZERO, "the same build, known by its hash");
+    assert_eq!(
+        whole.load_time,
+        Duration::ZERO,
+        "the same build, known by its hash"
+    );
     session.teardown().await.unwrap();
 }
 

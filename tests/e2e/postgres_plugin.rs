@@ -220,7 +220,6 @@ struct Run {
     _reaper: Reaper,
 }
 
-
 /// Plays every chapter headless with `extra` arguments; asserts the run
 /// passed and that its servers were found while they ran.
 fn play(tag: &str, extra: &[&str]) -> Run {

@@ -15,8 +15,8 @@
 //! instance alive (see `session`).
 
 use super::elf::{self, ElfProblem};
-use super::sealed::{CopyError, SealedCopy};
 use super::sanitize::{self, Warning};
+use super::sealed::{CopyError, SealedCopy};
 use abi_stable::library::{LibraryError, RootModuleError};
 use plugin_api::client::Module;
 use plugin_api::{PluginError, SubjectDescription};

@@ -172,7 +172,10 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let rewrites = writer.join().unwrap();
-        assert!(rewrites > 0, "the file was never rewritten during the copies");
+        assert!(
+            rewrites > 0,
+            "the file was never rewritten during the copies"
+        );
         assert_eq!(whole_copies + refused, 200, "copies did not finish in time");
     }
 }

@@ -3,14 +3,13 @@
 //! journals'; Ctrl-C mid-campaign leaves no fault in effect and a partial
 //! report marked incomplete.
 
+use crate::report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
-use crate::report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use std::path::Path;
 use std::time::Duration;
-
 
 fn read_report(dir: &Path) -> CampaignReport {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");

@@ -18,8 +18,8 @@ use crate::wire::Mode;
 
 mod probe;
 mod redis_proxy;
-use redis_proxy::RedisProxy;
 pub use probe::{free_ports, http_ok, redis_ping, replica_synced, wait_until, which};
+use redis_proxy::RedisProxy;
 
 use fault_proxy::Proxy;
 use plugin_api::process::{ChildId, Output, ProcessError, Supervisor};

@@ -162,7 +162,10 @@ fn shaded(j: &Journal) -> Vec<(f64, f64)> {
         .collect()
 }
 
-pub(super) fn metric_charts(j: &Journal, recovered: &[Option<u64>]) -> Result<Vec<String>, ReportError> {
+pub(super) fn metric_charts(
+    j: &Journal,
+    recovered: &[Option<u64>],
+) -> Result<Vec<String>, ReportError> {
     let t0 = j.started_ms;
     let secs = |ms: u64| ms.saturating_sub(t0) as f64 / 1000.0;
     let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();

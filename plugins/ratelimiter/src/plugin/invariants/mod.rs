@@ -113,4 +113,3 @@ fn ok_if(violated: bool) -> InvariantStatus {
         InvariantStatus::Ok
     }
 }
-
