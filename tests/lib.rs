@@ -9,6 +9,9 @@ use std::sync::Mutex;
 /// Serialises the cargo builds that tests start (they share a target directory).
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// Serialises the plugin-api variant builds from build to copy.
+static VARIANTS: Mutex<()> = Mutex::new(());
+
 /// Held by a test whose cluster should not compete with another test's
 /// cluster in this process: a compose project, a PostgreSQL primary and
 /// replica. The e2e modules were separate binaries once, each run alone;
@@ -163,6 +166,9 @@ pub fn build_example_patched(
     version: &str,
     patch: impl Fn(&str, &str) -> String,
 ) -> PathBuf {
+    // The variants share one target directory: a variant's library is copied
+    // out before another build can overwrite it.
+    let _variants = VARIANTS.lock().unwrap_or_else(|p| p.into_inner());
     let root = workspace_root();
     let ws = fixture_dir().join(variant);
     let api = ws.join("plugin-api");
