@@ -3,7 +3,7 @@
 //! (or `reset`) gives the connection back. Delays are checked as lower
 //! bounds only; speed belongs in demo-bench.
 
-use crate::common;
+mod common;
 
 use common::*;
 use fault_proxy::{Direction, Fault, RouteSpec};

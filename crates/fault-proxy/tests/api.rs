@@ -2,7 +2,7 @@
 //! the `fault-proxy` binary as its own process: bound ports printed, routes
 //! forwarding, faults through HTTP, a clean exit on SIGTERM.
 
-use crate::common;
+mod common;
 
 use common::*;
 use fault_proxy::{api, Proxy};

@@ -1,7 +1,7 @@
 //! Forwarding with no fault: byte-exact for one large transfer and for many
 //! small concurrent ones, half-close propagated, over real loopback TCP.
 
-use crate::common;
+mod common;
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! arrive byte-exact, on the fast path (no fault) and on the shaped path
 //! (latency with jitter and a bandwidth limit, which queue and re-chunk).
 
-use crate::common;
+mod common;
 
 use common::*;
 use fault_proxy::{Fault, Proxy, RouteSpec};
