@@ -9,6 +9,21 @@ use std::sync::Mutex;
 /// Serialises the cargo builds that tests start (they share a target directory).
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// Serialises the plugin-api variant builds from build to copy.
+static VARIANTS: Mutex<()> = Mutex::new(());
+
+/// Held by a test whose cluster should not compete with another test's
+/// cluster in this process: a compose project, a PostgreSQL primary and
+/// replica. The e2e modules were separate binaries once, each run alone;
+/// now they are threads of one, and these take turns.
+/// Not held around cargo builds (a test that holds it may build).
+pub static ALONE: Mutex<()> = Mutex::new(());
+
+/// Takes [`ALONE`] for as long as the guard lives.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -151,6 +166,9 @@ pub fn build_example_patched(
     version: &str,
     patch: impl Fn(&str, &str) -> String,
 ) -> PathBuf {
+    // The variants share one target directory: a variant's library is copied
+    // out before another build can overwrite it.
+    let _variants = VARIANTS.lock().unwrap_or_else(|p| p.into_inner());
     let root = workspace_root();
     let ws = fixture_dir().join(variant);
     let api = ws.join("plugin-api");
@@ -171,25 +189,149 @@ pub fn build_example_patched(
         }
     }
     let write = |p: PathBuf, s: String| std::fs::write(p, s).expect("write fixture file");
-    write(
-        ws.join("Cargo.toml"),
-        "[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"example\"]\n".into(),
-    );
+    let workspace = Workspace::read(&root);
+    let mut fixture: toml::Table =
+        "[workspace]\nresolver = \"2\"\nmembers = [\"plugin-api\", \"example\"]\n"
+            .parse()
+            .expect("a workspace manifest");
+    fixture.insert("profile".into(), workspace.profiles.clone());
+    write(ws.join("Cargo.toml"), fixture.to_string());
     write(
         api.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"plugin-api\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[dependencies]\nabi_stable = \"0.11.3\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nthiserror = \"2\"\n\n[target.'cfg(unix)'.dependencies]\nlibc = \"0.2\"\n"
-        ),
+        workspace.standalone("plugin-api", |m| {
+            m["package"]["version"] = toml::Value::String(version.into());
+        }),
     );
     write(
         example.join("Cargo.toml"),
-        "[package]\nname = \"subject-example\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\nname = \"subject_example\"\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplugin-api = { path = \"../plugin-api\" }\nabi_stable = \"0.11.3\"\n".into(),
+        workspace.standalone("plugins/example", |m| {
+            // The patched plugin-api beside it, whatever version it now claims.
+            let mut api = toml::Table::new();
+            api.insert("path".into(), toml::Value::String("../plugin-api".into()));
+            m["dependencies"]["plugin-api"] = toml::Value::Table(api);
+        }),
     );
     // The main lock file pins the same dependency versions, so the shared target directory is reused.
     let _ = std::fs::copy(root.join("Cargo.lock"), ws.join("Cargo.lock"));
     let target = fixture_dir().join("variants-target");
     cargo_build(&ws, &["-p", "subject-example"], &target, &[]);
     keep_example_build(&target, variant)
+}
+
+/// The workspace's manifest: what members inherit with `x.workspace = true`.
+struct Workspace {
+    root: PathBuf,
+    package: toml::Table,
+    dependencies: toml::Table,
+    lints: toml::Value,
+    profiles: toml::Value,
+}
+
+impl Workspace {
+    fn read(root: &Path) -> Self {
+        let text = std::fs::read_to_string(root.join("Cargo.toml")).expect("workspace manifest");
+        let mut top: toml::Table = text.parse().expect("workspace manifest parses");
+        let mut ws = match top.remove("workspace") {
+            Some(toml::Value::Table(t)) => t,
+            _ => panic!("no [workspace] in {}", root.display()),
+        };
+        let mut table = |key: &str| match ws.remove(key) {
+            Some(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
+        Self {
+            root: root.to_path_buf(),
+            package: table("package"),
+            dependencies: table("dependencies"),
+            lints: toml::Value::Table(table("lints")),
+            profiles: top
+                .remove("profile")
+                .unwrap_or_else(|| toml::Value::Table(toml::Table::new())),
+        }
+    }
+
+    /// The manifest of the member at `dir` (relative to the root) as a crate
+    /// outside this workspace would write it: every inherited key filled in
+    /// from the workspace, path dependencies made absolute, no dev-dependencies;
+    /// then `edit`. A fixture built from it has the member's dependencies, and
+    /// follows them when they change.
+    fn standalone(&self, dir: &str, edit: impl FnOnce(&mut toml::Table)) -> String {
+        let path = self.root.join(dir).join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).expect("member manifest");
+        let mut m: toml::Table = text.parse().expect("member manifest parses");
+        if let Some(toml::Value::Table(package)) = m.get_mut("package") {
+            for (key, value) in package.iter_mut() {
+                if inherits(value) {
+                    *value = self.package.get(key).cloned().unwrap_or_else(|| {
+                        panic!(
+                            "{} inherits package.{key}, which the workspace lacks",
+                            path.display()
+                        )
+                    });
+                }
+            }
+        }
+        m.remove("dev-dependencies");
+        m.insert("lints".into(), self.lints.clone());
+        if let Some(toml::Value::Table(deps)) = m.get_mut("dependencies") {
+            self.fill_dependencies(deps);
+        }
+        if let Some(toml::Value::Table(targets)) = m.get_mut("target") {
+            for (_, target) in targets.iter_mut() {
+                if let toml::Value::Table(t) = target {
+                    t.remove("dev-dependencies");
+                    if let Some(toml::Value::Table(deps)) = t.get_mut("dependencies") {
+                        self.fill_dependencies(deps);
+                    }
+                }
+            }
+        }
+        edit(&mut m);
+        m.to_string()
+    }
+
+    /// `name.workspace = true` (with its own `features`, `optional`) becomes the workspace's entry.
+    fn fill_dependencies(&self, deps: &mut toml::Table) {
+        for (name, dep) in deps.iter_mut() {
+            if !inherits(dep) {
+                continue;
+            }
+            let mut filled = match self.dependencies.get(name) {
+                Some(toml::Value::String(version)) => {
+                    let mut t = toml::Table::new();
+                    t.insert("version".into(), toml::Value::String(version.clone()));
+                    t
+                }
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => panic!("`{name}` inherits a dependency the workspace does not declare"),
+            };
+            if let Some(toml::Value::String(p)) = filled.get_mut("path") {
+                *p = self.root.join(&*p).display().to_string();
+            }
+            if let toml::Value::Table(own) = dep {
+                for (key, value) in own.iter() {
+                    match (key.as_str(), filled.get_mut(key), value) {
+                        ("workspace", _, _) => {}
+                        ("features", Some(toml::Value::Array(all)), toml::Value::Array(more)) => {
+                            all.extend(more.iter().cloned())
+                        }
+                        _ => {
+                            filled.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+            }
+            *dep = toml::Value::Table(filled);
+        }
+    }
+}
+
+/// Whether a manifest value is `{ workspace = true, … }`.
+fn inherits(value: &toml::Value) -> bool {
+    value
+        .get("workspace")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -620,4 +762,31 @@ pub fn unfixed_anomalies(journal: &serde_json::Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standalone_manifest_inherits_nothing_and_keeps_the_workspace_versions() {
+        let ws = Workspace::read(&workspace_root());
+        let text = ws.standalone("plugin-api", |_| {});
+        let m: toml::Table = text.parse().unwrap();
+        assert!(!text.contains("workspace"), "{text}");
+        assert!(m.get("dev-dependencies").is_none(), "{text}");
+        assert_eq!(
+            m["dependencies"]["abi_stable"]["version"], ws.dependencies["abi_stable"],
+            "{text}"
+        );
+        assert_eq!(m["package"]["edition"], ws.package["edition"]);
+        let example: toml::Table = ws.standalone("plugins/example", |_| {}).parse().unwrap();
+        let api = example["dependencies"]["plugin-api"]["path"]
+            .as_str()
+            .unwrap();
+        assert!(
+            Path::new(api).join("Cargo.toml").exists(),
+            "path dependencies are absolute: {api}"
+        );
+    }
 }

@@ -17,5 +17,6 @@ pub mod leftovers;
 pub mod plugin;
 pub mod report;
 pub mod runtime;
+pub mod scenario;
 pub mod text;
 pub mod ui;

@@ -16,12 +16,12 @@
 
 use super::elf::{self, ElfProblem};
 use super::sanitize::{self, Warning};
+use super::sealed::{CopyError, SealedCopy};
 use abi_stable::library::{LibraryError, RootModuleError};
 use plugin_api::client::Module;
 use plugin_api::{PluginError, SubjectDescription};
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub enum LoadError {
     #[error("{path} {problem}")]
     NotAPlugin { path: PathBuf, problem: ElfProblem },
     #[error("could not copy {path} into memory to load it: {err}")]
-    Copy { path: PathBuf, err: std::io::Error },
+    Copy { path: PathBuf, err: CopyError },
     #[error("{0} changed while it was being loaded (is a build still writing it?); load it again when the build is done")]
     Changed(PathBuf),
     #[error("the dynamic loader refused {path}: {detail}; a library it links to may be missing (check with `ldd {path}`)")]
@@ -126,23 +126,36 @@ impl Loader {
             },
         };
         let file = File::open(path).map_err(unreadable)?;
-        // Mapped, not read: a 60 MB debug build read into a fresh buffer costs
-        // ~80 ms of page faults, its mapping from the page cache a few ms.
-        // SAFETY: the map is only read, and dropped before this returns; a file
-        // rewritten meanwhile yields bytes the ELF and ABI checks refuse.
-        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unreadable)?;
+        // Copied, then checked: the original is never mapped, so a build
+        // truncating it meanwhile cannot crash the host (see `sealed`).
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let sealed = SealedCopy::of(path, file, &stem).map_err(|err| match err {
+            CopyError::Changed => LoadError::Changed(path.to_path_buf()),
+            err => LoadError::Copy {
+                path: path.to_path_buf(),
+                err,
+            },
+        })?;
+        let bytes = sealed.map().map_err(|err| LoadError::Copy {
+            path: path.to_path_buf(),
+            err: err.into(),
+        })?;
         elf::check(&bytes).map_err(|problem| LoadError::NotAPlugin {
             path: path.to_path_buf(),
             problem,
         })?;
         let hash = content_hash(&bytes);
+        drop(bytes);
         if let Some(known) = self.registry().get(&hash) {
             let mut again = known.clone();
             again.source = path.to_path_buf();
             again.load_time = Duration::ZERO;
             return Ok(again);
         }
-        let copy = copy_into_memory(path, &hash, bytes.len())?;
+        let copy = sealed.keep();
         let (module, remediation_error) = open(path, &copy)?;
         let mut description = module.describe().map_err(|mut err| {
             sanitize::error(&path.display().to_string(), &mut err);
@@ -182,56 +195,6 @@ impl Loader {
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedPlugin>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Copies `path` into a sealed memory file and returns the path to `dlopen`
-/// (`/proc/self/fd/N`). In memory, not on disk: no cache directory fills up
-/// with old builds, the copy is not throttled behind a build's dirty pages,
-/// and nobody can rewrite it under the mapped code (the seals forbid writes).
-fn copy_into_memory(path: &Path, hash: &str, len: usize) -> Result<PathBuf, LoadError> {
-    let copy_err = |err| LoadError::Copy {
-        path: path.to_path_buf(),
-        err,
-    };
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into());
-    let name = std::ffi::CString::new(format!("{stem}-{}", &hash[..16]))
-        .map_err(|e| copy_err(std::io::Error::other(e)))?;
-    // SAFETY: a valid C string; the descriptor is owned by `mem` at once.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(copy_err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` was just created and nothing else owns it.
-    let mut mem = unsafe { File::from_raw_fd(fd) };
-    let mut src = File::open(path).map_err(copy_err)?;
-    std::io::copy(&mut src, &mut mem).map_err(copy_err)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on a descriptor we own.
-    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(copy_err(std::io::Error::last_os_error()));
-    }
-    if !same_content(&mem, hash, len) {
-        return Err(LoadError::Changed(path.to_path_buf()));
-    }
-    // Never closed: glibc's `dlopen` knows a loaded library by its path name,
-    // so a reused descriptor number would bring back the old library; and the
-    // library stays mapped until exit anyway (abi_stable never unloads).
-    let fd = mem.into_raw_fd();
-    Ok(PathBuf::from(format!("/proc/self/fd/{fd}")))
-}
-
-/// Whether the copy holds the bytes that were checked and hashed (the source
-/// may have been rewritten between the hash and the copy).
-fn same_content(copy: &File, hash: &str, len: usize) -> bool {
-    // SAFETY: a sealed private copy, read only, dropped before returning.
-    let Ok(bytes) = (unsafe { memmap2::Mmap::map(copy) }) else {
-        return false;
-    };
-    bytes.len() == len && content_hash(&bytes) == hash
 }
 
 /// A content hash, not a security check: it names the copy and tells a rebuild
@@ -350,30 +313,5 @@ fn summarize_layout_report(report: &str) -> String {
         "the type layouts differ".into()
     } else {
         out.join("; ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write as _;
-
-    #[test]
-    fn the_copy_in_memory_holds_the_hashed_bytes_and_cannot_be_rewritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("libplugin.so");
-        std::fs::write(&src, b"checked bytes").unwrap();
-        let hash = content_hash(b"checked bytes");
-        let copy = copy_into_memory(&src, &hash, 13).unwrap();
-        assert!(copy.starts_with("/proc/self/fd"), "{}", copy.display());
-        assert_eq!(std::fs::read(&copy).unwrap(), b"checked bytes");
-        let mut w = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
-        assert!(w.write_all(b"x").is_err(), "the seals forbid writes");
-        // Rewritten between the hash and the copy: refused, not loaded.
-        std::fs::write(&src, b"changed bytes").unwrap();
-        assert!(matches!(
-            copy_into_memory(&src, &hash, 13),
-            Err(LoadError::Changed(p)) if p == src
-        ));
     }
 }

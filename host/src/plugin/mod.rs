@@ -5,6 +5,7 @@ pub mod loader;
 pub mod locate;
 pub mod prerequisites;
 pub mod sanitize;
+pub mod sealed;
 pub mod session;
 pub mod vocabulary;
 

@@ -27,7 +27,8 @@ pub struct HeadlessOptions {
     pub remediate: crate::engine::remedy::Policy,
 }
 
-/// How long teardown may take at the end of a run before the host gives up on it.
+/// How often the headless loop ticks the engine: countdowns, chapter
+/// timeouts and the diagnosis window advance on ticks, not on polls.
 const TICK: Duration = Duration::from_millis(25);
 
 /// Plays the demo to its end (or until interrupted) and returns the journal.

@@ -2,7 +2,7 @@
 //! project's TiKV services, killed with SIGKILL and restarted through bollard,
 //! while the PD fixture derives each store's state from its container.
 
-mod support;
+use crate::support;
 
 use plugin_api::{InvariantStatus, ParamValue, Params, PluginError, Subject};
 use std::time::Duration;

@@ -31,6 +31,12 @@ fn start() -> Running {
     Running(subject)
 }
 
+/// The host's poll cadence, shortened. Pacing, not synchronisation: a live
+/// window's snapshots are spread over time (the diagnoser reads onsets and
+/// order from their `at_ms`, and the example's writer must make progress
+/// between them), so the polls are spaced as the host spaces them. Nothing
+/// here waits for a state by sleeping: the fault's effect is awaited by
+/// `record_until_violated`, a condition with a deadline.
 const POLL: Duration = Duration::from_millis(60);
 
 fn poll(s: &ExampleSubject, into: &mut Vec<HealthSnapshot>) -> HealthSnapshot {

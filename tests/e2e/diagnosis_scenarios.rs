@@ -7,7 +7,7 @@
 use demo_host::diagnosis::{
     diagnose, score, BackendConfig, DiagnoseOptions, Diagnosis, ObservationWindow,
 };
-use demo_host::journal::ScenarioFile;
+use demo_host::scenario::ScenarioFile;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

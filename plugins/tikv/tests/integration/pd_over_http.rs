@@ -1,7 +1,7 @@
 //! Health, invariants and node mapping against PD's JSON served over real HTTP
 //! by the fixture server: generated answers, recorded answers, PD down, slow and garbage.
 
-mod support;
+use crate::support;
 
 use plugin_api::{AnomalyClass, InvariantStatus, NodeStatus, Subject};
 use std::time::Duration;
@@ -135,9 +135,15 @@ fn disconnected_and_down_stores_are_down_and_named() {
 #[test]
 fn recorded_pd_answers_with_every_state_parse() {
     let pd = fixture();
-    pd.set_raw(STORES, Some(include_str!("data/stores_all_states.json")));
-    pd.set_raw(REGIONS, Some(include_str!("data/regions_in_election.json")));
-    pd.set_raw(HEALTH, Some(include_str!("data/health_one_unhealthy.json")));
+    pd.set_raw(STORES, Some(include_str!("../data/stores_all_states.json")));
+    pd.set_raw(
+        REGIONS,
+        Some(include_str!("../data/regions_in_election.json")),
+    );
+    pd.set_raw(
+        HEALTH,
+        Some(include_str!("../data/health_one_unhealthy.json")),
+    );
     let s = subject(&format!("pd={} docker=off", pd.url()));
     let h = s.health().unwrap();
     let statuses: Vec<(String, NodeStatus)> = h

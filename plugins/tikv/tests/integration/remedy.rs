@@ -2,7 +2,7 @@
 //! plugin, restarted by the remedy while the fault is still active, with the
 //! PD fixture deriving each store's state from its container.
 
-mod support;
+use crate::support;
 
 use plugin_api::{InvariantStatus, ParamValue, Params, PluginError, RemedyTarget, Risk, Subject};
 use std::time::Duration;

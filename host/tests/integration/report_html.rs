@@ -3,15 +3,13 @@
 //! page offline, screenshots it, and dumps the DOM we check for charts and
 //! tables. The page must log nothing to the console.
 
+use crate::report_support::{demo_host, run_bounded};
 use demo_host::eval::campaign::{CampaignInfo, CampaignReport};
 use demo_host::eval::trial::TrialResult;
 use demo_host::journal::Journal;
-use report_support::{demo_host, run_bounded};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-mod report_support;
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const MARKER: &str = "DEMO_HOST_E2E_PG_RUN";
@@ -221,10 +220,6 @@ struct Run {
     _reaper: Reaper,
 }
 
-/// Runs are played one at a time: two primaries and replicas at once on two
-/// cores would only test the machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 /// Plays every chapter headless with `extra` arguments; asserts the run
 /// passed and that its servers were found while they ran.
 fn play(tag: &str, extra: &[&str]) -> Run {
@@ -236,8 +231,11 @@ fn play(tag: &str, extra: &[&str]) -> Run {
 
 /// Held by a test for as long as its runs and their leftovers exist: a run's
 /// `setup` removes the data directories of dead hosts, another test's too.
+/// Runs are played one at a time, and not beside another test's cluster
+/// (`e2e_tests::ALONE`): two primaries and replicas at once on two cores
+/// would only test the machine.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+    e2e_tests::alone()
 }
 
 /// The host's chaos line once a fault is injected and recorded for leftover

@@ -97,6 +97,45 @@ async fn a_rebuilt_plugin_at_the_same_path_is_swapped_in() {
     assert_eq!(loader.loaded_count(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_truncating_the_plugin_file_under_a_session_does_not_crash_the_host() {
+    use std::io::Write as _;
+    let (loader, dir) = loader();
+    let path = dir.path().join("libsubject_example.so");
+    let build = std::fs::read(plugin_library("example")).unwrap();
+    std::fs::write(&path, &build).unwrap();
+    let plugin = loader.load(&path).unwrap();
+    let session = Session::create(plugin, "", Timeouts::default(), |_, _| {})
+        .await
+        .unwrap();
+    session.setup().await.unwrap();
+    // A build rewrites the file in place: truncated, then half written, then whole.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(0).unwrap();
+    assert!(
+        session.health().await.is_ok(),
+        "the session runs its own copy"
+    );
+    assert!(
+        matches!(must_fail(&loader, &path), LoadError::NotAPlugin { .. }),
+        "an empty file is no plugin"
+    );
+    file.write_all(&build[..build.len() / 2]).unwrap();
+    let half = must_fail(&loader, &path);
+    assert!(
+        session.health().await.is_ok(),
+        "after a load of half a file: {half}"
+    );
+    file.write_all(&build[build.len() / 2..]).unwrap();
+    let whole = loader.load(&path).unwrap();
+    assert_eq!(
+        whole.load_time,
+        Duration::ZERO,
+        "the same build, known by its hash"
+    );
+    session.teardown().await.unwrap();
+}
+
 #[test]
 fn a_missing_path_says_so() {
     let (loader, dir) = loader();

@@ -4,13 +4,13 @@
 //! cell and fault with their n; a bad file is an error naming the file and the
 //! key; a subject that does not settle between trials is rebuilt and reported.
 
+use crate::report_support::campaign::{
+    assert_trials_are_their_journals, eval, eval_example, read_report,
+};
+use crate::report_support::{demo_host, run_bounded};
 use demo_host::eval::trial::TrialResult;
-use report_support::campaign::{assert_trials_are_their_journals, eval, eval_example, read_report};
-use report_support::{demo_host, run_bounded};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-mod report_support;
 
 #[test]
 fn the_example_campaign_file_plays_its_matrix_and_groups_the_figures() {

@@ -5,7 +5,7 @@
 use demo_host::diagnosis::mask::Masker;
 use demo_host::diagnosis::prompt::system_prompt;
 use demo_host::diagnosis::{answer_schema, build_prompt, ObservationWindow};
-use demo_host::journal::ScenarioFile;
+use demo_host::scenario::ScenarioFile;
 use plugin_api::{AnomalyClass, Config, InstanceContext, Logger, Subject};
 use std::collections::BTreeSet;
 use subject_example::ExampleSubject;

@@ -1,6 +1,6 @@
 //! The `pd-fixture` binary answers PD's API until SIGTERM.
 
-mod support;
+use crate::support;
 
 use plugin_api::{InvariantStatus, Subject};
 use std::io::{BufRead, BufReader};

@@ -237,7 +237,7 @@ async fn a_panic_in_describe_through_the_loader_is_a_load_error() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "describe_panics_in_a_child",
+            "hostile_plugin::describe_panics_in_a_child",
             "--nocapture",
             "--ignored",
         ])

@@ -3,15 +3,15 @@
 //! journals'; Ctrl-C mid-campaign leaves no fault in effect and a partial
 //! report marked incomplete.
 
+use crate::report_support::campaign::{
+    assert_trials_are_their_journals, eval_example, read_report,
+};
+use crate::report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use demo_host::eval::campaign::CampaignReport;
 use demo_host::eval::plan::BASELINE;
 use demo_host::eval::trial::TrialResult;
-use report_support::campaign::{assert_trials_are_their_journals, eval_example, read_report};
-use report_support::{demo_host, example_plugin, run_bounded, spawn_group, wait_until};
 use std::path::Path;
 use std::time::Duration;
-
-mod report_support;
 
 /// Every trial in the report is what its journal says, and the figures count them.
 fn assert_consistent_with_journals(report: &CampaignReport, dir: &Path) {

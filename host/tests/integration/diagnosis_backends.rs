@@ -1,14 +1,13 @@
 //! Contract tests of the two model backends against a local HTTP server:
 //! the exact request each sends, streamed and non-streamed replies in the
 //! providers' recorded formats, and every failure the panel must explain.
-mod model_support;
 
+use crate::model_support::*;
 use demo_host::diagnosis::mask::Masker;
 use demo_host::diagnosis::{
     answer_schema, builtin, diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError,
     ObservationWindow, ANSWER_NAME,
 };
-use model_support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

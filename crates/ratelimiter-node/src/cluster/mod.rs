@@ -15,16 +15,20 @@
 //! nothing between the nodes and Redis (what the bench measures).
 
 use crate::wire::Mode;
-use fault_proxy::{Proxy, RouteSpec};
+
+mod probe;
+mod redis_proxy;
+pub use probe::{free_ports, http_ok, redis_ping, replica_synced, wait_until, which};
+use redis_proxy::RedisProxy;
+
+use fault_proxy::Proxy;
 use plugin_api::process::{ChildId, Output, ProcessError, Supervisor};
 use plugin_api::PluginError;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a child may take to answer after it was started.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -140,64 +144,6 @@ struct NodeSlot {
     redis_url: String,
     /// Its proxy route, when the cluster is proxied.
     route: Option<String>,
-}
-
-/// The in-process fault proxy in front of Redis. It has a runtime of its own
-/// (one worker) so that forwarding never waits behind the owner's tasks, and
-/// so that the cluster's blocking methods can drive it from any thread.
-struct RedisProxy {
-    proxy: Proxy,
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl RedisProxy {
-    fn start() -> Result<RedisProxy, ClusterError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("fault-proxy")
-            .enable_all()
-            .build()?;
-        Ok(RedisProxy {
-            proxy: Proxy::new(),
-            rt: Some(rt),
-        })
-    }
-
-    /// Adds a loopback route to `upstream`; returns where it listens.
-    fn add_route(&self, name: &str, upstream: &str) -> Result<SocketAddr, ClusterError> {
-        let rt = self
-            .rt
-            .as_ref()
-            .ok_or_else(|| ClusterError::NotReady("the fault proxy was stopped".into()))?;
-        // Spawned and waited for, not `block_on`: that would panic when the
-        // caller is itself inside a runtime.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (proxy, spec) = (self.proxy.clone(), RouteSpec::loopback(name, upstream));
-        rt.spawn(async move {
-            let _ = tx.send(proxy.add_route(spec).await);
-        });
-        let info = rx
-            .recv()
-            .map_err(|_| ClusterError::NotReady("the fault proxy's runtime ended".into()))??;
-        Ok(info.listen)
-    }
-
-    /// Closes every route and its connections.
-    fn close(&self) {
-        for r in self.proxy.routes() {
-            let _ = self.proxy.remove_route(&r.name);
-        }
-    }
-}
-
-impl Drop for RedisProxy {
-    fn drop(&mut self) {
-        self.close();
-        // Not `drop(rt)`: that panics when the cluster is dropped inside an async context.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 /// Redis and the nodes that use it (see the module docs). `Send + Sync`.
@@ -595,83 +541,8 @@ pub fn redis_server_args(port: u16) -> [String; 8] {
     ]
 }
 
-/// Looks a program up: a path as given, else each directory of PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let p = Path::new(program);
-    if p.components().count() > 1 {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|c| c.is_file())
-}
-
-/// Distinct free loopback ports (held open together so they differ, then released).
-pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect()
-}
-
-/// Polls `ready` until it holds (true) or the deadline passes (false).
-pub fn wait_until(deadline: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    loop {
-        if ready() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn exchange(port: u16, request: &[u8]) -> Option<String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    s.write_all(request).ok()?;
-    let mut buf = [0u8; 256];
-    let n = s.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-/// True when a Redis answers PING on 127.0.0.1:port.
-pub fn redis_ping(port: u16) -> bool {
-    exchange(port, b"PING\r\n").is_some_and(|r| r.starts_with("+PONG"))
-}
-
 fn standby_url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
-}
-
-/// True when the Redis on 127.0.0.1:port is a replica whose link to its primary is up.
-pub fn replica_synced(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"INFO replication\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).contains("master_link_status:up")
-}
-
-/// True when `GET path` on 127.0.0.1:port answers 200.
-pub fn http_ok(port: u16, path: &str) -> bool {
-    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    exchange(port, req.as_bytes())
-        .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
 }
 
 /// Sets a key's limit through a node's API, as a client of the service would.

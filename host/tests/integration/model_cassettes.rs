@@ -4,13 +4,10 @@
 //! the differing field named, and keys kept out; plus a committed campaign
 //! (`tests/data/cassette-campaign`) re-scored offline to its committed figures.
 
-mod model_support;
-mod report_support;
-
+use crate::model_support::*;
 use demo_host::diagnosis::cassette::{Replies, FILE_NAME};
 use demo_host::diagnosis::{diagnose, BackendConfig, DiagnoseOptions, Diagnosis, DiagnosisError};
 use demo_host::eval::campaign::CampaignReport;
-use model_support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -179,8 +176,8 @@ async fn a_changed_request_is_refused_naming_the_field_and_never_sent() {
 /// `demo-host run --headless` of the example plugin with the openai backend.
 fn headless_run(dir: &Path, base: &str, replies: &[&str]) -> (std::process::Output, Value) {
     let journal = dir.join(format!("run-{}.json", replies[0].trim_start_matches("--")));
-    let out = report_support::run_bounded(
-        report_support::demo_host(&dir.join("state"))
+    let out = crate::report_support::run_bounded(
+        crate::report_support::demo_host(&dir.join("state"))
             .args(["run", "--plugin", "plugins/example", "--headless"])
             .args([
                 "--countdown",
@@ -280,8 +277,8 @@ fn figures(report: &CampaignReport) -> Value {
 fn a_committed_campaign_is_rescored_offline_to_its_committed_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("rescored");
-    let run = report_support::run_bounded(
-        report_support::demo_host(&dir.path().join("state"))
+    let run = crate::report_support::run_bounded(
+        crate::report_support::demo_host(&dir.path().join("state"))
             .args(["eval", "--rescore"])
             .arg(fixture().join("campaign"))
             .arg("--replay-replies")
@@ -292,8 +289,8 @@ fn a_committed_campaign_is_rescored_offline_to_its_committed_figures() {
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "rescore failed:\n{stderr}");
-    let committed = report_support::campaign::read_report(&fixture().join("campaign"));
-    let rescored = report_support::campaign::read_report(&out);
+    let committed = crate::report_support::campaign::read_report(&fixture().join("campaign"));
+    let rescored = crate::report_support::campaign::read_report(&out);
     assert_eq!(figures(&rescored), figures(&committed));
     assert!(rescored.trials.iter().any(|t| t.model_call.is_some()));
     assert!(rescored
@@ -322,8 +319,8 @@ fn rescoring_with_a_cassette_of_another_request_names_the_difference() {
         })
         .collect();
     std::fs::write(cassette.join(FILE_NAME), changed).expect("write");
-    let run = report_support::run_bounded(
-        report_support::demo_host(&dir.path().join("state"))
+    let run = crate::report_support::run_bounded(
+        crate::report_support::demo_host(&dir.path().join("state"))
             .args(["eval", "--rescore"])
             .arg(fixture().join("campaign"))
             .arg("--replay-replies")
@@ -341,7 +338,7 @@ fn rescoring_with_a_cassette_of_another_request_names_the_difference() {
 
 /// Regenerates the committed campaign: a real campaign of the example plugin
 /// with the openai backend on the local provider, recorded. Run by hand
-/// (`cargo test -p demo-host --test model_cassettes -- --ignored`) when the
+/// (`cargo test -p demo-host --test integration model_cassettes -- --ignored`) when the
 /// journal or cassette format changes.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
@@ -360,7 +357,7 @@ async fn regenerate_the_committed_campaign() {
     let work = tempfile::tempdir().expect("tempdir");
     let scratch = work.path().to_path_buf();
     let (output, report_dir) = tokio::task::spawn_blocking(move || {
-        report_support::campaign::eval_example(
+        crate::report_support::campaign::eval_example(
             &scratch,
             &[
                 "--faults",
@@ -390,7 +387,7 @@ async fn regenerate_the_committed_campaign() {
     let campaign = target.join("campaign");
     std::fs::create_dir_all(campaign.join("trials")).expect("mkdir");
     std::fs::copy(report_dir.join("report.json"), campaign.join("report.json")).expect("copy");
-    for t in report_support::campaign::read_report(&report_dir).trials {
+    for t in crate::report_support::campaign::read_report(&report_dir).trials {
         let rel = t.journal.expect("journal");
         std::fs::copy(report_dir.join(&rel), campaign.join(&rel)).expect("copy journal");
     }

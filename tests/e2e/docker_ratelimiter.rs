@@ -18,11 +18,10 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One compose project at a time: the demo's timing should not compete with another cluster.
-static SERIAL: Mutex<()> = Mutex::new(());
+use e2e_tests::ALONE as SERIAL;
 
 const NODES: [&str; 3] = [
     "ratelimiter-node-1",
