@@ -5,6 +5,7 @@ mod compose_file;
 mod describe;
 mod fixture_binary;
 mod pd_over_http;
+mod pd_partition;
 mod remedy;
 mod store_kill;
 mod support;

@@ -3,7 +3,7 @@
 //! violated on `pd` while PD itself answers everyone else, and recovery,
 //! teardown and a later process's leftover recovery leave nothing behind.
 
-mod support;
+use crate::support;
 
 use plugin_api::{AnomalyClass, InvariantStatus, NodeStatus, Params, PluginError, Subject};
 use std::io::{Read, Write};
