@@ -47,7 +47,7 @@ fn a_slow_redis_for_every_node_is_a_latency_spike_of_redis_and_recovery_removes_
             "redis-latency",
             &[
                 ("delay_ms", ParamValue::Int(20)),
-                ("jitter_ms", ParamValue::Int(5)),
+                ("jitter_ms", ParamValue::Int(3)),
                 ("duration_ms", ParamValue::Int(60_000)),
             ],
         )

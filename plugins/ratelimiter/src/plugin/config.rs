@@ -182,7 +182,7 @@ impl PluginConfig {
                 .get_or("proxy_api", "http://127.0.0.1:8474")
                 .trim_end_matches('/')
                 .to_string(),
-            redis_latency_ms: ranged("redis_latency_ms", 10, 1, 60_000)?,
+            redis_latency_ms: ranged("redis_latency_ms", 15, 1, 60_000)?,
             standby: match c.get_or("standby", "redis://127.0.0.1:6380") {
                 "off" => None,
                 url => Some(ComposeStandby {

@@ -127,13 +127,13 @@ fn chapters() -> Vec<Chapter> {
             .blocking(),
         Chapter::narrate(
             "Slow Redis: inject",
-            "Each node reaches Redis through its own route of a fault-injecting TCP proxy (there is no netem on this kernel). Now Redis's answers reach every node 20 ms late, give or take 5.",
+            "Each node reaches Redis through its own route of a fault-injecting TCP proxy (there is no netem on this kernel). Now Redis's answers reach every node 20 ms late, give or take 3.",
         )
         .on_enter(OnEnter::Chaos {
             action: REDIS_LATENCY_ACTION.into(),
             params: vec![
                 ("delay_ms".into(), ParamValue::Int(20)),
-                ("jitter_ms".into(), ParamValue::Int(5)),
+                ("jitter_ms".into(), ParamValue::Int(3)),
                 ("duration_ms".into(), ParamValue::Int(30_000)),
                 ("nodes".into(), ParamValue::Text("all".into())),
             ],
@@ -272,7 +272,7 @@ fn chaos_actions() -> Vec<ChaosAction> {
                     name: "jitter_ms".into(),
                     description: "uniform spread around the delay (at most the delay)".into(),
                     kind: ParamKind::Integer,
-                    default: ParamValue::Int(5),
+                    default: ParamValue::Int(3),
                     min: Some(0.0),
                     max: Some(10_000.0),
                     unit: "ms".into(),
