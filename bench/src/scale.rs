@@ -27,6 +27,8 @@ struct Size {
     snapshot_us: Summary,
     frame_ms: Summary,
     diagnosis_ms: Summary,
+    /// Bytes of the model backends' prompt (its user part: the window).
+    prompt_bytes: usize,
     rss_mb: Option<f64>,
 }
 
@@ -126,6 +128,7 @@ fn measure(
         Ok::<_, anyhow::Error>(())
     })?;
 
+    let prompt_bytes = demo_host::diagnosis::build_prompt(&window).user.len();
     let rss_mb = match crate::env::tool("tmux") {
         Some(_) => Some(idle_host(if opts.quick { 1.0 } else { 3.0 }, &config)?.1),
         None => None,
@@ -134,6 +137,7 @@ fn measure(
         snapshot_us: Summary::of_us(&abi).context("no snapshot")?,
         frame_ms: Summary::of_ms(&frame_times).context("no frame")?,
         diagnosis_ms: Summary::of_ms(&diag).context("no diagnosis")?,
+        prompt_bytes,
         rss_mb,
     })
 }
@@ -198,6 +202,23 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         Row::new(GROUP, "builtin diagnosis of a partition, p50", text).target(
             "≤ 20 ms at 1,000; ≤ linear",
             Verdict::at_most(last.diagnosis_ms.p50, 20.0).and(linear(g)),
+        ),
+    );
+    let prompt: Vec<f64> = sizes
+        .iter()
+        .map(|s| s.prompt_bytes as f64 / 1024.0)
+        .collect();
+    let (text, _) = series(&prompt, "KiB", 1);
+    let budget = demo_host::diagnosis::prompt::PROMPT_WINDOW_BYTES as f64 / 1024.0;
+    rows.push(
+        Row::new(
+            GROUP,
+            "model prompt of that diagnosis's window (the user message)",
+            text,
+        )
+        .target(
+            format!("window JSON ≤ {budget:.0} KiB (the unchanged nodes summarised)"),
+            Verdict::at_most(prompt[prompt.len() - 1], budget + 1.0),
         ),
     );
     match sizes.iter().map(|s| s.rss_mb).collect::<Option<Vec<f64>>>() {

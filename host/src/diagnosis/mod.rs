@@ -17,6 +17,8 @@ pub mod remedy;
 mod report;
 mod score;
 pub mod sse;
+pub mod stored;
+mod summary;
 mod window;
 
 pub use config::{

@@ -11,6 +11,7 @@ mod evidence;
 mod facts;
 mod hypotheses;
 mod metrics;
+mod slots;
 mod writeup;
 
 #[cfg(test)]
