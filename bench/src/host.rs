@@ -112,11 +112,16 @@ fn render_times(width: u16, height: u16, frames: usize) -> anyhow::Result<Summar
         let at = t0 + i * 100;
         engine::update(&mut demo, at, Action::HealthPolled(Ok(snapshot(at, i))));
     }
+    frame_times(&demo, width, height, frames)
+}
+
+/// `frames` renders of `demo` by the real `ui::render` at `width`×`height`.
+pub fn frame_times(demo: &Demo, width: u16, height: u16, frames: usize) -> anyhow::Result<Summary> {
     let mut terminal = Terminal::new(TestBackend::new(width, height))?;
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames {
         let t = Instant::now();
-        terminal.draw(|f| demo_host::ui::render(&demo, f))?;
+        terminal.draw(|f| demo_host::ui::render(demo, f))?;
         times.push(t.elapsed());
     }
     Summary::of_ms(&times).context("no frame")

@@ -14,8 +14,6 @@ use demo_host::engine::{self, Action, Demo, Mode};
 use demo_host::plugin::loader::Loader;
 use demo_host::plugin::session::{Session, Timeouts};
 use plugin_api::{now_ms, Level};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "10 responsiveness";
@@ -99,14 +97,7 @@ fn frames_beside(
         engine::update(&mut demo, at, Action::HealthPolled(result));
     }
     rt.block_on(session.teardown())?;
-    let mut terminal = Terminal::new(TestBackend::new(120, 40))?;
-    let mut times = Vec::with_capacity(frames);
-    for _ in 0..frames {
-        let t = Instant::now();
-        terminal.draw(|f| demo_host::ui::render(&demo, f))?;
-        times.push(t.elapsed());
-    }
-    Summary::of_ms(&times).context("no frame")
+    crate::host::frame_times(&demo, 120, 40, frames)
 }
 
 fn ratio_row(measure: String, s: &Summary, base: &Summary, base_name: &str) -> Row {

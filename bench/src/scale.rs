@@ -14,8 +14,6 @@ use demo_host::engine::{self, Action, Demo, Mode};
 use demo_host::plugin::loader::Loader;
 use demo_host::plugin::session::{Session, Timeouts};
 use plugin_api::{now_ms, ParamValue};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::time::Instant;
 
 const GROUP: &str = "8 scale";
@@ -101,13 +99,7 @@ fn measure(
     rt.block_on(session.teardown())?;
 
     let frames = if opts.quick { 20 } else { 300 };
-    let mut terminal = Terminal::new(TestBackend::new(120, 40))?;
-    let mut frame_times = Vec::with_capacity(frames);
-    for _ in 0..frames {
-        let t = Instant::now();
-        terminal.draw(|f| demo_host::ui::render(&demo, f))?;
-        frame_times.push(t.elapsed());
-    }
+    let frame_ms = crate::host::frame_times(&demo, 120, 40, frames)?;
 
     let window = engine::update::observation_window(&demo);
     let rounds = if opts.quick { 5 } else { 50 };
@@ -135,7 +127,7 @@ fn measure(
     };
     Ok(Size {
         snapshot_us: Summary::of_us(&abi).context("no snapshot")?,
-        frame_ms: Summary::of_ms(&frame_times).context("no frame")?,
+        frame_ms,
         diagnosis_ms: Summary::of_ms(&diag).context("no diagnosis")?,
         prompt_bytes,
         rss_mb,
