@@ -41,7 +41,7 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Each artifact the groups run, its package, and the crates it is built from.
-const ARTIFACTS: [(&str, &str, &[&str]); 5] = [
+const ARTIFACTS: [(&str, &str, &[&str]); 6] = [
     ("demo-host", "demo-host", &["host", "plugin-api"]),
     (
         "ratelimiter-node",
@@ -66,6 +66,11 @@ const ARTIFACTS: [(&str, &str, &[&str]); 5] = [
         "libsubject_tikv.so",
         "subject-tikv",
         &["plugins/tikv", "plugin-api"],
+    ),
+    (
+        "libsubject_hostile.so",
+        "subject-hostile",
+        &["tests/fixtures/hostile", "plugin-api"],
     ),
 ];
 

@@ -112,11 +112,16 @@ fn render_times(width: u16, height: u16, frames: usize) -> anyhow::Result<Summar
         let at = t0 + i * 100;
         engine::update(&mut demo, at, Action::HealthPolled(Ok(snapshot(at, i))));
     }
+    frame_times(&demo, width, height, frames)
+}
+
+/// `frames` renders of `demo` by the real `ui::render` at `width`×`height`.
+pub fn frame_times(demo: &Demo, width: u16, height: u16, frames: usize) -> anyhow::Result<Summary> {
     let mut terminal = Terminal::new(TestBackend::new(width, height))?;
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames {
         let t = Instant::now();
-        terminal.draw(|f| demo_host::ui::render(&demo, f))?;
+        terminal.draw(|f| demo_host::ui::render(demo, f))?;
         times.push(t.elapsed());
     }
     Summary::of_ms(&times).context("no frame")
@@ -154,67 +159,121 @@ fn vm_hwm_mb(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// The real demo-host playing a plugin in a detached tmux session of its
+/// own size, killed when dropped (also when measuring fails).
+pub struct TmuxHost {
+    session: TmuxSession,
+    pub pid: u32,
+    /// The host's state directory, removed after the session is killed.
+    _scratch: tempfile::TempDir,
+}
+
+impl TmuxHost {
+    /// Starts demo-host on `plugin` (an artifact name) with `config`, polled
+    /// every 100 ms, and waits until the pane runs it.
+    pub fn start(plugin: &str, config: &str, width: u16, height: u16) -> anyhow::Result<Self> {
+        let host = artifact("demo-host")?;
+        let plugin = artifact(plugin)?;
+        let scratch = tempfile::tempdir()?;
+        let name = format!("demo-bench-{}", std::process::id());
+        let cmd = format!(
+            "exec '{}' --plugin '{}' --no-build --poll-ms 100 --config '{config}'",
+            host.display(),
+            plugin.display()
+        );
+        let state = format!(
+            "DEMO_HOST_STATE_DIR={}",
+            scratch.path().join("state").display()
+        );
+        let (w, h) = (width.to_string(), height.to_string());
+        let out = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w,
+                "-y",
+                &h,
+                "-e",
+                &state,
+                &cmd,
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "tmux new-session failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let session = TmuxSession(name);
+        let pid: u32 = String::from_utf8(
+            Command::new("tmux")
+                .args(["display-message", "-p", "-t", &session.0, "#{pane_pid}"])
+                .output()?
+                .stdout,
+        )?
+        .trim()
+        .parse()
+        .context("no pane pid")?;
+        let exe = std::fs::canonicalize(&host)?;
+        wait_until("demo-host in tmux", Duration::from_secs(10), || {
+            Ok(std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        })?;
+        Ok(TmuxHost {
+            session,
+            pid,
+            _scratch: scratch,
+        })
+    }
+
+    /// Types one key (tmux key name) into the host's pane.
+    pub fn send_key(&self, key: &str) -> anyhow::Result<()> {
+        let out = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session.0, key])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "tmux send-keys failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// What the pane shows now.
+    pub fn screen(&self) -> anyhow::Result<String> {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session.0])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Peak RSS (VmHWM) so far, in MB.
+    pub fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+        vm_hwm_mb(self.pid)
+    }
+
+    /// CPU used over `secs` seconds, in % of one core.
+    pub fn cpu_over(&self, secs: f64) -> anyhow::Result<f64> {
+        // SAFETY: sysconf only reads a configuration value; _SC_CLK_TCK is a valid name.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let (t0, c0) = (Instant::now(), proc_ticks(self.pid)?);
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let (c1, elapsed) = (proc_ticks(self.pid)?, t0.elapsed().as_secs_f64());
+        Ok((c1 - c0) as f64 / hz / elapsed * 100.0)
+    }
+}
+
 /// Idle CPU (% of a core) and peak RSS (MB) of the real demo-host playing the
 /// example plugin with `config` in a detached tmux session.
 pub fn idle_host(secs: f64, config: &str) -> anyhow::Result<(f64, f64)> {
-    let host = artifact("demo-host")?;
-    let plugin = artifact("libsubject_example.so")?;
-    let scratch = tempfile::tempdir()?;
-    let name = format!("demo-bench-{}", std::process::id());
-    let cmd = format!(
-        "exec '{}' --plugin '{}' --no-build --poll-ms 100 --config '{config}'",
-        host.display(),
-        plugin.display()
-    );
-    let state = format!(
-        "DEMO_HOST_STATE_DIR={}",
-        scratch.path().join("state").display()
-    );
-    let out = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-e",
-            &state,
-            &cmd,
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let session = TmuxSession(name);
-    let pid: u32 = String::from_utf8(
-        Command::new("tmux")
-            .args(["display-message", "-p", "-t", &session.0, "#{pane_pid}"])
-            .output()?
-            .stdout,
-    )?
-    .trim()
-    .parse()
-    .context("no pane pid")?;
-    let exe = std::fs::canonicalize(&host)?;
-    wait_until("demo-host in tmux", Duration::from_secs(10), || {
-        Ok(std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
-    })?;
+    let host = TmuxHost::start("libsubject_example.so", config, 120, 40)?;
     // Let setup, the first polls and the first frames pass: idle means the steady state.
     std::thread::sleep(Duration::from_secs(1));
-    // SAFETY: sysconf only reads a configuration value; _SC_CLK_TCK is a valid name.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (t0, c0) = (Instant::now(), proc_ticks(pid)?);
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let (c1, elapsed) = (proc_ticks(pid)?, t0.elapsed().as_secs_f64());
-    let cpu = (c1 - c0) as f64 / hz / elapsed * 100.0;
-    let rss = vm_hwm_mb(pid)?;
-    drop(session);
+    let cpu = host.cpu_over(secs)?;
+    let rss = host.peak_rss_mb()?;
     Ok((cpu, rss))
 }
 

@@ -11,6 +11,7 @@ mod host;
 mod proxy;
 mod remediation;
 mod report;
+mod responsive;
 mod scale;
 mod stats;
 mod throughput;
@@ -32,6 +33,7 @@ pub enum Group {
     Proxy,
     Scale,
     Remediation,
+    Responsive,
 }
 
 #[derive(Debug, Parser)]
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
             Group::Proxy => proxy::run(&opts, &rt),
             Group::Scale => scale::run(&opts, &rt),
             Group::Remediation => remediation::run(&opts),
+            Group::Responsive => responsive::run(&opts, &rt),
         };
         match result {
             Ok(r) => rows.extend(r),
@@ -153,5 +156,6 @@ fn group_label(g: Group) -> &'static str {
         Group::Proxy => "7 fault proxy",
         Group::Scale => "8 scale",
         Group::Remediation => "9 remediation",
+        Group::Responsive => "10 responsiveness",
     }
 }

@@ -14,8 +14,6 @@ use demo_host::engine::{self, Action, Demo, Mode};
 use demo_host::plugin::loader::Loader;
 use demo_host::plugin::session::{Session, Timeouts};
 use plugin_api::{now_ms, ParamValue};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::time::Instant;
 
 const GROUP: &str = "8 scale";
@@ -27,6 +25,8 @@ struct Size {
     snapshot_us: Summary,
     frame_ms: Summary,
     diagnosis_ms: Summary,
+    /// Bytes of the model backends' prompt (its user part: the window).
+    prompt_bytes: usize,
     rss_mb: Option<f64>,
 }
 
@@ -99,13 +99,7 @@ fn measure(
     rt.block_on(session.teardown())?;
 
     let frames = if opts.quick { 20 } else { 300 };
-    let mut terminal = Terminal::new(TestBackend::new(120, 40))?;
-    let mut frame_times = Vec::with_capacity(frames);
-    for _ in 0..frames {
-        let t = Instant::now();
-        terminal.draw(|f| demo_host::ui::render(&demo, f))?;
-        frame_times.push(t.elapsed());
-    }
+    let frame_ms = crate::host::frame_times(&demo, 120, 40, frames)?;
 
     let window = engine::update::observation_window(&demo);
     let rounds = if opts.quick { 5 } else { 50 };
@@ -126,14 +120,16 @@ fn measure(
         Ok::<_, anyhow::Error>(())
     })?;
 
+    let prompt_bytes = demo_host::diagnosis::build_prompt(&window).user.len();
     let rss_mb = match crate::env::tool("tmux") {
         Some(_) => Some(idle_host(if opts.quick { 1.0 } else { 3.0 }, &config)?.1),
         None => None,
     };
     Ok(Size {
         snapshot_us: Summary::of_us(&abi).context("no snapshot")?,
-        frame_ms: Summary::of_ms(&frame_times).context("no frame")?,
+        frame_ms,
         diagnosis_ms: Summary::of_ms(&diag).context("no diagnosis")?,
+        prompt_bytes,
         rss_mb,
     })
 }
@@ -198,6 +194,23 @@ pub fn run(opts: &Opts, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>
         Row::new(GROUP, "builtin diagnosis of a partition, p50", text).target(
             "≤ 20 ms at 1,000; ≤ linear",
             Verdict::at_most(last.diagnosis_ms.p50, 20.0).and(linear(g)),
+        ),
+    );
+    let prompt: Vec<f64> = sizes
+        .iter()
+        .map(|s| s.prompt_bytes as f64 / 1024.0)
+        .collect();
+    let (text, _) = series(&prompt, "KiB", 1);
+    let budget = demo_host::diagnosis::prompt::PROMPT_WINDOW_BYTES as f64 / 1024.0;
+    rows.push(
+        Row::new(
+            GROUP,
+            "model prompt of that diagnosis's window (the user message)",
+            text,
+        )
+        .target(
+            format!("window JSON ≤ {budget:.0} KiB (the unchanged nodes summarised)"),
+            Verdict::at_most(prompt[prompt.len() - 1], budget + 1.0),
         ),
     );
     match sizes.iter().map(|s| s.rss_mb).collect::<Option<Vec<f64>>>() {

@@ -100,6 +100,40 @@ async fn floods_of_nodes_events_and_invariants_are_cut_with_a_warning() {
 }
 
 #[tokio::test]
+async fn a_flood_of_log_lines_is_cut_to_the_limit_with_one_warning() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let lines = Arc::new(AtomicUsize::new(0));
+    let plugin = Loader::new().load(&library()).expect("loads");
+    let counted = Arc::clone(&lines);
+    let s = Session::create(
+        plugin,
+        "mode=log-flood",
+        Timeouts::default(),
+        move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .await
+    .expect("an instance");
+    let started = Instant::now();
+    s.health().await.expect("a snapshot");
+    s.health().await.expect("a snapshot");
+    let windows = started.elapsed().as_secs() as usize + 2;
+    let limit = demo_host::plugin::log_cap::MAX_LOG_LINES_PER_SECOND as usize;
+    let logged = lines.load(Ordering::SeqCst);
+    // Two calls of 10,000 lines each: at most the limit in each second they spanned.
+    assert!(
+        (limit..=windows * limit).contains(&logged),
+        "{logged} of 20000 lines logged over {windows} one-second windows"
+    );
+    let warnings = s.take_warnings();
+    let about_logs = warnings.iter().filter(|w| w.contains("log lines")).count();
+    assert_eq!(about_logs, 1, "{warnings:#?}");
+    says(&warnings, &["`hostile`", "100 log lines per second"]);
+}
+
+#[tokio::test]
 async fn nan_metrics_are_dropped_with_a_warning() {
     let (snap, warnings) = poll("nan").await;
     let names: Vec<&str> = snap.metrics.iter().map(|m| m.name.as_str()).collect();

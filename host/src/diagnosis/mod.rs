@@ -19,6 +19,8 @@ mod report;
 mod score;
 pub mod sse;
 pub mod usage;
+pub mod stored;
+mod summary;
 mod window;
 
 pub use config::{

@@ -2,8 +2,10 @@
 //! JSON. Every subject-specific word in it comes from the plugin's window.
 
 use super::report::{class_key, NO_ANOMALY};
+use super::summary;
 use super::window::ObservationWindow;
-use plugin_api::{AnomalyClass, HealthSnapshot};
+use plugin_api::{AnomalyClass, HealthSnapshot, NodeStatus};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
@@ -50,7 +52,9 @@ pub fn system_prompt() -> String {
 from observations alone. You are given an observation window: the system's own description, \
 its components and glossary, health snapshots (oldest first) from before and during the anomaly, \
 invariant status changes with times, and events. Nothing else is known; in particular you are \
-not told what fault, if any, was injected.\n\n\
+not told what fault, if any, was injected. In a large cluster a snapshot lists only the nodes \
+that changed in the window; the others are summarised in its other_nodes: per role, kind and \
+status, their count and each metric's min, mean and max.\n\n\
 Reason from evidence:\n\
 1. Build a timeline of what changed and when (times are unix milliseconds).\n\
 2. Compare snapshots before and during the anomaly: node status, metric values, invariants.\n\
@@ -136,9 +140,13 @@ fn condense_to(window: &ObservationWindow, max: usize) -> ObservationWindow {
 }
 
 fn status_changed(a: &HealthSnapshot, b: &HealthSnapshot) -> bool {
-    let node = |s: &HealthSnapshot, id: &str| s.nodes.iter().find(|n| n.id == id).map(|n| n.status);
+    // By id through a map: a thousand nodes are a thousand lookups, not a million.
+    let before: HashMap<&str, NodeStatus> =
+        a.nodes.iter().map(|n| (n.id.as_str(), n.status)).collect();
     let inv = |s: &HealthSnapshot, name: &str| s.invariant(name).map(|i| i.status);
-    b.nodes.iter().any(|n| node(a, &n.id) != Some(n.status))
+    b.nodes
+        .iter()
+        .any(|n| before.get(n.id.as_str()) != Some(&n.status))
         || b.invariants
             .iter()
             .any(|i| inv(a, &i.name) != Some(i.status))
@@ -161,14 +169,7 @@ fn spread(items: &[usize], count: usize) -> Vec<usize> {
 /// The full prompt for a window (mask the window first when identities must
 /// not leave). The window is condensed and sent as compact JSON.
 pub fn build_prompt(window: &ObservationWindow) -> Prompt {
-    // Fewer snapshots until the window fits; the turning points are kept first.
-    let mut json = String::new();
-    for max in (3..=PROMPT_SNAPSHOTS).rev() {
-        json = serde_json::to_string(&condense_to(window, max)).unwrap_or_default();
-        if json.len() <= PROMPT_WINDOW_BYTES {
-            break;
-        }
-    }
+    let json = window_json(window);
     let user = format!(
         "Subject: {}\nObservation window (JSON):\n{json}\n\nDiagnose the anomaly in this window.",
         window.subject
@@ -179,6 +180,32 @@ pub fn build_prompt(window: &ObservationWindow) -> Prompt {
         schema: super::report::answer_schema_for(&window.remedies),
     }
 }
+
+/// The window's JSON within [`PROMPT_WINDOW_BYTES`]: fewer snapshots until
+/// it fits, the turning points kept first; when even the fewest are too
+/// large (a cluster of hundreds of nodes), the nodes that did not change are
+/// summarised (see [`super::summary`]), never the ones that did.
+fn window_json(window: &ObservationWindow) -> String {
+    let fits = |json: &String| json.len() <= PROMPT_WINDOW_BYTES;
+    let fewest = serde_json::to_string(&condense_to(window, MIN_SNAPSHOTS)).unwrap_or_default();
+    let tries = (MIN_SNAPSHOTS + 1..=PROMPT_SNAPSHOTS).rev();
+    if fits(&fewest) {
+        return tries
+            .map(|max| serde_json::to_string(&condense_to(window, max)).unwrap_or_default())
+            .find(fits)
+            .unwrap_or(fewest);
+    }
+    let changed = summary::changed_nodes(window);
+    let summarised = |max| summary::summarised(&condense_to(window, max), &changed).to_string();
+    let fewest = summarised(MIN_SNAPSHOTS);
+    if !fits(&fewest) {
+        return fewest;
+    }
+    tries.map(summarised).find(fits).unwrap_or(fewest)
+}
+
+/// Fewest snapshots a prompt carries: the first, the last before the anomaly, the last.
+const MIN_SNAPSHOTS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -221,6 +248,65 @@ mod tests {
         }
         assert!(times.windows(2).all(|p| p[0] < p[1]), "in time order");
         assert_eq!(c.invariant_changes, w.invariant_changes);
+    }
+
+    /// A 1,000-node window (every node's count growing, as replicas' do)
+    /// in which three nodes change: one goes down, one stands still, one
+    /// degrades.
+    fn cluster(nodes: usize) -> ObservationWindow {
+        use plugin_api::{Metric, NodeHealth};
+        let snaps = (0..120u64)
+            .map(|k| HealthSnapshot {
+                at_ms: k * 100,
+                nodes: (0..nodes)
+                    .map(|i| {
+                        let mut status = NodeStatus::Up;
+                        let mut value = (k * 10 + i as u64) as f64;
+                        match i {
+                            17 if k >= 80 => status = NodeStatus::Down,
+                            500 if k >= 70 => value = (700 + i) as f64,
+                            999 if k >= 90 => status = NodeStatus::Degraded,
+                            _ => {}
+                        }
+                        NodeHealth::new(
+                            format!("r-{i}"),
+                            "replica",
+                            format!("inprocess://r-{i}"),
+                            status,
+                        )
+                        .metric(Metric::new("value", value, ""))
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        ObservationWindow::from_snapshots("s", Default::default(), snaps)
+    }
+
+    #[test]
+    fn a_thousand_node_prompt_keeps_its_budget_and_every_node_that_changed() {
+        let w = cluster(1000);
+        let json = window_json(&w);
+        assert!(json.len() <= PROMPT_WINDOW_BYTES, "{} bytes", json.len());
+        let sent: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let last = sent["snapshots"]
+            .as_array()
+            .and_then(|s| s.last())
+            .expect("a snapshot");
+        let nodes = last["nodes"].as_array().expect("nodes");
+        let ids: Vec<&str> = nodes.iter().filter_map(|n| n["id"].as_str()).collect();
+        assert_eq!(ids, ["r-17", "r-500", "r-999"]);
+        let value = |id: &str| {
+            nodes
+                .iter()
+                .find(|n| n["id"] == id)
+                .map(|n| n["metrics"][0]["value"].clone())
+        };
+        assert_eq!(value("r-17"), Some(serde_json::json!(1207.0)));
+        assert_eq!(value("r-500"), Some(serde_json::json!(1200.0)));
+        assert_eq!(value("r-999"), Some(serde_json::json!(2189.0)));
+        assert_eq!(last["nodes"][0]["status"], "down");
+        assert_eq!(last["other_nodes"][0]["count"], 997);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct DiagnosisRun {
     pub expected: Option<plugin_api::ExpectedDiagnosis>,
     /// Targets of the latest fault: used for scoring only, never part of the window.
     pub chaos_targets: Vec<String>,
+    /// Stored with only the nodes that changed from poll to poll (see
+    /// [`crate::diagnosis::stored`]); read back whole.
+    #[serde(with = "crate::diagnosis::stored")]
     pub window: ObservationWindow,
 }
 

@@ -3,6 +3,7 @@
 pub mod elf;
 pub mod loader;
 pub mod locate;
+pub mod log_cap;
 pub mod prerequisites;
 pub mod sanitize;
 pub mod sealed;

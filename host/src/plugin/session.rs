@@ -15,6 +15,7 @@
 //! the warnings wait in [`Session::take_warnings`] for the poller to log them.
 
 use super::loader::LoadedPlugin;
+use super::log_cap::LogCap;
 use super::sanitize::{self, Warned};
 use plugin_api::client::Instance;
 use plugin_api::{ActiveFault, HealthSnapshot, Level, ParamValue, PluginError, RemedyOutcome};
@@ -129,7 +130,15 @@ impl Session {
         warned.add(plugin.warnings.clone());
         let log = {
             let (warned, id) = (warned.clone(), plugin.description.info.id.clone());
+            let cap = LogCap::default();
             move |level: Level, message: &str| {
+                let (keep, warning) = cap.admit(&id);
+                if let Some(w) = warning {
+                    warned.add(vec![w]);
+                }
+                if !keep {
+                    return;
+                }
                 let mut message = message.to_string();
                 warned.add(sanitize::message(&id, &mut message));
                 log(level, &message)

@@ -6,11 +6,12 @@ use plugin_api::{
     AnomalyClass, BoundIs, ComponentKind, HealthSnapshot, InvariantStatus, Level, NodeHealth,
     NodeStatus,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::dependencies::Dependencies;
 pub(super) use super::metrics::MetricDelta;
-use super::metrics::{metric_deltas, num};
+use super::metrics::{num, MetricSeries};
+use super::slots::Slots;
 
 /// Warnings this long before the anomaly start still count as its precursors.
 const PRECURSOR_MS: u64 = 5_000;
@@ -125,7 +126,8 @@ impl Facts {
             .chain(window.invariant_changes.first().map(|c| c.at_ms))
             .min()
             .unwrap_or(0);
-        let nodes = latest_nodes(&window.snapshots);
+        let mut series = MetricSeries::new();
+        let (nodes, changes) = nodes_and_changes(&window.snapshots, &mut series);
         // What a component is comes from the plugin, never from its role or
         // name: a Raft leader is unique by role and still a member.
         let declared: BTreeMap<&str, ComponentKind> = window
@@ -143,7 +145,6 @@ impl Facts {
             .iter()
             .filter(|n| kind_of(n) == ComponentKind::Member)
             .count();
-        let changes = node_changes(&window.snapshots);
         let invariants = invariant_records(window);
         // Where "before" ends: as the engine saw it, else the first sign of trouble.
         let start_ms = window
@@ -189,7 +190,7 @@ impl Facts {
             invariants,
             node_changes,
             nodes,
-            metric_deltas: metric_deltas(&window.snapshots, start_ms),
+            metric_deltas: series.deltas(start_ms),
             warnings,
             member_count,
             dependencies,
@@ -263,56 +264,69 @@ fn node_label(n: &NodeHealth) -> String {
     }
 }
 
-/// Each node's latest reading, in the order nodes first appeared. Indexed by
-/// id and cloned once at the end: a window of a thousand-node cluster must
-/// cost neither nodes² comparisons nor a clone of every reading.
-fn latest_nodes(snapshots: &[HealthSnapshot]) -> Vec<NodeHealth> {
-    let mut latest: Vec<&NodeHealth> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    for n in snapshots.iter().flat_map(|s| s.nodes.iter()) {
-        match at.get(n.id.as_str()) {
-            Some(&i) => latest[i] = n,
-            None => {
-                at.insert(n.id.as_str(), latest.len());
-                latest.push(n);
-            }
-        }
-    }
-    latest.into_iter().cloned().collect()
-}
+/// A node's first departure from `up` (or from its first status): the node
+/// as it was then, when, from what, and the worst status it reached after.
+pub(super) type Change = (NodeHealth, u64, NodeStatus, NodeStatus);
 
-/// First departure of each node from `up` (or from its first status), with
-/// its worst status after. A node that first shows up later, already down,
-/// counts as a change from unknown.
-fn node_changes(snapshots: &[HealthSnapshot]) -> Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> {
-    let mut first: HashMap<&str, NodeStatus> = HashMap::new();
-    let mut changes: Vec<(NodeHealth, u64, NodeStatus, NodeStatus)> = Vec::new();
-    let mut changed: HashMap<&str, usize> = HashMap::new();
+/// Each node's latest reading, in the order nodes first appeared; and each
+/// node's first departure from `up` (or from its first status), with its
+/// worst status after (a node that first shows up later, already down,
+/// counts as a change from unknown). One pass, each node by its slot and
+/// cloned once, its metric readings handed to `metrics` on the way: a
+/// window of a thousand-node cluster must cost neither nodes² comparisons
+/// nor a clone of every reading, and is read from memory once.
+pub(super) fn nodes_and_changes<'a>(
+    snapshots: &'a [HealthSnapshot],
+    metrics: &mut MetricSeries<'a>,
+) -> (Vec<NodeHealth>, Vec<Change>) {
+    // By node slot: its latest reading, its first status, its change if any.
+    let mut latest: Vec<&NodeHealth> = Vec::new();
+    let mut first: Vec<NodeStatus> = Vec::new();
+    let mut changed: Vec<Option<usize>> = Vec::new();
+    let mut changes: Vec<Change> = Vec::new();
+    let mut slots = Slots::new();
     for (i, snap) in snapshots.iter().enumerate() {
-        for n in &snap.nodes {
-            let Some(&initial) = first.get(n.id.as_str()) else {
-                first.insert(n.id.as_str(), n.status);
+        metrics.poll(i, snap.at_ms);
+        for m in &snap.metrics {
+            metrics.reading(None, m);
+        }
+        for (position, n) in snap.nodes.iter().enumerate() {
+            let (slot, new) = slots.slot(position, n.id.as_str());
+            // A stale reading is the last one before the component stopped
+            // answering: it says nothing about now, so it is no reading at
+            // all (a frozen counter would otherwise read as a collapse to zero).
+            if !n.stale {
+                for m in &n.metrics {
+                    metrics.reading(Some((slot, n.id.as_str())), m);
+                }
+            }
+            if new {
+                latest.push(n);
+                first.push(n.status);
+                changed.push(None);
                 if i > 0 && n.status == NodeStatus::Down {
-                    changed.insert(n.id.as_str(), changes.len());
+                    changed[slot] = Some(changes.len());
                     changes.push((n.clone(), snap.at_ms, NodeStatus::Unknown, n.status));
                 }
                 continue;
-            };
+            }
+            latest[slot] = n;
+            let initial = first[slot];
             if n.status == initial {
                 continue;
             }
-            match changed.get(n.id.as_str()).map(|&c| &mut changes[c]) {
+            match changed[slot].map(|c| &mut changes[c]) {
                 Some(change) if badness(n.status) > badness(change.3) => change.3 = n.status,
                 Some(_) => {}
                 None if badness(n.status) > badness(initial) => {
-                    changed.insert(n.id.as_str(), changes.len());
+                    changed[slot] = Some(changes.len());
                     changes.push((n.clone(), snap.at_ms, initial, n.status));
                 }
                 None => {}
             }
         }
     }
-    changes
+    (latest.into_iter().cloned().collect(), changes)
 }
 
 fn badness(s: NodeStatus) -> u8 {

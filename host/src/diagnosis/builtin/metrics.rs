@@ -2,8 +2,11 @@
 //! most extreme reading during it, counters read as rates, stale readings of
 //! a component that stopped answering left out.
 
-use plugin_api::{HealthSnapshot, MetricKind, Worse};
-use std::collections::{HashMap, HashSet};
+use super::slots::Slots;
+#[cfg(test)]
+use plugin_api::HealthSnapshot;
+use plugin_api::{Metric, MetricKind, Worse};
+use rustc_hash::FxHashMap;
 
 #[derive(Debug, Clone)]
 pub(super) struct MetricDelta {
@@ -47,13 +50,12 @@ impl MetricDelta {
     /// A latency reading: named like one (generic words only), in a time unit
     /// if it has one, and not declared better when higher.
     pub(super) fn time_like(&self) -> bool {
-        let unit = self.unit.to_ascii_lowercase();
-        let name = self.name.to_ascii_lowercase();
-        let time_unit = unit.is_empty()
-            || matches!(
-                unit.as_str(),
-                "ms" | "s" | "us" | "µs" | "ns" | "seconds" | "milliseconds"
-            );
+        // Case-insensitive without allocating: the builtin asks this of
+        // every metric of every node, several times per diagnosis.
+        let time_unit = self.unit.is_empty()
+            || ["ms", "s", "us", "µs", "ns", "seconds", "milliseconds"]
+                .iter()
+                .any(|u| self.unit.eq_ignore_ascii_case(u));
         let named = [
             "latency",
             "p99",
@@ -64,7 +66,7 @@ impl MetricDelta {
             "response time",
         ]
         .iter()
-        .any(|w| name.contains(w));
+        .any(|w| contains_ignore_ascii_case(&self.name, w));
         time_unit && named && self.worse != Worse::Lower
     }
 
@@ -86,6 +88,13 @@ impl MetricDelta {
     }
 }
 
+/// `needle` (ASCII lowercase) in `text`, ignoring ASCII case.
+fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// One metric's identity in the window and what its first reading declared.
 struct Key<'a> {
     node: Option<&'a str>,
@@ -96,78 +105,125 @@ struct Key<'a> {
     series: usize,
 }
 
+/// Every metric's readings over the window, gathered reading by reading
+/// (the caller walks the polls once, for its nodes too): each (node, metric)
+/// reading goes straight to its series, so a thousand-node window costs
+/// nodes × polls, not nodes². Keys keep the order they first appear in;
+/// within a poll the first reading of a name wins, as a search from the
+/// front would find it.
+pub(super) struct MetricSeries<'a> {
+    keys: Vec<Key<'a>>,
+    /// A key is (node slot, name, unit); a series is (node slot, name), whatever its unit.
+    key_slots: Slots<(Option<usize>, &'a str, &'a str)>,
+    series_of_key: Vec<usize>,
+    index: FxHashMap<(Option<usize>, &'a str), usize>,
+    series: Vec<Vec<(u64, f64)>>,
+    last_poll: Vec<usize>,
+    poll: usize,
+    at_ms: u64,
+    position: usize,
+}
+
+impl<'a> MetricSeries<'a> {
+    pub(super) fn new() -> Self {
+        MetricSeries {
+            keys: Vec::new(),
+            key_slots: Slots::new(),
+            series_of_key: Vec::new(),
+            index: FxHashMap::default(),
+            series: Vec::new(),
+            last_poll: Vec::new(),
+            poll: usize::MAX,
+            at_ms: 0,
+            position: 0,
+        }
+    }
+
+    /// Readings from here on are of poll `poll` (counted from 0), taken at `at_ms`.
+    pub(super) fn poll(&mut self, poll: usize, at_ms: u64) {
+        self.poll = poll;
+        self.at_ms = at_ms;
+        self.position = 0;
+    }
+
+    /// One reading: of the subject (`node` `None`) or of a node, given with
+    /// its slot (the same for the same id throughout the window).
+    pub(super) fn reading(&mut self, node: Option<(usize, &'a str)>, m: &'a Metric) {
+        let slot = node.map(|n| n.0);
+        let (key, new) = self
+            .key_slots
+            .slot(self.position, (slot, m.name.as_str(), m.unit.as_str()));
+        self.position += 1;
+        if new {
+            let (series, last_poll) = (&mut self.series, &mut self.last_poll);
+            let idx = *self
+                .index
+                .entry((slot, m.name.as_str()))
+                .or_insert_with(|| {
+                    series.push(Vec::new());
+                    last_poll.push(usize::MAX);
+                    series.len() - 1
+                });
+            self.series_of_key.push(idx);
+            self.keys.push(Key {
+                node: node.map(|n| n.1),
+                name: m.name.as_str(),
+                unit: m.unit.as_str(),
+                kind: m.kind,
+                worse: m.worse,
+                series: idx,
+            });
+        }
+        let idx = self.series_of_key[key];
+        if self.last_poll[idx] != self.poll {
+            self.last_poll[idx] = self.poll;
+            self.series[idx].push((self.at_ms, m.value));
+        }
+    }
+
+    /// Each metric's mean before the anomaly against its most extreme value
+    /// during it, the largest changes first.
+    pub(super) fn deltas(self, start_ms: Option<u64>) -> Vec<MetricDelta> {
+        let Some(start) = start_ms else {
+            return Vec::new();
+        };
+        let MetricSeries { keys, series, .. } = self;
+        let mut deltas: Vec<MetricDelta> = keys
+            .into_iter()
+            .filter_map(|k| {
+                let node = k.node.map(str::to_string);
+                let series = &series[k.series];
+                let d = match as_rates(series, start, k.kind) {
+                    Some(rates) => delta(
+                        node,
+                        format!("{} rate", k.name),
+                        rate_unit(k.unit),
+                        &rates,
+                        start,
+                    ),
+                    None => delta(node, k.name.to_string(), k.unit.to_string(), series, start),
+                };
+                d.map(|d| MetricDelta {
+                    worse: k.worse,
+                    ..d
+                })
+            })
+            .collect();
+        // Stable: equal changes keep the order the window reported them in.
+        deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
+        deltas
+    }
+}
+
 /// Mean of each metric before the anomaly against its most extreme value during it.
+#[cfg(test)]
 pub(super) fn metric_deltas(
     snapshots: &[HealthSnapshot],
     start_ms: Option<u64>,
 ) -> Vec<MetricDelta> {
-    let Some(start) = start_ms else {
-        return Vec::new();
-    };
-    // One pass over the polls: each (node, metric) reading goes straight to
-    // its series, so a thousand-node window costs nodes × polls, not nodes².
-    // Keys keep the order they first appear in; within a poll the first
-    // reading of a name wins, as a search from the front would find it.
-    let mut keys: Vec<Key> = Vec::new();
-    let mut seen: HashSet<(Option<&str>, &str, &str)> = HashSet::new();
-    let mut index: HashMap<(Option<&str>, &str), usize> = HashMap::new();
-    let mut series: Vec<Vec<(u64, f64)>> = Vec::new();
-    let mut last_poll: Vec<usize> = Vec::new();
-    for (i, s) in snapshots.iter().enumerate() {
-        // A stale reading is the last one before the component stopped
-        // answering: it says nothing about now, so it is no reading at all
-        // (a frozen counter would otherwise read as a collapse to zero).
-        let node_metrics = s
-            .nodes
-            .iter()
-            .filter(|n| !n.stale)
-            .flat_map(|n| n.metrics.iter().map(move |m| (Some(n.id.as_str()), m)));
-        for (node, m) in s.metrics.iter().map(|m| (None, m)).chain(node_metrics) {
-            let idx = *index.entry((node, m.name.as_str())).or_insert_with(|| {
-                series.push(Vec::new());
-                last_poll.push(usize::MAX);
-                series.len() - 1
-            });
-            if seen.insert((node, m.name.as_str(), m.unit.as_str())) {
-                keys.push(Key {
-                    node,
-                    name: m.name.as_str(),
-                    unit: m.unit.as_str(),
-                    kind: m.kind,
-                    worse: m.worse,
-                    series: idx,
-                });
-            }
-            if last_poll[idx] != i {
-                last_poll[idx] = i;
-                series[idx].push((s.at_ms, m.value));
-            }
-        }
-    }
-    let mut deltas: Vec<MetricDelta> = keys
-        .into_iter()
-        .filter_map(|k| {
-            let node = k.node.map(str::to_string);
-            let series = &series[k.series];
-            let d = match as_rates(series, start, k.kind) {
-                Some(rates) => delta(
-                    node,
-                    format!("{} rate", k.name),
-                    rate_unit(k.unit),
-                    &rates,
-                    start,
-                ),
-                None => delta(node, k.name.to_string(), k.unit.to_string(), series, start),
-            };
-            d.map(|d| MetricDelta {
-                worse: k.worse,
-                ..d
-            })
-        })
-        .collect();
-    // Stable: equal changes keep the order the window reported them in.
-    deltas.sort_by(|a, b| relative_change(b).total_cmp(&relative_change(a)));
-    deltas
+    let mut all = MetricSeries::new();
+    super::facts::nodes_and_changes(snapshots, &mut all);
+    all.deltas(start_ms)
 }
 
 /// The unit of a counter's rate: `ops` → `ops/s`, none → `/s` (not `s`).
@@ -180,14 +236,17 @@ pub(super) fn rate_unit(unit: &str) -> String {
 /// counter only has to never fall; an undeclared one must also rise in three
 /// of four polls before the anomaly.
 fn as_rates(series: &[(u64, f64)], start: u64, kind: MetricKind) -> Option<Vec<(u64, f64)>> {
-    let baseline: Vec<&[(u64, f64)]> = series.windows(2).filter(|w| w[1].0 < start).collect();
-    let rising = baseline.iter().filter(|w| w[1].1 > w[0].1).count();
+    // Counted, not collected: a thousand series per window.
+    let baseline = series.windows(2).filter(|w| w[1].0 < start);
+    let (steps, rising) = baseline.fold((0, 0), |(n, up), w| {
+        (n + 1, up + usize::from(w[1].1 > w[0].1))
+    });
     let never_falls = series
         .windows(2)
         .all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0);
     let grows = match kind {
-        MetricKind::Counter => !baseline.is_empty() && never_falls,
-        MetricKind::Gauge => baseline.len() >= 3 && never_falls && rising * 4 >= baseline.len() * 3,
+        MetricKind::Counter => steps > 0 && never_falls,
+        MetricKind::Gauge => steps >= 3 && never_falls && rising * 4 >= steps * 3,
     };
     grows.then(|| {
         series
@@ -202,9 +261,6 @@ fn as_rates(series: &[(u64, f64)], start: u64, kind: MetricKind) -> Option<Vec<(
     })
 }
 
-/// `(unix ms, value)` readings of one metric.
-type Points = Vec<(u64, f64)>;
-
 /// Mean before `start` against the most extreme value from `start` on.
 fn delta(
     node: Option<String>,
@@ -213,16 +269,16 @@ fn delta(
     series: &[(u64, f64)],
     start: u64,
 ) -> Option<MetricDelta> {
-    let (before, during): (Points, Points) = series.iter().partition(|(t, _)| *t < start);
-    if before.is_empty() || during.is_empty() {
+    let before = || series.iter().filter(|(t, _)| *t < start);
+    let during = series.iter().filter(|(t, _)| *t >= start);
+    let count = before().count();
+    if count == 0 || count == series.len() {
         return None;
     }
-    let n = before.len() as f64;
-    let mean = before.iter().map(|x| x.1).sum::<f64>() / n;
-    let sd = (before.iter().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let &(at_ms, peak) = during
-        .iter()
-        .max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))?;
+    let n = count as f64;
+    let mean = before().map(|x| x.1).sum::<f64>() / n;
+    let sd = (before().map(|x| (x.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let &(at_ms, peak) = during.max_by(|x, y| (x.1 - mean).abs().total_cmp(&(y.1 - mean).abs()))?;
     Some(MetricDelta {
         name,
         node,

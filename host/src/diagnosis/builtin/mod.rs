@@ -12,6 +12,7 @@ mod evidence;
 mod facts;
 mod hypotheses;
 mod metrics;
+mod slots;
 mod writeup;
 
 #[cfg(test)]
