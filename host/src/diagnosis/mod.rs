@@ -18,9 +18,9 @@ pub mod remedy;
 mod report;
 mod score;
 pub mod sse;
-pub mod usage;
 pub mod stored;
 mod summary;
+pub mod usage;
 mod window;
 
 pub use config::{

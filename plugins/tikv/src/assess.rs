@@ -225,43 +225,35 @@ fn store_nodes(obs: &Observation) -> Vec<NodeHealth> {
 }
 
 fn pd_nodes(obs: &Observation) -> Vec<NodeHealth> {
+    let member = |m: &MemberHealth, status, stale| NodeHealth {
+        id: m.name.clone(),
+        role: "pd".into(),
+        kind: ComponentKind::Dependency,
+        address: m
+            .client_urls
+            .first()
+            .cloned()
+            .unwrap_or_else(|| obs.pd_url.clone()),
+        status,
+        stale,
+        ..Default::default()
+    };
     match &obs.members {
         Ok(members) if !members.is_empty() => members
             .iter()
-            .map(|m| NodeHealth {
-                id: m.name.clone(),
-                role: "pd".into(),
-                kind: ComponentKind::Dependency,
-                address: m
-                    .client_urls
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| obs.pd_url.clone()),
-                status: if m.health {
+            .map(|m| {
+                let status = if m.health {
                     NodeStatus::Up
                 } else {
                     NodeStatus::Down
-                },
-                metrics: Vec::new(),
-                ..Default::default()
+                };
+                member(m, status, false)
             })
             .collect(),
         _ => match &obs.last_members {
             Some(last) if !last.is_empty() => last
                 .iter()
-                .map(|m| NodeHealth {
-                    id: m.name.clone(),
-                    role: "pd".into(),
-                    kind: ComponentKind::Dependency,
-                    address: m
-                        .client_urls
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| obs.pd_url.clone()),
-                    status: NodeStatus::Down,
-                    stale: true,
-                    ..Default::default()
-                })
+                .map(|m| member(m, NodeStatus::Down, true))
                 .collect(),
             _ => vec![NodeHealth {
                 id: "pd".into(),

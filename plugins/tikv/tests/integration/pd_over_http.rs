@@ -408,7 +408,10 @@ fn a_pd_that_stops_answering_keeps_its_member_ids_and_the_stores_still_name_it()
     // A component that goes down is the same component: its id does not
     // change, so the stores' `depends_on` still leads to it.
     let pd = fixture();
-    pd.set_raw(HEALTH, Some(include_str!("../data/health_one_unhealthy.json")));
+    pd.set_raw(
+        HEALTH,
+        Some(include_str!("../data/health_one_unhealthy.json")),
+    );
     let s = subject(&format!("pd={} docker=off", pd.url()));
     let before = s.health().unwrap();
     assert_eq!(node(&before, "store-1").depends_on, ["pd0", "pd1", "pd2"]);
