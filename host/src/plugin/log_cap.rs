@@ -80,6 +80,24 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_over_several_seconds_keeps_the_limit_in_each() {
+        let cap = LogCap::new(5);
+        let t0 = Instant::now();
+        // 40 lines in each of three seconds, 10 ms apart within a second.
+        let kept: Vec<usize> = (0..3u64)
+            .map(|second| {
+                (0..40u64)
+                    .filter(|k| {
+                        let at = t0 + Duration::from_secs(second) + Duration::from_millis(k * 10);
+                        cap.admit_at("p", at).0
+                    })
+                    .count()
+            })
+            .collect();
+        assert_eq!(kept, [5, 5, 5]);
+    }
+
+    #[test]
     fn the_first_line_dropped_carries_the_warning_naming_plugin_and_limit() {
         let cap = LogCap::new(2);
         let t0 = Instant::now();
